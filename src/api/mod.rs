@@ -1,0 +1,81 @@
+//! The HTTP API: state, the router, and the dispatch from a [`routes::Route`] to a thin handler.
+
+pub mod context;
+pub mod envelope;
+pub mod handlers;
+pub mod routes;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, Method, header};
+
+use crate::error::GraphError;
+use crate::model::validate;
+use crate::store::Store;
+use routes::Route;
+
+/// Everything a handler may use. Built once at startup.
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub validation: validate::Options,
+    pub max_body_bytes: usize,
+    /// Page size when the client gives no `$top`.
+    pub page_size: usize,
+    /// Externally visible base URL (behind a proxy), else derived from `Host`.
+    pub public_url: Option<String>,
+    pub tls: bool,
+    /// The tenant every request is scoped to until authentication supplies one.
+    pub default_tenant: String,
+}
+
+/// The whole application as a router: every path goes through [`dispatch`].
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .fallback(dispatch)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(context::middleware))
+}
+
+async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    match route(&state, req).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn method_not_allowed(method: &Method, allowed: &'static str) -> Response {
+    let mut resp = GraphError::MethodNotAllowed(format!(
+        "The HTTP method '{method}' is not allowed on this resource; allowed: {allowed}."
+    ))
+    .into_response();
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allowed));
+    resp
+}
+
+async fn route(state: &AppState, req: Request) -> Result<Response, GraphError> {
+    // Split now: a borrowed `Request` is not `Send` (its body is not `Sync`).
+    let (parts, body) = req.into_parts();
+    let resolved = routes::resolve(parts.uri.path())?;
+    let ctx = handlers::Ctx::new(state, &parts, resolved.versioned);
+    let method = parts.method.clone();
+    match (resolved.route, &method) {
+        (Route::Collection | Route::CollectionRef, &Method::POST) => {
+            handlers::create(state, &ctx, &parts, body).await
+        }
+        (Route::Collection, &Method::GET) => handlers::list(state, &ctx, &parts).await,
+        (Route::Collection, _) => Ok(method_not_allowed(&method, "GET, POST")),
+        (Route::CollectionRef, _) => Ok(method_not_allowed(&method, "POST")),
+        (Route::Count, &Method::GET) => handlers::count(state, &ctx, &parts).await,
+        (Route::Count, _) => Ok(method_not_allowed(&method, "GET")),
+        (Route::Entity(id), &Method::GET) => handlers::get(state, &ctx, &parts, &id).await,
+        (Route::Entity(id), &Method::PATCH) => {
+            handlers::update(state, &ctx, &parts, body, &id).await
+        }
+        (Route::Entity(id), &Method::DELETE) => handlers::delete(state, &ctx, &id).await,
+        (Route::Entity(_), _) => Ok(method_not_allowed(&method, "GET, PATCH, DELETE")),
+    }
+}

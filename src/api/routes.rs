@@ -1,0 +1,212 @@
+//! The only place URL paths are understood: a request path becomes a [`Route`].
+//!
+//! Graph's routing is case-insensitive for segments (`/Security/CloudAppSecurityProfiles`) and
+//! case-sensitive for keys; the version prefix `/beta` is optional because the spec pages write
+//! paths without it. `$batch` sub-requests are routed by the same function.
+
+use crate::error::GraphError;
+use crate::model::entity::ENTITY;
+
+/// What a path addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `/security/cloudAppSecurityProfiles`
+    Collection,
+    /// `/security/cloudAppSecurityProfiles/$ref` (the spec page's create request line)
+    CollectionRef,
+    /// `/security/cloudAppSecurityProfiles/$count`
+    Count,
+    /// `/security/cloudAppSecurityProfiles/{id}` or `…('{id}')`
+    Entity(String),
+}
+
+/// A resolved path: the route and whether the client addressed the `/beta` version root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub route: Route,
+    pub versioned: bool,
+}
+
+/// The version root graphsec serves.
+pub const VERSION: &str = "beta";
+
+fn not_found_segment(seg: &str) -> GraphError {
+    GraphError::BadRequest(format!("Resource not found for the segment '{seg}'."))
+}
+
+fn decode(seg: &str) -> Result<String, GraphError> {
+    percent_encoding::percent_decode_str(seg)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| {
+            GraphError::BadRequest(format!(
+                "The path segment '{seg}' is not valid UTF-8 once decoded."
+            ))
+        })
+}
+
+/// Parses an OData key predicate body: `'abc'`, `'it''s'` or `id='abc'`.
+fn parse_key(inner: &str) -> Option<String> {
+    let key_name = ENTITY.properties[ENTITY.key_index()].name;
+    let literal = match inner.split_once('=') {
+        Some((name, rest)) if name.trim() == key_name => rest.trim(),
+        Some(_) => return None,
+        None => inner.trim(),
+    };
+    let body = literal.strip_prefix('\'')?.strip_suffix('\'')?;
+    // Inside the quotes, a quote must be doubled.
+    let mut out = String::with_capacity(body.len());
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            if chars.next() != Some('\'') {
+                return None;
+            }
+        }
+        out.push(c);
+    }
+    Some(out)
+}
+
+/// Resolves a request path (without the query string).
+pub fn resolve(path: &str) -> Result<Resolved, GraphError> {
+    let raw: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let mut segs: Vec<String> = Vec::with_capacity(raw.len());
+    for s in &raw {
+        segs.push(decode(s)?);
+    }
+    // A trailing slash addresses the same resource.
+    if segs.len() > 1 && segs.last().is_some_and(|s| s.is_empty()) {
+        segs.pop();
+    }
+    let mut i = 0;
+    let versioned = segs
+        .first()
+        .is_some_and(|s| s.eq_ignore_ascii_case(VERSION));
+    if versioned {
+        i += 1;
+    }
+    let seg = |i: usize| segs.get(i).map(String::as_str);
+    match seg(i) {
+        Some(s) if s.eq_ignore_ascii_case(ENTITY.singleton) => i += 1,
+        Some(s) => return Err(not_found_segment(s)),
+        None => return Err(not_found_segment("")),
+    }
+    let Some(coll) = seg(i) else {
+        return Err(GraphError::BadRequest(format!(
+            "The '{}' singleton itself is not served; address '{}/{}'.",
+            ENTITY.singleton, ENTITY.singleton, ENTITY.collection
+        )));
+    };
+    let route = match coll.split_once('(') {
+        Some((name, rest)) if name.eq_ignore_ascii_case(ENTITY.collection) => {
+            let inner = rest
+                .strip_suffix(')')
+                .ok_or_else(|| not_found_segment(coll))?;
+            let id = parse_key(inner).ok_or_else(|| {
+                GraphError::BadRequest(format!(
+                    "Invalid key in '{coll}': write the id as a quoted string, e.g. {}('my-id').",
+                    ENTITY.collection
+                ))
+            })?;
+            i += 1;
+            Route::Entity(id)
+        }
+        _ if coll.eq_ignore_ascii_case(ENTITY.collection) => {
+            i += 1;
+            match seg(i) {
+                None => Route::Collection,
+                Some(s) if s.eq_ignore_ascii_case("$ref") => {
+                    i += 1;
+                    Route::CollectionRef
+                }
+                Some(s) if s.eq_ignore_ascii_case("$count") => {
+                    i += 1;
+                    Route::Count
+                }
+                Some("") => {
+                    return Err(GraphError::BadRequest("The id in the URL is empty.".into()));
+                }
+                Some(id) => {
+                    i += 1;
+                    Route::Entity(id.to_string())
+                }
+            }
+        }
+        _ => return Err(not_found_segment(coll)),
+    };
+    if let Some(extra) = seg(i) {
+        return Err(not_found_segment(extra));
+    }
+    Ok(Resolved { route, versioned })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(p: &str) -> Route {
+        resolve(p).unwrap().route
+    }
+
+    #[test]
+    fn resolves_every_form() {
+        assert_eq!(
+            r("/beta/security/cloudAppSecurityProfiles"),
+            Route::Collection
+        );
+        assert_eq!(r("/Security/CloudAppSecurityProfiles/"), Route::Collection);
+        assert_eq!(
+            r("/BETA/security/cloudappsecurityprofiles/$REF"),
+            Route::CollectionRef
+        );
+        assert_eq!(r("/security/cloudAppSecurityProfiles/$count"), Route::Count);
+        assert_eq!(
+            r("/security/cloudAppSecurityProfiles/AbC"),
+            Route::Entity("AbC".into())
+        );
+        assert_eq!(
+            r("/security/cloudAppSecurityProfiles('AbC')"),
+            Route::Entity("AbC".into())
+        );
+        assert_eq!(
+            r("/security/cloudAppSecurityProfiles(id='it''s')"),
+            Route::Entity("it's".into())
+        );
+        assert_eq!(
+            r("/security/cloudAppSecurityProfiles/a%20b"),
+            Route::Entity("a b".into())
+        );
+        assert!(
+            resolve("/beta/security/cloudAppSecurityProfiles")
+                .unwrap()
+                .versioned
+        );
+        assert!(
+            !resolve("/security/cloudAppSecurityProfiles")
+                .unwrap()
+                .versioned
+        );
+    }
+
+    #[test]
+    fn unknown_segments_are_named() {
+        for (p, seg) in [
+            ("/beta/users", "users"),
+            ("/security/alerts", "alerts"),
+            ("/security/cloudAppSecurityProfiles/a/b", "b"),
+            ("/security/cloudAppSecurityProfiles('a')/x", "x"),
+        ] {
+            match resolve(p) {
+                Err(GraphError::BadRequest(m)) => {
+                    assert!(m.contains(&format!("'{seg}'")), "{p}: {m}")
+                }
+                other => panic!("{p}: {other:?}"),
+            }
+        }
+        assert!(resolve("/security/cloudAppSecurityProfiles('a''')x").is_err());
+        assert!(resolve("/security/cloudAppSecurityProfiles(a)").is_err());
+        assert!(resolve("/security/cloudAppSecurityProfiles('it's')").is_err());
+        assert!(resolve("/security/cloudAppSecurityProfiles/%FF").is_err());
+    }
+}

@@ -1,0 +1,151 @@
+//! `GraphError`: one variant per Graph error code, its status in one `match`, rendered once as
+//! `{"error":{"code","message","innerError":{...}}}` by the request-context middleware (which
+//! knows the request ids). Internal causes are logged where they happen, never sent.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+
+/// Every error graphsec puts on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GraphError {
+    BadRequest(String),
+    InvalidAuthenticationToken(String),
+    AccessDenied(String),
+    NotFound(String),
+    MethodNotAllowed(String),
+    Conflict(String),
+    PreconditionFailed(String),
+    PayloadTooLarge(String),
+    UnsupportedMediaType(String),
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// A bug; the cause was logged where it happened.
+    Internal,
+    ServiceUnavailable {
+        message: String,
+        retry_after_secs: u64,
+    },
+}
+
+/// The rendered parts of an error, carried in response extensions until the middleware writes
+/// the body with the request ids.
+#[derive(Debug, Clone)]
+pub struct ErrorBody {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl GraphError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GraphError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            GraphError::InvalidAuthenticationToken(_) => StatusCode::UNAUTHORIZED,
+            GraphError::AccessDenied(_) => StatusCode::FORBIDDEN,
+            GraphError::NotFound(_) => StatusCode::NOT_FOUND,
+            GraphError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            GraphError::Conflict(_) => StatusCode::CONFLICT,
+            GraphError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            GraphError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            GraphError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            GraphError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GraphError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            GraphError::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            GraphError::BadRequest(_) => "BadRequest",
+            GraphError::InvalidAuthenticationToken(_) => "InvalidAuthenticationToken",
+            GraphError::AccessDenied(_) => "Authorization_RequestDenied",
+            GraphError::NotFound(_) => "ResourceNotFound",
+            GraphError::MethodNotAllowed(_) => "MethodNotAllowed",
+            GraphError::Conflict(_) => "Conflict",
+            GraphError::PreconditionFailed(_) => "PreconditionFailed",
+            GraphError::PayloadTooLarge(_) => "RequestEntityTooLarge",
+            GraphError::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            GraphError::TooManyRequests { .. } => "TooManyRequests",
+            GraphError::Internal => "InternalServerError",
+            GraphError::ServiceUnavailable { .. } => "ServiceNotAvailable",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            GraphError::BadRequest(m)
+            | GraphError::InvalidAuthenticationToken(m)
+            | GraphError::AccessDenied(m)
+            | GraphError::NotFound(m)
+            | GraphError::MethodNotAllowed(m)
+            | GraphError::Conflict(m)
+            | GraphError::PreconditionFailed(m)
+            | GraphError::PayloadTooLarge(m)
+            | GraphError::UnsupportedMediaType(m)
+            | GraphError::TooManyRequests { message: m, .. }
+            | GraphError::ServiceUnavailable { message: m, .. } => m.clone(),
+            GraphError::Internal => {
+                "An internal server error occurred. The request id identifies it in the server log."
+                    .into()
+            }
+        }
+    }
+
+    /// The error a bare status maps to, for responses produced outside graphsec's handlers
+    /// (the HTTP stack's own rejections).
+    pub fn from_status(status: StatusCode) -> GraphError {
+        match status {
+            StatusCode::BAD_REQUEST => GraphError::BadRequest("The request is malformed.".into()),
+            StatusCode::NOT_FOUND => GraphError::NotFound("Resource not found.".into()),
+            StatusCode::METHOD_NOT_ALLOWED => GraphError::MethodNotAllowed(
+                "The HTTP method is not allowed on this resource.".into(),
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => GraphError::PayloadTooLarge(
+                "The request body is larger than the server accepts.".into(),
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                GraphError::UnsupportedMediaType("Send the body as application/json.".into())
+            }
+            s if s.is_client_error() => {
+                GraphError::BadRequest(format!("The request failed ({s})."))
+            }
+            _ => GraphError::Internal,
+        }
+    }
+}
+
+impl std::fmt::Display for GraphError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code(), self.message())
+    }
+}
+
+impl IntoResponse for GraphError {
+    fn into_response(self) -> Response {
+        let mut resp = self.status().into_response();
+        let headers = resp.headers_mut();
+        match &self {
+            GraphError::InvalidAuthenticationToken(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"graphsec\", error=\"invalid_token\""),
+                );
+            }
+            GraphError::TooManyRequests {
+                retry_after_secs, ..
+            }
+            | GraphError::ServiceUnavailable {
+                retry_after_secs, ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            _ => {}
+        }
+        resp.extensions_mut().insert(ErrorBody {
+            code: self.code(),
+            message: self.message(),
+        });
+        resp
+    }
+}

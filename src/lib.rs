@@ -1,0 +1,16 @@
+//! graphsec: a self-hosted, Graph-compatible server for `security/cloudAppSecurityProfiles`.
+//!
+//! A reading tour, in the order data flows:
+
+/// HTTP: routes (the only place paths appear), request context, thin handlers, OData envelope.
+pub mod api;
+/// Command-line flags and their defaults.
+pub mod config;
+/// The one error enum that reaches the wire.
+pub mod error;
+/// The entity table and everything derived from it: Edm types, values, validation.
+pub mod model;
+/// Startup, listening, graceful shutdown.
+pub mod server;
+/// Persistence behind a tenant-scoped trait; the SQL schema derived from the entity table.
+pub mod store;

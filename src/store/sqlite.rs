@@ -1,0 +1,529 @@
+//! The embedded default store: SQLite in WAL mode with `synchronous=FULL`.
+//!
+//! Writes go through one writer thread that drains every queued write into one transaction and
+//! commits once (group commit): N concurrent writers pay one fsync, and a write is acknowledged
+//! only after its transaction's COMMIT returned. Each write runs in its own savepoint, so one
+//! client's failure (a duplicate id, a stale If-Match) never undoes another's. Reads use a small
+//! pool of read-only connections (WAL readers never block the writer).
+//!
+//! `--in-memory` uses SQLite's `memdb` VFS, shared by the same connections, so both modes run
+//! the same code.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::{Connection, OpenFlags, params_from_iter};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::schema::{self, Cell, Dialect, quote};
+use super::{BoxFuture, IfMatch, ListQuery, Page, Store, StoreError};
+use crate::model::edm::now_ticks;
+use crate::model::entity::ENTITY;
+use crate::model::record::{Changes, Record};
+
+/// How many writes one transaction takes at most.
+const MAX_BATCH: usize = 512;
+/// Read connections in the pool.
+const READERS: usize = 4;
+
+/// Where the database lives.
+#[derive(Debug, Clone)]
+pub enum Location {
+    File(PathBuf),
+    Memory,
+}
+
+/// A unit of work for the writer thread: run inside the batch's transaction, then told how the
+/// commit went.
+trait Job: Send {
+    /// Runs the write; `false` asks for its savepoint to be rolled back.
+    fn run(&mut self, conn: &Connection) -> bool;
+    fn finish(self: Box<Self>, commit: Result<(), StoreError>);
+}
+
+struct WriteJob<F, R> {
+    work: Option<F>,
+    result: Option<Result<R, StoreError>>,
+    reply: oneshot::Sender<Result<R, StoreError>>,
+}
+
+impl<F, R> Job for WriteJob<F, R>
+where
+    F: FnOnce(&Connection) -> Result<R, StoreError> + Send,
+    R: Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        let r = work(conn);
+        let ok = r.is_ok();
+        self.result = Some(r);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), StoreError>) {
+        let this = *self;
+        let outcome = match (commit, this.result) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Some(r)) => r,
+            (Ok(()), None) => Err(StoreError::Internal("write was never run".into())),
+        };
+        // The caller may have gone away (client disconnected); the write stands regardless.
+        let _ = this.reply.send(outcome);
+    }
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    permits: Arc<Semaphore>,
+    select_list: String,
+}
+
+fn internal(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(e.to_string())
+}
+
+fn map_sqlite(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::*;
+    match e.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked | DiskFull | CannotOpen | SystemIoFailure) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Internal(e.to_string()),
+    }
+}
+
+fn to_sql(cell: Cell) -> SqlValue {
+    match cell {
+        Cell::Null => SqlValue::Null,
+        Cell::Int(i) => SqlValue::Integer(i),
+        Cell::Bool(b) => SqlValue::Integer(i64::from(b)),
+        Cell::Text(t) => SqlValue::Text(t),
+    }
+}
+
+fn from_sql(v: ValueRef<'_>) -> Result<Cell, StoreError> {
+    Ok(match v {
+        ValueRef::Null => Cell::Null,
+        ValueRef::Integer(i) => Cell::Int(i),
+        ValueRef::Text(t) => Cell::Text(String::from_utf8(t.to_vec()).map_err(internal)?),
+        other => {
+            return Err(internal(format!(
+                "unexpected column type {:?}",
+                other.data_type()
+            )));
+        }
+    })
+}
+
+fn read_record(row: &rusqlite::Row<'_>, width: usize) -> Result<Record, StoreError> {
+    let mut cells = Vec::with_capacity(width);
+    for i in 0..width {
+        cells.push(from_sql(row.get_ref(i).map_err(map_sqlite)?)?);
+    }
+    schema::decode(cells).map_err(|e| StoreError::Internal(format!("corrupt row: {e}")))
+}
+
+/// The numbered migrations; index + 1 is the schema version each one produces.
+fn migrations() -> Vec<Vec<String>> {
+    vec![schema::create_ddl(Dialect::Sqlite)]
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), String> {
+    let tx = conn.transaction().map_err(|e| e.to_string())?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS graphsec_schema (version INTEGER NOT NULL)")
+        .map_err(|e| e.to_string())?;
+    let current: i64 = tx
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM graphsec_schema",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| e.to_string())?;
+    let all = migrations();
+    if current > all.len() as i64 {
+        return Err(format!(
+            "the database has schema version {current}, newer than this graphsec knows ({}); use a newer graphsec",
+            all.len()
+        ));
+    }
+    for (i, statements) in all.iter().enumerate().skip(current as usize) {
+        for sql in statements {
+            tx.execute_batch(sql)
+                .map_err(|e| format!("migration {}: {e}", i + 1))?;
+        }
+        tx.execute("DELETE FROM graphsec_schema", [])
+            .map_err(|e| e.to_string())?;
+        tx.execute(
+            "INSERT INTO graphsec_schema (version) VALUES (?1)",
+            [i as i64 + 1],
+        )
+        .map_err(|e| e.to_string())?;
+        tracing::info!(version = i + 1, "applied schema migration");
+    }
+    tx.commit().map_err(|e| e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database and starts the writer thread.
+    pub fn open(location: &Location) -> Result<SqliteStore, String> {
+        let (uri, flags) = match location {
+            Location::File(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+                (
+                    dir.join("graphsec.db").to_string_lossy().into_owned(),
+                    OpenFlags::default(),
+                )
+            }
+            Location::Memory => (
+                format!("file:/graphsec-{}?vfs=memdb", uuid::Uuid::new_v4()),
+                OpenFlags::default() | OpenFlags::SQLITE_OPEN_URI,
+            ),
+        };
+        let open = |flags: OpenFlags| -> Result<Connection, String> {
+            let conn = Connection::open_with_flags(&uri, flags)
+                .map_err(|e| format!("cannot open {uri}: {e}"))?;
+            conn.busy_timeout(std::time::Duration::from_secs(10))
+                .map_err(|e| e.to_string())?;
+            Ok(conn)
+        };
+        let mut writer = open(flags)?;
+        if let Location::File(_) = location {
+            let mode: String = writer
+                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+                .map_err(|e| e.to_string())?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(format!(
+                    "could not switch the database to WAL mode (got {mode})"
+                ));
+            }
+        }
+        // FULL: the WAL is fsynced at every commit, so an acknowledged write survives power loss.
+        writer
+            .execute_batch("PRAGMA synchronous=FULL")
+            .map_err(|e| e.to_string())?;
+        migrate(&mut writer)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = open(flags)?;
+            r.execute_batch("PRAGMA query_only=1")
+                .map_err(|e| e.to_string())?;
+            readers.push(r);
+        }
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>(4 * MAX_BATCH);
+        std::thread::Builder::new()
+            .name("graphsec-sqlite-writer".into())
+            .spawn(move || writer_loop(writer, rx))
+            .map_err(|e| e.to_string())?;
+        let select_list = schema::record_columns(Dialect::Sqlite)
+            .iter()
+            .map(|c| quote(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(SqliteStore {
+            jobs: tx,
+            readers: Arc::new(Mutex::new(readers)),
+            permits: Arc::new(Semaphore::new(READERS)),
+            select_list,
+        })
+    }
+
+    /// The database file for a data directory.
+    pub fn database_path(dir: &Path) -> PathBuf {
+        dir.join("graphsec.db")
+    }
+
+    async fn write<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(WriteJob {
+            work: Some(work),
+            result: None,
+            reply,
+        });
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
+    }
+
+    async fn read<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
+        let conn = self
+            .readers
+            .lock()
+            .map_err(|_| internal("reader pool poisoned"))?
+            .pop()
+            .ok_or_else(|| internal("no reader connection available"))?;
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let r = work(&conn);
+            if let Ok(mut p) = pool.lock() {
+                p.push(conn);
+            }
+            r
+        })
+        .await
+        .map_err(internal)?
+    }
+
+    fn get_sql(&self) -> String {
+        format!(
+            "SELECT {} FROM {} WHERE {} = ?1 AND {} = ?2",
+            self.select_list,
+            quote(schema::TABLE),
+            quote(schema::TENANT_COLUMN),
+            quote(schema::column(&ENTITY.properties[ENTITY.key_index()]))
+        )
+    }
+}
+
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let commit = run_batch(&conn, &mut batch);
+        if let Err(e) = &commit {
+            tracing::error!(error = %e, writes = batch.len(), "commit failed; the batch's writes are refused");
+        }
+        for job in batch {
+            job.finish(commit.clone());
+        }
+    }
+    tracing::debug!("writer thread stopped");
+}
+
+fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(map_sqlite)?;
+    for job in batch.iter_mut() {
+        let step = (|| -> Result<(), StoreError> {
+            conn.execute_batch("SAVEPOINT w").map_err(map_sqlite)?;
+            if job.run(conn) {
+                conn.execute_batch("RELEASE w").map_err(map_sqlite)
+            } else {
+                conn.execute_batch("ROLLBACK TO w; RELEASE w")
+                    .map_err(map_sqlite)
+            }
+        })();
+        if let Err(e) = step {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e);
+        }
+    }
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(map_sqlite(e));
+    }
+    Ok(())
+}
+
+fn insert_sql() -> String {
+    let cols = schema::columns(Dialect::Sqlite);
+    format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        quote(schema::TABLE),
+        cols.iter()
+            .map(|(c, _, _)| quote(c))
+            .collect::<Vec<_>>()
+            .join(", "),
+        (1..=cols.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+fn update_sql() -> String {
+    let cols = schema::record_columns(Dialect::Sqlite);
+    let n = cols.len();
+    format!(
+        "UPDATE {} SET {} WHERE {} = ?{} AND {} = ?{}",
+        quote(schema::TABLE),
+        cols.iter()
+            .enumerate()
+            .map(|(i, c)| format!("{} = ?{}", quote(c), i + 1))
+            .collect::<Vec<_>>()
+            .join(", "),
+        quote(schema::TENANT_COLUMN),
+        n + 1,
+        quote(schema::column(&ENTITY.properties[ENTITY.key_index()])),
+        n + 2
+    )
+}
+
+fn fetch_one(conn: &Connection, sql: &str, tenant: &str, id: &str) -> Result<Record, StoreError> {
+    let width = schema::record_columns(Dialect::Sqlite).len();
+    let mut stmt = conn.prepare_cached(sql).map_err(map_sqlite)?;
+    let mut rows = stmt.query([tenant, id]).map_err(map_sqlite)?;
+    match rows.next().map_err(map_sqlite)? {
+        Some(row) => read_record(row, width),
+        None => Err(StoreError::NotFound),
+    }
+}
+
+impl Store for SqliteStore {
+    fn create(
+        &self,
+        tenant: &str,
+        changes: Changes,
+        id: String,
+    ) -> BoxFuture<'_, Result<Record, StoreError>> {
+        let tenant = tenant.to_string();
+        Box::pin(self.write(move |conn| {
+            let record = Record::create(changes, id, now_ticks());
+            let mut cells = vec![to_sql(Cell::Text(tenant))];
+            cells.extend(schema::encode(&record).into_iter().map(to_sql));
+            let mut stmt = conn.prepare_cached(&insert_sql()).map_err(map_sqlite)?;
+            match stmt.execute(params_from_iter(cells)) {
+                Ok(_) => Ok(record),
+                Err(e)
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
+                {
+                    Err(StoreError::Duplicate)
+                }
+                Err(e) => Err(map_sqlite(e)),
+            }
+        }))
+    }
+
+    fn get(&self, tenant: &str, id: &str) -> BoxFuture<'_, Result<Record, StoreError>> {
+        let (tenant, id, sql) = (tenant.to_string(), id.to_string(), self.get_sql());
+        Box::pin(self.read(move |conn| fetch_one(conn, &sql, &tenant, &id)))
+    }
+
+    fn update(
+        &self,
+        tenant: &str,
+        id: &str,
+        changes: Changes,
+        if_match: IfMatch,
+    ) -> BoxFuture<'_, Result<Record, StoreError>> {
+        let (tenant, id, sql) = (tenant.to_string(), id.to_string(), self.get_sql());
+        Box::pin(self.write(move |conn| {
+            let mut record = fetch_one(conn, &sql, &tenant, &id)?;
+            if if_match.is_some_and(|v| v != record.version) {
+                return Err(StoreError::VersionMismatch);
+            }
+            record.apply(changes, now_ticks());
+            let mut cells: Vec<SqlValue> =
+                schema::encode(&record).into_iter().map(to_sql).collect();
+            cells.push(SqlValue::Text(tenant));
+            cells.push(SqlValue::Text(id));
+            let mut stmt = conn.prepare_cached(&update_sql()).map_err(map_sqlite)?;
+            stmt.execute(params_from_iter(cells)).map_err(map_sqlite)?;
+            Ok(record)
+        }))
+    }
+
+    fn delete(
+        &self,
+        tenant: &str,
+        id: &str,
+        if_match: IfMatch,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        Box::pin(self.write(move |conn| {
+            let key = quote(schema::column(&ENTITY.properties[ENTITY.key_index()]));
+            let sql = format!(
+                "DELETE FROM {} WHERE {} = ?1 AND {key} = ?2 AND (?3 IS NULL OR {} = ?3)",
+                quote(schema::TABLE),
+                quote(schema::TENANT_COLUMN),
+                quote(schema::VERSION_COLUMN)
+            );
+            let n = conn
+                .prepare_cached(&sql)
+                .and_then(|mut s| s.execute(rusqlite::params![tenant, id, if_match]))
+                .map_err(map_sqlite)?;
+            if n == 1 {
+                return Ok(());
+            }
+            let exists_sql = format!(
+                "SELECT 1 FROM {} WHERE {} = ?1 AND {key} = ?2",
+                quote(schema::TABLE),
+                quote(schema::TENANT_COLUMN)
+            );
+            let exists = conn
+                .prepare_cached(&exists_sql)
+                .and_then(|mut s| s.exists([&tenant, &id]))
+                .map_err(map_sqlite)?;
+            Err(if exists {
+                StoreError::VersionMismatch
+            } else {
+                StoreError::NotFound
+            })
+        }))
+    }
+
+    fn list(&self, tenant: &str, query: ListQuery) -> BoxFuture<'_, Result<Page, StoreError>> {
+        let tenant = tenant.to_string();
+        let select_list = self.select_list.clone();
+        Box::pin(self.read(move |conn| {
+            let key = quote(schema::column(&ENTITY.properties[ENTITY.key_index()]));
+            let table = quote(schema::TABLE);
+            let tcol = quote(schema::TENANT_COLUMN);
+            let sql = format!(
+                "SELECT {select_list} FROM {table} WHERE {tcol} = ?1 AND (?2 IS NULL OR {key} > ?2) ORDER BY {key} LIMIT ?3 OFFSET ?4"
+            );
+            let width = schema::record_columns(Dialect::Sqlite).len();
+            let limit = i64::try_from(query.limit.saturating_add(1)).unwrap_or(i64::MAX);
+            let skip = i64::try_from(query.skip).unwrap_or(i64::MAX);
+            let mut stmt = conn.prepare_cached(&sql).map_err(map_sqlite)?;
+            let mut rows = stmt
+                .query(rusqlite::params![tenant, query.after_id, limit, skip])
+                .map_err(map_sqlite)?;
+            let mut records = Vec::new();
+            while let Some(row) = rows.next().map_err(map_sqlite)? {
+                records.push(read_record(row, width)?);
+            }
+            let more = records.len() > query.limit;
+            records.truncate(query.limit);
+            let count = if query.count {
+                let n: i64 = conn
+                    .query_row(&format!("SELECT COUNT(*) FROM {table} WHERE {tcol} = ?1"), [&tenant], |r| r.get(0))
+                    .map_err(map_sqlite)?;
+                Some(n as u64)
+            } else {
+                None
+            };
+            Ok(Page { records, more, count })
+        }))
+    }
+
+    fn count(&self, tenant: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let tenant = tenant.to_string();
+        Box::pin(self.read(move |conn| {
+            let sql = format!(
+                "SELECT COUNT(*) FROM {} WHERE {} = ?1",
+                quote(schema::TABLE),
+                quote(schema::TENANT_COLUMN)
+            );
+            let n: i64 = conn
+                .query_row(&sql, [&tenant], |r| r.get(0))
+                .map_err(map_sqlite)?;
+            Ok(n as u64)
+        }))
+    }
+}
