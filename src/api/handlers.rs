@@ -8,6 +8,7 @@ use serde_json::Value as Json;
 
 use super::AppState;
 use super::envelope::{self, Root};
+use super::paging;
 use crate::error::GraphError;
 use crate::model::entity::ENTITY;
 use crate::model::validate::{self, Mode};
@@ -192,9 +193,31 @@ pub async fn get(
 }
 
 pub async fn list(state: &AppState, ctx: &Ctx, parts: &Parts) -> Result<Response, GraphError> {
-    refuse_query_options(parts)?;
+    let mut token = None;
+    for (name, value) in form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()) {
+        if name
+            .trim_start_matches('$')
+            .eq_ignore_ascii_case("skiptoken")
+        {
+            token = Some(value.into_owned());
+        } else if name.starts_with('$') {
+            return Err(GraphError::BadRequest(format!(
+                "The query option '{name}' is not supported."
+            )));
+        }
+    }
+    let secret = state.store.paging_secret();
+    let fingerprint = paging::fingerprint(&[]);
+    let after_id = match token {
+        Some(t) => match paging::decode(secret, &t, &fingerprint)?.as_slice() {
+            [Json::String(id)] => Some(id.clone()),
+            _ => return Err(GraphError::BadRequest("The $skiptoken is invalid.".into())),
+        },
+        None => None,
+    };
     let query = ListQuery {
         limit: state.page_size,
+        after_id,
         ..ListQuery::default()
     };
     let page = state
@@ -202,12 +225,19 @@ pub async fn list(state: &AppState, ctx: &Ctx, parts: &Parts) -> Result<Response
         .list(&ctx.tenant, query)
         .await
         .map_err(|e| store_error(e, ""))?;
+    let next = match page.records.last() {
+        Some(last) if page.more => {
+            let t = paging::encode(secret, &[Json::String(last.id().to_string())], &fingerprint);
+            Some(format!("{}?$skiptoken={t}", ctx.root.collection_path()))
+        }
+        _ => None,
+    };
     let body = envelope::collection_body(
         ctx.root.collection_context(None),
         page.count,
         &page.records,
         None,
-        None,
+        next,
     );
     Ok(envelope::json_response(StatusCode::OK, &body))
 }

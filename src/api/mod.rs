@@ -3,6 +3,7 @@
 pub mod context;
 pub mod envelope;
 pub mod handlers;
+pub mod paging;
 pub mod routes;
 
 use std::sync::Arc;

@@ -121,7 +121,7 @@ pub struct DateTimeError(pub &'static str);
 pub fn parse_datetime(text: &str) -> Result<i64, DateTimeError> {
     let bytes = text.as_bytes();
     // Shape check first, so the error says what is wrong rather than a parser's internals.
-    if bytes.len() < 20 || bytes.get(10).is_none_or(|b| *b != b'T' && *b != b't') {
+    if bytes.len() < 19 || bytes.get(10).is_none_or(|b| *b != b'T' && *b != b't') {
         return Err(DateTimeError(
             "expected yyyy-mm-ddThh:mm:ss[.fffffff] followed by Z or an offset ±hh:mm",
         ));

@@ -89,4 +89,7 @@ pub trait Store: Send + Sync {
     ) -> BoxFuture<'_, Result<(), StoreError>>;
     fn list(&self, tenant: &str, query: ListQuery) -> BoxFuture<'_, Result<Page, StoreError>>;
     fn count(&self, tenant: &str) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// The secret that signs paging tokens; kept in the store so every node and every restart
+    /// agrees on it.
+    fn paging_secret(&self) -> &[u8];
 }

@@ -81,6 +81,7 @@ pub struct SqliteStore {
     readers: Arc<Mutex<Vec<Connection>>>,
     permits: Arc<Semaphore>,
     select_list: String,
+    secret: Vec<u8>,
 }
 
 fn internal(e: impl std::fmt::Display) -> StoreError {
@@ -168,6 +169,32 @@ fn migrate(conn: &mut Connection) -> Result<(), String> {
     tx.commit().map_err(|e| e.to_string())
 }
 
+/// Reads (creating on first start) the paging-token secret.
+fn load_secret(conn: &Connection) -> Result<Vec<u8>, String> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS graphsec_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    )
+    .map_err(|e| e.to_string())?;
+    let fresh = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    conn.execute(
+        "INSERT INTO graphsec_meta (key, value) VALUES ('paging_secret', ?1) ON CONFLICT (key) DO NOTHING",
+        [&fresh],
+    )
+    .map_err(|e| e.to_string())?;
+    let secret: String = conn
+        .query_row(
+            "SELECT value FROM graphsec_meta WHERE key = 'paging_secret'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(secret.into_bytes())
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database and starts the writer thread.
     pub fn open(location: &Location) -> Result<SqliteStore, String> {
@@ -208,6 +235,7 @@ impl SqliteStore {
             .execute_batch("PRAGMA synchronous=FULL")
             .map_err(|e| e.to_string())?;
         migrate(&mut writer)?;
+        let secret = load_secret(&writer)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let r = open(flags)?;
@@ -230,6 +258,7 @@ impl SqliteStore {
             readers: Arc::new(Mutex::new(readers)),
             permits: Arc::new(Semaphore::new(READERS)),
             select_list,
+            secret,
         })
     }
 
@@ -525,5 +554,9 @@ impl Store for SqliteStore {
                 .map_err(map_sqlite)?;
             Ok(n as u64)
         }))
+    }
+
+    fn paging_secret(&self) -> &[u8] {
+        &self.secret
     }
 }

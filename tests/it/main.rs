@@ -1,1 +1,8 @@
-//! Integration tests.
+//! The one integration-test binary: every test talks HTTP to a real `graphsec serve` process on
+//! 127.0.0.1:0 with its own store.
+
+mod durability;
+mod resource;
+mod spec_pages;
+mod support;
+mod wire;
