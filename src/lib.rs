@@ -10,6 +10,8 @@ pub mod config;
 pub mod error;
 /// The entity table and everything derived from it: Edm types, values, validation.
 pub mod model;
+/// The OData query engine: `$filter` grammar, type checking, system query options (pure).
+pub mod odata;
 /// Startup, listening, graceful shutdown.
 pub mod server;
 /// Persistence behind a tenant-scoped trait; the SQL schema derived from the entity table.

@@ -72,14 +72,14 @@ impl Root {
     }
 
     /// `@odata.context` of a collection response (with the `$select` list, if any).
-    pub fn collection_context(&self, select: Option<&[String]>) -> String {
+    pub fn collection_context(&self, select: Option<&str>) -> String {
         match select {
-            Some(names) => format!("{}({})", self.context_base(), names.join(",")),
+            Some(names) => format!("{}({names})", self.context_base()),
             None => self.context_base(),
         }
     }
 
-    pub fn entity_context(&self, select: Option<&[String]>) -> String {
+    pub fn entity_context(&self, select: Option<&str>) -> String {
         format!("{}/$entity", self.collection_context(select))
     }
 }
@@ -98,7 +98,7 @@ pub fn entity_body(
     root: &Root,
     record: &Record,
     select: Option<&Selection>,
-    names: Option<&[String]>,
+    names: Option<&str>,
 ) -> Json {
     let mut out = Map::new();
     out.insert(

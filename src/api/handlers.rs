@@ -11,8 +11,12 @@ use super::envelope::{self, Root};
 use super::paging;
 use crate::error::GraphError;
 use crate::model::entity::ENTITY;
+use crate::model::record::Selection;
 use crate::model::validate::{self, Mode};
-use crate::store::{ListQuery, StoreError};
+use crate::odata::query::{ListQuery, Select, SelectItem, parse_list_query};
+use crate::store::compile::{self, SqlParam};
+use crate::store::schema::Dialect;
+use crate::store::{ListSpec, StoreError, key_values};
 
 /// What every handler knows about the request besides its body.
 pub struct Ctx {
@@ -130,20 +134,129 @@ fn prefers_minimal(headers: &HeaderMap) -> bool {
         })
 }
 
-/// GET query options are the query engine's; until a route supports them, they are refused by
-/// name rather than silently ignored.
-fn refuse_query_options(parts: &Parts) -> Result<(), GraphError> {
-    let Some(q) = parts.uri.query() else {
-        return Ok(());
+/// The decoded query string, in request order (`+` is a space, as ASP.NET decodes it).
+fn query_pairs(parts: &Parts) -> Vec<(String, String)> {
+    form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn parse_query(parts: &Parts) -> Result<(Vec<(String, String)>, ListQuery), GraphError> {
+    let pairs = query_pairs(parts);
+    let q = parse_list_query(&pairs).map_err(|e| GraphError::BadRequest(e.message))?;
+    Ok((pairs, q))
+}
+
+/// A system option's canonical name (`$Filter` and `filter` are `filter`).
+fn option_name(raw: &str) -> String {
+    raw.trim_start_matches('$').to_ascii_lowercase()
+}
+
+/// The options that define a result set, canonicalised: a `$skiptoken` is bound to them.
+fn fingerprint(pairs: &[(String, String)]) -> String {
+    let mut defining: Vec<(String, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (option_name(k), v.as_str()))
+        .filter(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "filter" | "select" | "orderby" | "top" | "count"
+            )
+        })
+        .collect();
+    defining.sort();
+    let refs: Vec<(&str, &str)> = defining.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    paging::fingerprint(&refs)
+}
+
+fn refuse_options(
+    q: &ListQuery,
+    pairs: &[(String, String)],
+    allowed: &[&str],
+    place: &str,
+) -> Result<(), GraphError> {
+    let used = |name: &str| match name {
+        "filter" => q.filter.is_some(),
+        "select" => q.select.is_some(),
+        "orderby" => !q.order_by.is_empty(),
+        "top" => q.top.is_some(),
+        "skip" => q.skip.is_some(),
+        "skiptoken" => q.skiptoken.is_some(),
+        "count" => pairs.iter().any(|(k, _)| option_name(k) == "count"),
+        _ => false,
     };
-    for (name, _) in form_urlencoded::parse(q.as_bytes()) {
-        if name.starts_with('$') {
+    for name in [
+        "filter",
+        "select",
+        "orderby",
+        "top",
+        "skip",
+        "skiptoken",
+        "count",
+    ] {
+        if used(name) && !allowed.contains(&name) {
             return Err(GraphError::BadRequest(format!(
-                "The query option '{name}' is not supported."
+                "The query option '${name}' does not apply to {place}."
             )));
         }
     }
     Ok(())
+}
+
+/// `$select` as the serializer wants it, and its `@odata.context` list.
+fn selection(select: Option<&Select>) -> (Option<Selection>, Option<String>) {
+    match select {
+        None => (None, None),
+        Some(s) => (
+            Some(Selection {
+                props: (0..ENTITY.properties.len())
+                    .filter(|i| s.includes_declared(*i))
+                    .collect(),
+                dynamic: s
+                    .items
+                    .iter()
+                    .filter_map(|i| match i {
+                        SelectItem::Dynamic(n) => Some(n.clone()),
+                        SelectItem::Declared(_) => None,
+                    })
+                    .collect(),
+            }),
+            Some(s.context_list()),
+        ),
+    }
+}
+
+/// `Prefer: odata.maxpagesize=N`, if the client sent it.
+fn preferred_page_size(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("odata.maxpagesize"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .map(|n| n.clamp(1, crate::odata::query::MAX_TOP as usize))
+}
+
+fn param_to_json(p: &SqlParam) -> Json {
+    match p {
+        SqlParam::Null => Json::Null,
+        SqlParam::Int(i) => Json::from(*i),
+        SqlParam::Real(f) => Json::from(*f),
+        SqlParam::Text(t) => Json::String(t.clone()),
+        SqlParam::Bool(b) => Json::Bool(*b),
+    }
+}
+
+fn json_to_param(v: &Json) -> Option<SqlParam> {
+    Some(match v {
+        Json::Null => SqlParam::Null,
+        Json::Bool(b) => SqlParam::Bool(*b),
+        Json::String(s) => SqlParam::Text(s.clone()),
+        Json::Number(n) => SqlParam::Int(n.as_i64()?),
+        _ => return None,
+    })
 }
 
 pub async fn create(
@@ -180,73 +293,102 @@ pub async fn get(
     parts: &Parts,
     id: &str,
 ) -> Result<Response, GraphError> {
-    refuse_query_options(parts)?;
+    let (pairs, q) = parse_query(parts)?;
+    refuse_options(&q, &pairs, &["select"], "a single profile")?;
     let record = state
         .store
         .get(&ctx.tenant, id)
         .await
         .map_err(|e| store_error(e, id))?;
-    Ok(envelope::json_response(
-        StatusCode::OK,
-        &envelope::entity_body(&ctx.root, &record, None, None),
-    ))
+    let (sel, names) = selection(q.select.as_ref());
+    let body = envelope::entity_body(&ctx.root, &record, sel.as_ref(), names.as_deref());
+    Ok(envelope::json_response(StatusCode::OK, &body))
 }
 
 pub async fn list(state: &AppState, ctx: &Ctx, parts: &Parts) -> Result<Response, GraphError> {
-    let mut token = None;
-    for (name, value) in form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()) {
-        if name
-            .trim_start_matches('$')
-            .eq_ignore_ascii_case("skiptoken")
-        {
-            token = Some(value.into_owned());
-        } else if name.starts_with('$') {
-            return Err(GraphError::BadRequest(format!(
-                "The query option '{name}' is not supported."
-            )));
-        }
-    }
+    let (pairs, q) = parse_query(parts)?;
     let secret = state.store.paging_secret();
-    let fingerprint = paging::fingerprint(&[]);
-    let after_id = match token {
-        Some(t) => match paging::decode(secret, &t, &fingerprint)?.as_slice() {
-            [Json::String(id)] => Some(id.clone()),
-            _ => return Err(GraphError::BadRequest("The $skiptoken is invalid.".into())),
-        },
+    let fp = fingerprint(&pairs);
+    let after = match &q.skiptoken {
         None => None,
+        Some(token) => {
+            let invalid =
+                || GraphError::BadRequest("The $skiptoken is invalid for this query.".into());
+            let values = paging::decode(secret, token, &fp)?
+                .iter()
+                .map(json_to_param)
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(invalid)?;
+            // The token is signed, so this only fails for tokens of an incompatible server version.
+            compile::compile_keyset(&q.order_by, &values, Dialect::Sqlite, 1)
+                .map_err(|_| invalid())?;
+            Some(values)
+        }
     };
-    let query = ListQuery {
-        limit: state.page_size,
-        after_id,
-        ..ListQuery::default()
+    let preferred = preferred_page_size(&parts.headers);
+    let limit = match q.top {
+        Some(top) => top as usize,
+        None => preferred.unwrap_or(state.page_size),
+    };
+    let spec = ListSpec {
+        filter: q.filter.clone(),
+        order_by: q.order_by.clone(),
+        limit,
+        // A next link carries the position; `$skip` applied to the first page only.
+        skip: if after.is_some() {
+            0
+        } else {
+            q.skip.unwrap_or(0)
+        },
+        after,
+        count: q.count,
     };
     let page = state
         .store
-        .list(&ctx.tenant, query)
+        .list(&ctx.tenant, spec)
         .await
         .map_err(|e| store_error(e, ""))?;
     let next = match page.records.last() {
         Some(last) if page.more => {
-            let t = paging::encode(secret, &[Json::String(last.id().to_string())], &fingerprint);
-            Some(format!("{}?$skiptoken={t}", ctx.root.collection_path()))
+            let position: Vec<Json> = key_values(last, &q.order_by)
+                .iter()
+                .map(param_to_json)
+                .collect();
+            let token = paging::encode(secret, &position, &fp);
+            let mut url = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in &pairs {
+                if !matches!(option_name(k).as_str(), "skip" | "skiptoken") {
+                    url.append_pair(k, v);
+                }
+            }
+            url.append_pair("$skiptoken", &token);
+            Some(format!("{}?{}", ctx.root.collection_path(), url.finish()))
         }
         _ => None,
     };
+    let (sel, names) = selection(q.select.as_ref());
     let body = envelope::collection_body(
-        ctx.root.collection_context(None),
+        ctx.root.collection_context(names.as_deref()),
         page.count,
         &page.records,
-        None,
+        sel.as_ref(),
         next,
     );
-    Ok(envelope::json_response(StatusCode::OK, &body))
+    let mut resp = envelope::json_response(StatusCode::OK, &body);
+    if let (Some(n), None) = (preferred, q.top)
+        && let Ok(v) = HeaderValue::from_str(&format!("odata.maxpagesize={n}"))
+    {
+        resp.headers_mut().insert("preference-applied", v);
+    }
+    Ok(resp)
 }
 
 pub async fn count(state: &AppState, ctx: &Ctx, parts: &Parts) -> Result<Response, GraphError> {
-    refuse_query_options(parts)?;
+    let (pairs, q) = parse_query(parts)?;
+    refuse_options(&q, &pairs, &["filter"], "/$count")?;
     let n = state
         .store
-        .count(&ctx.tenant)
+        .count(&ctx.tenant, q.filter)
         .await
         .map_err(|e| store_error(e, ""))?;
     let mut resp = Response::new(Body::from(n.to_string()));

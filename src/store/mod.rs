@@ -1,6 +1,7 @@
 //! The `Store` trait: typed inputs scoped by tenant, typed outputs, no HTTP. Backends implement
 //! it; the conformance tests run against each.
 
+pub mod compile;
 pub mod schema;
 pub mod sqlite;
 
@@ -8,6 +9,9 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::model::record::{Changes, Record};
+use crate::odata::query::OrderKey;
+use crate::odata::typecheck::TypedFilter;
+use compile::SqlParam;
 
 /// A boxed future, so `Store` can be used as `dyn Store`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -38,17 +42,42 @@ impl std::fmt::Display for StoreError {
     }
 }
 
-/// A list request as the store sees it.
+/// A list request as the store sees it: typed, already validated.
 #[derive(Debug, Clone, Default)]
-pub struct ListQuery {
+pub struct ListSpec {
+    pub filter: Option<TypedFilter>,
+    /// The client's order keys; `id` is appended as the tie-breaker.
+    pub order_by: Vec<OrderKey>,
     /// Rows to return at most.
     pub limit: usize,
     /// Rows to skip (`$skip`).
     pub skip: u64,
-    /// Id of the last row of the previous page: the page starts after it (keyset paging).
-    pub after_id: Option<String>,
-    /// Also count the whole (filtered) set.
+    /// Keyset position: the order-key values of the last row of the previous page (one per
+    /// [`compile::key_columns`] entry); the page starts after it.
+    pub after: Option<Vec<SqlParam>>,
+    /// Also count the whole filtered set.
     pub count: bool,
+}
+
+/// The order-key values of a record, as [`ListSpec::after`] wants them for the next page.
+pub fn key_values(record: &Record, order_by: &[OrderKey]) -> Vec<SqlParam> {
+    let names = schema::record_columns(schema::Dialect::Sqlite);
+    let cells = schema::encode(record);
+    compile::key_columns(order_by)
+        .iter()
+        .map(|k| {
+            let cell = names
+                .iter()
+                .position(|n| *n == k.column)
+                .and_then(|i| cells.get(i));
+            match cell {
+                Some(schema::Cell::Int(i)) => SqlParam::Int(*i),
+                Some(schema::Cell::Bool(b)) => SqlParam::Bool(*b),
+                Some(schema::Cell::Text(t)) => SqlParam::Text(t.clone()),
+                Some(schema::Cell::Null) | None => SqlParam::Null,
+            }
+        })
+        .collect()
 }
 
 /// One page of a list.
@@ -87,8 +116,13 @@ pub trait Store: Send + Sync {
         id: &str,
         if_match: IfMatch,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
-    fn list(&self, tenant: &str, query: ListQuery) -> BoxFuture<'_, Result<Page, StoreError>>;
-    fn count(&self, tenant: &str) -> BoxFuture<'_, Result<u64, StoreError>>;
+    fn list(&self, tenant: &str, spec: ListSpec) -> BoxFuture<'_, Result<Page, StoreError>>;
+    /// Counts the tenant's profiles that match the filter (all of them without one).
+    fn count(
+        &self,
+        tenant: &str,
+        filter: Option<TypedFilter>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>>;
     /// The secret that signs paging tokens; kept in the store so every node and every restart
     /// agrees on it.
     fn paging_secret(&self) -> &[u8];

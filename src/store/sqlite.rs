@@ -17,11 +17,13 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OpenFlags, params_from_iter};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use super::compile::{self, SqlParam};
 use super::schema::{self, Cell, Dialect, quote};
-use super::{BoxFuture, IfMatch, ListQuery, Page, Store, StoreError};
+use super::{BoxFuture, IfMatch, ListSpec, Page, Store, StoreError};
 use crate::model::edm::now_ticks;
 use crate::model::entity::ENTITY;
 use crate::model::record::{Changes, Record};
+use crate::odata::typecheck::TypedFilter;
 
 /// How many writes one transaction takes at most.
 const MAX_BATCH: usize = 512;
@@ -390,6 +392,33 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), StoreE
     Ok(())
 }
 
+fn bind(p: SqlParam) -> SqlValue {
+    match p {
+        SqlParam::Null => SqlValue::Null,
+        SqlParam::Int(i) => SqlValue::Integer(i),
+        SqlParam::Real(f) => SqlValue::Real(f),
+        SqlParam::Text(t) => SqlValue::Text(t),
+        SqlParam::Bool(b) => SqlValue::Integer(i64::from(b)),
+    }
+}
+
+/// `"table" WHERE tenant = ?1 [AND (filter)]` and its parameters. The compiled filter is a
+/// top-level conjunct, as the compiler requires (NULL and FALSE both mean "not selected").
+fn where_clause(tenant: &str, filter: Option<&TypedFilter>) -> (String, Vec<SqlParam>) {
+    let mut sql = format!(
+        "{} WHERE {} = ?1",
+        quote(schema::TABLE),
+        quote(schema::TENANT_COLUMN)
+    );
+    let mut params = vec![SqlParam::Text(tenant.to_string())];
+    if let Some(f) = filter {
+        let frag = compile::compile_filter(f, Dialect::Sqlite, 2);
+        sql.push_str(&format!(" AND ({})", frag.sql));
+        params.extend(frag.params);
+    }
+    (sql, params)
+}
+
 fn insert_sql() -> String {
     let cols = schema::columns(Dialect::Sqlite);
     format!(
@@ -527,51 +556,76 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn list(&self, tenant: &str, query: ListQuery) -> BoxFuture<'_, Result<Page, StoreError>> {
+    fn list(&self, tenant: &str, spec: ListSpec) -> BoxFuture<'_, Result<Page, StoreError>> {
         let tenant = tenant.to_string();
         let select_list = self.select_list.clone();
         Box::pin(self.read(move |conn| {
-            let key = quote(schema::column(&ENTITY.properties[ENTITY.key_index()]));
-            let table = quote(schema::TABLE);
-            let tcol = quote(schema::TENANT_COLUMN);
+            let d = Dialect::Sqlite;
+            let (mut sql, mut params) = where_clause(&tenant, spec.filter.as_ref());
+            let count_sql = format!("SELECT COUNT(*) FROM {sql}");
+            let count_params = params.clone();
+            if let Some(after) = &spec.after {
+                let frag = compile::compile_keyset(&spec.order_by, after, d, params.len() + 1)
+                    .map_err(|e| StoreError::Internal(format!("keyset: {}", e.0)))?;
+                sql.push_str(&format!(" AND ({})", frag.sql));
+                params.extend(frag.params);
+            }
+            let n = params.len();
             let sql = format!(
-                "SELECT {select_list} FROM {table} WHERE {tcol} = ?1 AND (?2 IS NULL OR {key} > ?2) ORDER BY {key} LIMIT ?3 OFFSET ?4"
+                "SELECT {select_list} FROM {sql} ORDER BY {} LIMIT ?{} OFFSET ?{}",
+                compile::compile_order_by(&spec.order_by, d),
+                n + 1,
+                n + 2
             );
-            let width = schema::record_columns(Dialect::Sqlite).len();
-            let limit = i64::try_from(query.limit.saturating_add(1)).unwrap_or(i64::MAX);
-            let skip = i64::try_from(query.skip).unwrap_or(i64::MAX);
+            params.push(SqlParam::Int(
+                i64::try_from(spec.limit.saturating_add(1)).unwrap_or(i64::MAX),
+            ));
+            params.push(SqlParam::Int(i64::try_from(spec.skip).unwrap_or(i64::MAX)));
+            let width = schema::record_columns(d).len();
             let mut stmt = conn.prepare_cached(&sql).map_err(map_sqlite)?;
             let mut rows = stmt
-                .query(rusqlite::params![tenant, query.after_id, limit, skip])
+                .query(params_from_iter(params.into_iter().map(bind)))
                 .map_err(map_sqlite)?;
             let mut records = Vec::new();
             while let Some(row) = rows.next().map_err(map_sqlite)? {
                 records.push(read_record(row, width)?);
             }
-            let more = records.len() > query.limit;
-            records.truncate(query.limit);
-            let count = if query.count {
+            let more = records.len() > spec.limit;
+            records.truncate(spec.limit);
+            let count = if spec.count {
                 let n: i64 = conn
-                    .query_row(&format!("SELECT COUNT(*) FROM {table} WHERE {tcol} = ?1"), [&tenant], |r| r.get(0))
+                    .prepare_cached(&count_sql)
+                    .and_then(|mut s| {
+                        s.query_row(params_from_iter(count_params.into_iter().map(bind)), |r| {
+                            r.get(0)
+                        })
+                    })
                     .map_err(map_sqlite)?;
                 Some(n as u64)
             } else {
                 None
             };
-            Ok(Page { records, more, count })
+            Ok(Page {
+                records,
+                more,
+                count,
+            })
         }))
     }
 
-    fn count(&self, tenant: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn count(
+        &self,
+        tenant: &str,
+        filter: Option<TypedFilter>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
         let tenant = tenant.to_string();
         Box::pin(self.read(move |conn| {
-            let sql = format!(
-                "SELECT COUNT(*) FROM {} WHERE {} = ?1",
-                quote(schema::TABLE),
-                quote(schema::TENANT_COLUMN)
-            );
+            let (sql, params) = where_clause(&tenant, filter.as_ref());
             let n: i64 = conn
-                .query_row(&sql, [&tenant], |r| r.get(0))
+                .prepare_cached(&format!("SELECT COUNT(*) FROM {sql}"))
+                .and_then(|mut s| {
+                    s.query_row(params_from_iter(params.into_iter().map(bind)), |r| r.get(0))
+                })
                 .map_err(map_sqlite)?;
             Ok(n as u64)
         }))
@@ -614,7 +668,7 @@ mod tests {
             }
         }
         assert_eq!((ok, dup), (180, 20));
-        assert_eq!(store.count("t").await.unwrap(), 180);
+        assert_eq!(store.count("t", None).await.unwrap(), 180);
         let commits = store.stats.commits.load(Ordering::Relaxed);
         let writes = store.stats.writes.load(Ordering::Relaxed);
         assert_eq!(writes, 200);
