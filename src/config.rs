@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::auth::{AuthArgs, TokenArgs};
+use crate::tls::TlsArgs;
+
 /// The address `graphsec serve` listens on when none is given.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7470";
 
@@ -29,6 +32,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// Print a development token that a server with the same --data-dir accepts (dev mode).
+    ///
+    /// Example: graphsec token --data-dir ./graphsec-data --tenant contoso --scope SecurityEvents.ReadWrite.All
+    /// (--scope makes a delegated token, --role an application token; without either the token
+    /// carries the SecurityEvents.ReadWrite.All scope).
+    Token(TokenArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -69,4 +78,10 @@ pub struct ServeArgs {
     /// Log filter (tracing syntax), e.g. `info`, `graphsec=debug`.
     #[arg(long, env = "GRAPHSEC_LOG", default_value = "info")]
     pub log: String,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }

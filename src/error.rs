@@ -115,6 +115,15 @@ impl GraphError {
     }
 }
 
+impl From<crate::auth::AuthError> for GraphError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        match e {
+            crate::auth::AuthError::Unauthenticated(m) => GraphError::InvalidAuthenticationToken(m),
+            crate::auth::AuthError::Forbidden(m) => GraphError::AccessDenied(m),
+        }
+    }
+}
+
 impl std::fmt::Display for GraphError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code(), self.message())
@@ -129,7 +138,7 @@ impl IntoResponse for GraphError {
             GraphError::InvalidAuthenticationToken(_) => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"graphsec\", error=\"invalid_token\""),
+                    HeaderValue::from_static(crate::auth::WWW_AUTHENTICATE),
                 );
             }
             GraphError::TooManyRequests {

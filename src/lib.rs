@@ -4,6 +4,8 @@
 
 /// HTTP: routes (the only place paths appear), request context, thin handlers, OData envelope.
 pub mod api;
+/// Bearer-token authentication (dev keys, JWKS), permissions per operation, tenants.
+pub mod auth;
 /// Command-line flags and their defaults.
 pub mod config;
 /// The one error enum that reaches the wire.
@@ -16,3 +18,5 @@ pub mod odata;
 pub mod server;
 /// Persistence behind a tenant-scoped trait; the SQL schema derived from the entity table.
 pub mod store;
+/// HTTPS: certificate files or a generated self-signed certificate, and the TLS listener.
+pub mod tls;

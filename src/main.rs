@@ -6,6 +6,16 @@ use graphsec::config::{Cli, Command};
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Token(args) => match args.run() {
+            Ok(token) => {
+                println!("{token}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("graphsec token: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
         Command::Serve(args) => {
             init_tracing(&args.log);
             let runtime = match tokio::runtime::Builder::new_multi_thread()

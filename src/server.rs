@@ -5,12 +5,11 @@ use std::io::Write;
 use std::sync::Arc;
 
 use crate::api::{self, AppState};
+use crate::auth::Authenticator;
 use crate::config::ServeArgs;
 use crate::model::validate;
 use crate::store::sqlite::{Location, SqliteStore};
-
-/// The tenant every request uses until authentication supplies one.
-pub const DEFAULT_TENANT: &str = "00000000-0000-0000-0000-000000000001";
+use crate::tls;
 
 /// Runs the server until a shutdown signal arrives.
 pub async fn run(args: ServeArgs) -> Result<(), String> {
@@ -27,7 +26,37 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         ),
         Location::Memory => tracing::info!("in-memory store: nothing is written to disk"),
     }
+    let data_dir = (!args.in_memory).then_some(args.data_dir.as_path());
+    let auth = Authenticator::from_args(&args.auth, data_dir)?;
+    let listen_addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(&args.listen)
+        .await
+        .map_err(|e| format!("cannot resolve --listen {}: {e}", args.listen))?
+        .collect();
+    if auth.is_disabled() {
+        // Without authentication anyone who can connect owns the data: loopback only.
+        if listen_addrs.iter().any(|a| !a.ip().is_loopback()) {
+            return Err(format!(
+                "--auth none is only allowed on a loopback address (127.0.0.1, ::1), not {}",
+                args.listen
+            ));
+        }
+        tracing::warn!(
+            "authentication is DISABLED (--auth none): every request acts for one tenant with full permissions"
+        );
+    }
+    match auth.warm_up().await {
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "could not fetch the signing keys yet; will retry on demand")
+        }
+    }
+    tracing::info!(auth = auth.describe(), "authentication");
+    let tls_setup = tls::server_config(&args.tls, data_dir)?;
+    if let Some((_, Some(cert))) = &tls_setup {
+        tracing::info!(certificate = %cert.display(), "HTTPS with a self-signed certificate: trust this file in clients");
+    }
     let state = Arc::new(AppState {
+        auth,
         store: Arc::new(store),
         validation: validate::Options {
             strict: args.strict_properties,
@@ -35,22 +64,38 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         max_body_bytes: args.max_body_bytes,
         page_size: usize::from(args.page_size),
         public_url: args.public_url.clone(),
-        tls: false,
-        default_tenant: DEFAULT_TENANT.to_string(),
+        tls: tls_setup.is_some(),
     });
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    // Scripts and tests wait for this exact form on stdout.
-    println!("graphsec listening on http://{addr}");
-    let _ = std::io::stdout().flush();
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
+    let app = api::router(state);
+    match tls_setup {
+        None => {
+            announce("http", addr);
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .map_err(|e| format!("server error: {e}"))?;
+        }
+        Some((config, _)) => {
+            let listener = tls::TlsListener::new(listener, config).map_err(|e| e.to_string())?;
+            announce("https", addr);
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .map_err(|e| format!("server error: {e}"))?;
+        }
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Scripts and tests wait for this exact form on stdout.
+fn announce(scheme: &str, addr: std::net::SocketAddr) {
+    println!("graphsec listening on {scheme}://{addr}");
+    let _ = std::io::stdout().flush();
 }
 
 async fn shutdown_signal() {

@@ -9,6 +9,7 @@ use serde_json::Value as Json;
 use super::AppState;
 use super::envelope::{self, Root};
 use super::paging;
+use crate::auth::{Operation, Principal};
 use crate::error::GraphError;
 use crate::model::entity::ENTITY;
 use crate::model::record::Selection;
@@ -18,23 +19,36 @@ use crate::store::compile::{self, SqlParam};
 use crate::store::schema::Dialect;
 use crate::store::{ListSpec, StoreError, key_values};
 
-/// What every handler knows about the request besides its body.
+/// What every handler knows about the request besides its body. It can only be built from an
+/// authenticated principal that is authorized for the operation, so no handler can reach the
+/// store without both.
 pub struct Ctx {
     pub root: Root,
+    /// The principal's tenant: every store call is scoped by it.
     pub tenant: String,
 }
 
 impl Ctx {
-    pub fn new(state: &AppState, parts: &Parts, versioned: bool) -> Ctx {
-        Ctx {
+    pub fn new(
+        state: &AppState,
+        parts: &Parts,
+        versioned: bool,
+        principal: Principal,
+        operation: Operation,
+    ) -> Result<Ctx, GraphError> {
+        state
+            .auth
+            .authorize(&principal, operation)
+            .map_err(GraphError::from)?;
+        Ok(Ctx {
             root: Root::new(
                 state.public_url.as_deref(),
                 state.tls,
                 &parts.headers,
                 versioned,
             ),
-            tenant: state.default_tenant.clone(),
-        }
+            tenant: principal.tenant,
+        })
     }
 }
 

@@ -13,6 +13,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, header};
 
+use crate::auth::Operation;
 use crate::error::GraphError;
 use crate::model::validate;
 use crate::store::Store;
@@ -20,6 +21,7 @@ use routes::Route;
 
 /// Everything a handler may use. Built once at startup.
 pub struct AppState {
+    pub auth: crate::auth::Authenticator,
     pub store: Arc<dyn Store>,
     pub validation: validate::Options,
     pub max_body_bytes: usize,
@@ -28,8 +30,6 @@ pub struct AppState {
     /// Externally visible base URL (behind a proxy), else derived from `Host`.
     pub public_url: Option<String>,
     pub tls: bool,
-    /// The tenant every request is scoped to until authentication supplies one.
-    pub default_tenant: String,
 }
 
 /// The whole application as a router: every path goes through [`dispatch`].
@@ -60,9 +60,25 @@ fn method_not_allowed(method: &Method, allowed: &'static str) -> Response {
 async fn route(state: &AppState, req: Request) -> Result<Response, GraphError> {
     // Split now: a borrowed `Request` is not `Send` (its body is not `Sync`).
     let (parts, body) = req.into_parts();
+    // Graph authenticates before it looks at the path: no token, no information.
+    let principal = state
+        .auth
+        .authenticate(
+            parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        )
+        .await
+        .map_err(GraphError::from)?;
     let resolved = routes::resolve(parts.uri.path())?;
-    let ctx = handlers::Ctx::new(state, &parts, resolved.versioned);
     let method = parts.method.clone();
+    let operation = if method == Method::GET || method == Method::HEAD {
+        Operation::Read
+    } else {
+        Operation::Write
+    };
+    let ctx = handlers::Ctx::new(state, &parts, resolved.versioned, principal, operation)?;
     match (resolved.route, &method) {
         (Route::Collection | Route::CollectionRef, &Method::POST) => {
             handlers::create(state, &ctx, &parts, body).await

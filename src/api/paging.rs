@@ -4,36 +4,31 @@
 //! returned), so page N costs the same as page 1 and concurrent inserts/deletes never make a
 //! surviving row appear twice or go missing.
 
+use aws_lc_rs::{digest, hmac};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
 use serde_json::{Value as Json, json};
-use sha2::{Digest, Sha256};
 
 use crate::error::GraphError;
 
-type HmacSha256 = Hmac<Sha256>;
+/// Bytes of the HMAC-SHA256 tag kept in a token.
+const TAG_BYTES: usize = 16;
 
 /// A short, stable digest of everything that defines a result set (filter, order, select...).
 pub fn fingerprint(parts: &[(&str, &str)]) -> String {
-    let mut h = Sha256::new();
+    let mut h = digest::Context::new(&digest::SHA256);
     for (k, v) in parts {
         h.update(k.as_bytes());
-        h.update([0]);
+        h.update(&[0]);
         h.update(v.as_bytes());
-        h.update([0]);
+        h.update(&[0]);
     }
-    URL_SAFE_NO_PAD.encode(&h.finalize()[..12])
+    URL_SAFE_NO_PAD.encode(&h.finish().as_ref()[..12])
 }
 
 fn sign(secret: &[u8], payload: &[u8]) -> Vec<u8> {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = match HmacSha256::new_from_slice(secret) {
-        Ok(m) => m,
-        Err(_) => return Vec::new(),
-    };
-    mac.update(payload);
-    mac.finalize().into_bytes()[..16].to_vec()
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    hmac::sign(&key, payload).as_ref()[..TAG_BYTES].to_vec()
 }
 
 /// Issues a token for the position after `after` (the last row's key values).
@@ -58,13 +53,13 @@ pub fn decode(secret: &[u8], token: &str, fingerprint: &str) -> Result<Vec<Json>
     let (payload_b64, sig_b64) = token.split_once('.').ok_or_else(invalid)?;
     let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| invalid())?;
     let sig = URL_SAFE_NO_PAD.decode(sig_b64).map_err(|_| invalid())?;
-    // A shorter tag would be cheaper to guess.
-    if sig.len() != 16 {
+    // A shorter tag would be cheaper to guess; the comparison is constant-time.
+    let expected = sign(secret, &payload);
+    if sig.len() != TAG_BYTES
+        || aws_lc_rs::constant_time::verify_slices_are_equal(&sig, &expected).is_err()
+    {
         return Err(invalid());
     }
-    let mut mac = HmacSha256::new_from_slice(secret).map_err(|_| invalid())?;
-    mac.update(&payload);
-    mac.verify_truncated_left(&sig).map_err(|_| invalid())?;
     let v: Json = serde_json::from_slice(&payload).map_err(|_| invalid())?;
     if v["v"] != 1 || v["q"] != fingerprint {
         return Err(invalid());

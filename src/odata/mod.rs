@@ -46,6 +46,7 @@ mod fuzz {
         "substring(tolower(trim(name)), 1, 2) eq concat('a', vendorInformation/provider)",
         "tags/all(t: tags/any(u: indexof(u, t) ge 0)) and custom gt 1.5e3",
         "not tags/any() or length(customText) eq -3",
+        "custom ge null or custom in ('a', 1, true, null) or custom ne null",
     ];
 
     const WORDS: &[&str] = &[
@@ -91,8 +92,36 @@ mod fuzz {
 
     fn pipeline(src: &str) {
         if let Ok(typed) = super::typecheck::parse_and_check(src) {
-            let _ = compile_filter(&typed, Dialect::Sqlite, 1);
-            let _ = compile_filter(&typed, Dialect::Postgres, 1);
+            for (dialect, sigil) in [(Dialect::Sqlite, '?'), (Dialect::Postgres, '$')] {
+                let frag = compile_filter(&typed, dialect, 1);
+                assert_every_param_is_used(src, &frag.sql, sigil, frag.params.len());
+            }
+        }
+    }
+
+    /// A bound parameter the SQL never references is an error on both databases (SQLite: "wrong
+    /// number of parameters" when it is the highest-numbered one).
+    fn assert_every_param_is_used(src: &str, sql: &str, sigil: char, count: usize) {
+        for n in 1..=count {
+            let mark = format!("{sigil}{n}");
+            let used = sql.match_indices(&mark).any(|(at, _)| {
+                !sql[at + mark.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_digit())
+            });
+            assert!(used, "{src}: parameter {mark} is bound but unused in {sql}");
+        }
+    }
+
+    #[test]
+    fn relational_null_on_a_dynamic_property_binds_nothing() {
+        for src in [
+            "custom gt null",
+            "null le custom",
+            "name eq 'a' and custom lt null",
+        ] {
+            pipeline(src);
         }
     }
 

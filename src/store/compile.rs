@@ -231,6 +231,11 @@ impl Compiler {
     }
 
     fn dyn_compare(&mut self, name: &str, op: CmpOp, lit: &DynLiteral) -> String {
+        // Decided before `dynamic()` binds the JSON path: a parameter the SQL never references
+        // makes SQLite refuse the statement when it is the last one (`/$count`, `$count=true`).
+        if *lit == DynLiteral::Null && op.is_relational() {
+            return "FALSE".to_string();
+        }
         let d = self.dynamic(name);
         let (guard, view, param) = match lit {
             DynLiteral::Null => {

@@ -127,7 +127,7 @@ async fn sigterm_exits_zero_and_data_persists() {
 async fn in_memory_mode_writes_nothing_to_disk() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let s = Server::start_in(&data, &["--in-memory"]);
+    let s = Server::start_in(&data, &["--in-memory", "--auth", "none"]);
     s.create(&json!({"name": "volatile"})).await;
     assert_eq!(s.all_ids().await.len(), 1);
     assert!(!data.exists(), "in-memory mode created {}", data.display());

@@ -3,6 +3,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
+
+use rustls::pki_types::pem::PemObject;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -10,11 +12,18 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub const COLLECTION: &str = "/beta/security/cloudAppSecurityProfiles";
+/// The tenant of the default client's token.
+pub const TENANT_A: &str = "tenant-a";
+pub const READ_WRITE: &str = "SecurityEvents.ReadWrite.All";
+pub const READ: &str = "SecurityEvents.Read.All";
 
 /// A running graphsec process.
 pub struct Server {
     child: Option<Child>,
     pub base: String,
+    pub data_dir: std::path::PathBuf,
+    /// A delegated read-write token for [`TENANT_A`] (empty with `--auth none`).
+    pub token: String,
     // Held so the directory outlives the server; `None` when the caller owns the directory.
     _temp: Option<tempfile::TempDir>,
     pub client: reqwest::Client,
@@ -35,6 +44,11 @@ impl Server {
     }
 
     /// A server on a caller-owned data directory (for restarts).
+    /// A server with authentication off (every request is one tenant with full permissions).
+    pub fn start_open() -> Server {
+        Self::start_with(&["--auth", "none"])
+    }
+
     pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_graphsec"));
         cmd.arg("serve")
@@ -58,12 +72,41 @@ impl Server {
         let base = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("graphsec did not print its listening line");
+        let auth_off =
+            extra.windows(2).any(|w| w == ["--auth", "none"]) || extra.contains(&"--in-memory");
+        let token = if auth_off {
+            String::new()
+        } else {
+            dev_token(dir, TENANT_A, &[READ_WRITE], &[])
+        };
+        let client = client_for(
+            dir,
+            base.starts_with("https"),
+            (!token.is_empty()).then_some(token.as_str()),
+        );
         Server {
             child: Some(child),
             base,
+            data_dir: dir.to_path_buf(),
+            token,
             _temp: None,
-            client: reqwest::Client::builder().build().expect("client"),
+            client,
         }
+    }
+
+    /// A dev token this server accepts.
+    pub fn token_for(&self, tenant: &str, scopes: &[&str], roles: &[&str]) -> String {
+        dev_token(&self.data_dir, tenant, scopes, roles)
+    }
+
+    /// A client that sends no credentials (but trusts the server's certificate).
+    pub fn anonymous(&self) -> reqwest::Client {
+        client_for(&self.data_dir, self.base.starts_with("https"), None)
+    }
+
+    /// A client that authenticates with `token`.
+    pub fn client_with(&self, token: &str) -> reqwest::Client {
+        client_for(&self.data_dir, self.base.starts_with("https"), Some(token))
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -154,6 +197,46 @@ impl Server {
         }
         out
     }
+}
+
+fn dev_token(dir: &Path, tenant: &str, scopes: &[&str], roles: &[&str]) -> String {
+    let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+    let roles: Vec<String> = roles.iter().map(|s| s.to_string()).collect();
+    graphsec::auth::issue_dev_token(dir, tenant, &scopes, &roles, 3600, None).expect("dev token")
+}
+
+/// A reqwest client; over https it trusts exactly the server's self-signed certificate.
+fn client_for(dir: &Path, https: bool, token: Option<&str>) -> reqwest::Client {
+    // reqwest is built without a bundled crypto provider (one stack: aws-lc-rs).
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    });
+    let mut b = reqwest::Client::builder();
+    if let Some(t) = token {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {t}").parse().expect("header"),
+        );
+        b = b.default_headers(headers);
+    }
+    if https {
+        let mut roots = rustls::RootCertStore::empty();
+        let cert = dir.join(graphsec::tls::SELF_SIGNED_CERT_FILE);
+        for c in rustls::pki_types::CertificateDer::pem_file_iter(&cert).expect("certificate file")
+        {
+            roots.add(c.expect("certificate")).expect("root");
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("tls versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        b = b.use_preconfigured_tls(tls);
+    }
+    b.build().expect("client")
 }
 
 impl Drop for Server {

@@ -243,7 +243,12 @@ async fn garbage_requests_never_500_and_the_server_survives() {
         b"BREW /security HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
         b"GET /beta/security/cloudAppSecurityProfiles/$count/$count HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
     ];
+    let auth = format!("Authorization: Bearer {}\r\n", s.token);
     for raw in samples {
+        // Authenticated, so the garbage reaches routing and the handlers.
+        let raw = String::from_utf8_lossy(&raw)
+            .replacen("\r\n", &format!("\r\n{auth}"), 1)
+            .into_bytes();
         let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
         sock.write_all(&raw).await.unwrap();
         let mut buf = Vec::new();
