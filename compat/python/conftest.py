@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from graph_client import make_client
-from graphsec_server import READ_WRITE, TENANT_A, GraphsecServer, capabilities
+from graphsec_server import GraphsecServer, capabilities
 
 
 @pytest.fixture(scope="session")
@@ -28,13 +28,9 @@ def server() -> Iterator[GraphsecServer]:
         yield s
 
 
-def default_token(server: GraphsecServer) -> str | None:
-    return server.token(TENANT_A, READ_WRITE) if capabilities().tokens else None
-
-
 @pytest.fixture
 def client(server: GraphsecServer):
-    return make_client(server, default_token(server))
+    return make_client(server, server.default_token())
 
 
 @pytest.fixture
@@ -49,7 +45,7 @@ def query_options_supported(server: GraphsecServer) -> bool:
     """Probe: does graphsec accept OData query options yet? Until the query engine lands, any
     `$top` gets 400 naming the option. The probe uses plain httpx (it is not a scenario)."""
     headers = {}
-    token = default_token(server)
+    token = server.default_token()
     if token:
         headers["Authorization"] = f"Bearer {token}"
     verify = ssl.create_default_context(cafile=str(server.cert_path)) if server.tls else True

@@ -146,6 +146,11 @@ class GraphsecServer:
             raise RuntimeError(f"{' '.join(args)} failed: {done.stderr}")
         return done.stdout.strip()
 
+    def default_token(self) -> str | None:
+        """What the scenarios authenticate with by default: tenant A, read-write, once graphsec
+        has tokens; before that graphsec has one default tenant and takes no token."""
+        return self.token(TENANT_A, READ_WRITE) if capabilities().tokens else None
+
     def log(self) -> str:
         try:
             return self._log_path.read_text()
