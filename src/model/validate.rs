@@ -205,8 +205,39 @@ fn valid_members(e: &edm::EnumType) -> String {
         .join(", ")
 }
 
+/// Finds a U+0000 anywhere in a JSON value (keys included). PostgreSQL cannot store it in TEXT
+/// or JSONB and SQLite's string functions stop at it, so it is refused on every store alike.
+fn find_nul(v: &Json, path: &str) -> Option<String> {
+    match v {
+        Json::String(s) if s.contains('\0') => Some(path.to_string()),
+        Json::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| find_nul(item, &format!("{path}[{i}]"))),
+        Json::Object(m) => m.iter().find_map(|(k, item)| {
+            let here = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}/{k}")
+            };
+            if k.contains('\0') {
+                Some(here)
+            } else {
+                find_nul(item, &here)
+            }
+        }),
+        _ => None,
+    }
+}
+
 /// Turns a parsed JSON body into [`Changes`] for a create or a PATCH.
 pub fn changes_from_json(body: &Json, mode: Mode, opts: Options) -> Result<Changes, BodyError> {
+    if let Some(place) = find_nul(body, "") {
+        return err(format!(
+            "The value of '{}' contains the character U+0000, which is not supported.",
+            place.replace('\0', "\\u0000")
+        ));
+    }
     let Json::Object(obj) = body else {
         return err(format!(
             "The request body must be a JSON object representing a {}, not {}.",
@@ -353,6 +384,9 @@ mod tests {
             ),
             (json!([1]), "JSON object"),
             (json!({"bad name": 1}), "dynamic property name"),
+            (json!({"name": "a\u{0}b"}), "U+0000"),
+            (json!({"tags": ["ok", "\u{0}"]}), "tags[1]"),
+            (json!({"dyn": {"deep": ["\u{0}"]}}), "dyn/deep[0]"),
         ] {
             let e = create(body.clone()).unwrap_err();
             assert!(e.0.contains(needle), "{body}: {}", e.0);

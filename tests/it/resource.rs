@@ -377,6 +377,8 @@ async fn wrong_json_types_are_400_naming_property_and_type_and_store_nothing() {
         ),
         (json!(["not", "an", "object"]), vec!["JSON object"]),
         (json!("text"), vec!["JSON object"]),
+        (json!({"name": "nul\u{0}byte"}), vec!["name", "U+0000"]),
+        (json!({"custom\u{0}key": 1}), vec!["U+0000"]),
     ] {
         let msg = expect_error(s.post(COLLECTION, &body).await, 400, "BadRequest").await;
         for n in needles {
