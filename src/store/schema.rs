@@ -129,6 +129,31 @@ pub fn create_ddl(dialect: Dialect) -> Vec<String> {
     ddl
 }
 
+/// A bind placeholder in the dialect's syntax (1-based).
+pub fn placeholder(dialect: Dialect, n: usize) -> String {
+    match dialect {
+        Dialect::Sqlite => format!("?{n}"),
+        Dialect::Postgres => format!("${n}"),
+    }
+}
+
+/// `INSERT` of one whole row: every column of [`columns`], `tenant` first.
+pub fn insert_sql(dialect: Dialect) -> String {
+    let cols = columns(dialect);
+    format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        quote(TABLE),
+        cols.iter()
+            .map(|(c, _, _)| quote(c))
+            .collect::<Vec<_>>()
+            .join(", "),
+        (1..=cols.len())
+            .map(|i| placeholder(dialect, i))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 /// A backend-neutral SQL value: what encoding a record produces and decoding consumes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {

@@ -419,22 +419,6 @@ fn where_clause(tenant: &str, filter: Option<&TypedFilter>) -> (String, Vec<SqlP
     (sql, params)
 }
 
-fn insert_sql() -> String {
-    let cols = schema::columns(Dialect::Sqlite);
-    format!(
-        "INSERT INTO {} ({}) VALUES ({})",
-        quote(schema::TABLE),
-        cols.iter()
-            .map(|(c, _, _)| quote(c))
-            .collect::<Vec<_>>()
-            .join(", "),
-        (1..=cols.len())
-            .map(|i| format!("?{i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
-}
-
 fn update_sql() -> String {
     let cols = schema::record_columns(Dialect::Sqlite);
     let n = cols.len();
@@ -475,7 +459,9 @@ impl Store for SqliteStore {
             let record = Record::create(changes, id, now_ticks());
             let mut cells = vec![to_sql(Cell::Text(tenant))];
             cells.extend(schema::encode(&record).into_iter().map(to_sql));
-            let mut stmt = conn.prepare_cached(&insert_sql()).map_err(map_sqlite)?;
+            let mut stmt = conn
+                .prepare_cached(&schema::insert_sql(Dialect::Sqlite))
+                .map_err(map_sqlite)?;
             match stmt.execute(params_from_iter(cells)) {
                 Ok(_) => Ok(record),
                 Err(e)

@@ -3,6 +3,8 @@
 
 mod auth;
 mod durability;
+mod perf;
+mod query;
 mod resource;
 mod spec_pages;
 mod support;
