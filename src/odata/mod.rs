@@ -90,6 +90,15 @@ mod fuzz {
         "$",
     ];
 
+    /// Cases per fuzz property: 2,000 in CI (a few seconds); set `GRAPHSEC_FUZZ_CASES` to run
+    /// longer, e.g. `GRAPHSEC_FUZZ_CASES=200000 cargo test --release --lib odata::fuzz`.
+    fn fuzz_cases() -> u32 {
+        std::env::var("GRAPHSEC_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2000)
+    }
+
     fn pipeline(src: &str) {
         if let Ok(typed) = super::typecheck::parse_and_check(src) {
             for (dialect, sigil) in [(Dialect::Sqlite, '?'), (Dialect::Postgres, '$')] {
@@ -126,7 +135,7 @@ mod fuzz {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: fuzz_cases(), ..ProptestConfig::default() })]
 
         #[test]
         fn arbitrary_text(s in "\\PC{0,300}") {
