@@ -174,14 +174,16 @@ pub fn parse_list_query(params: &[(String, String)]) -> Result<ListQuery, QueryE
                 out.skiptoken = Some(value.clone());
             }
             Opt::Expand => {
-                return Err(QueryError::new(
-                    "The query option '$expand' is not supported: microsoft.graph.cloudAppSecurityProfile has no navigation properties to expand.",
-                ));
+                return Err(QueryError::new(format!(
+                    "The query option '$expand' is not supported: {} has no navigation properties to expand.",
+                    ENTITY.qualified_name()
+                )));
             }
             Opt::Search => {
-                return Err(QueryError::new(
-                    "The query option '$search' is not supported: the cloudAppSecurityProfiles collection is not searchable; use $filter.",
-                ));
+                return Err(QueryError::new(format!(
+                    "The query option '$search' is not supported: the {} collection is not searchable; use $filter.",
+                    ENTITY.collection
+                )));
             }
         }
     }
