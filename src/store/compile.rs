@@ -153,6 +153,7 @@ impl Compiler {
                 let d = self.dynamic(name);
                 format!("(CASE WHEN {} THEN {} END)", d.bool_guard, d.boolean)
             }
+            TKind::Func(Func::StartsWith, args) if positive => self.prefix_range(args),
             TKind::Func(f, args) => self.func(*f, args),
             TKind::Compare(op, l, r) => self.compare(*op, l, r, positive),
             TKind::DynCompare(name, op, lit) => self.dyn_compare(name, *op, lit),
@@ -181,6 +182,25 @@ impl Compiler {
             ),
         }
     }
+}
+
+/// The least string greater than every string that starts with `prefix`, in code-point order
+/// (which is UTF-8 byte order, the order of SQLite's BINARY and PostgreSQL's "C" collation): the
+/// prefix with its last code point incremented (skipping surrogates; a trailing U+10FFFF is
+/// dropped first). `None` when no such bound exists.
+pub fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last as u32 {
+            0xD7FF => Some('\u{E000}'),
+            n => char::from_u32(n + 1),
+        };
+        if let Some(n) = next {
+            chars.push(n);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 /// SQL pieces to read one dynamic property (a key of the `dynamic` JSON object).
@@ -415,6 +435,36 @@ impl Compiler {
                 )
             }
         }
+    }
+
+    /// `startswith(column, 'p')` where only TRUE matters: the same test plus the implied range
+    /// `column >= 'p' AND column < next('p')`, which lets an index on the column serve it
+    /// (`substr` alone cannot). The range adds no rows and removes none, so the result is exact.
+    fn prefix_range(&mut self, args: &[Typed]) -> String {
+        let test = self.func(Func::StartsWith, args);
+        let (
+            Some(column),
+            Some(Typed {
+                kind: TKind::Text(prefix),
+                ..
+            }),
+        ) = (args.first(), args.get(1))
+        else {
+            return test;
+        };
+        if !matches!(column.kind, TKind::Column(_) | TKind::Member(..)) || prefix.is_empty() {
+            return test;
+        }
+        let c = self.expr(column, false);
+        let c = self.ordinal(c, Ty::String);
+        let lo = self.bind(SqlParam::Text(prefix.clone()));
+        let mut sql = format!("({c} >= {lo}");
+        if let Some(hi) = prefix_upper_bound(prefix) {
+            let hi = self.bind(SqlParam::Text(hi));
+            sql.push_str(&format!(" AND {c} < {hi}"));
+        }
+        sql.push_str(&format!(" AND {test})"));
+        sql
     }
 
     fn func(&mut self, f: Func, args: &[Typed]) -> String {
@@ -1049,6 +1099,121 @@ mod tests {
                     frag.sql
                 ));
             }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// Names around the code points where "the next string after a prefix" is subtle.
+    fn prefix_rows() -> Vec<Row> {
+        [
+            ("p01", "a"),
+            ("p02", "ab"),
+            ("p03", "a\u{7f}"),
+            ("p04", "a\u{80}"),
+            ("p05", "aé"),
+            ("p06", "b"),
+            ("p07", "a\u{10FFFF}x"),
+            ("p08", "\u{10FFFF}"),
+            ("p09", "a\u{D7FF}z"),
+            ("p10", "a\u{E000}"),
+            ("p11", "A"),
+            ("p12", "\u{10FFFF}\u{10FFFF}q"),
+        ]
+        .into_iter()
+        .map(|(id, name)| (id, vec![("name", V::T(name))]))
+        .chain(std::iter::once(("p13", vec![])))
+        .collect()
+    }
+
+    const PREFIXES: &[&str] = &[
+        "a",
+        "ab",
+        "a\u{7f}",
+        "aé",
+        "a\u{D7FF}",
+        "\u{10FFFF}",
+        "a\u{10FFFF}",
+        "\u{10FFFF}\u{10FFFF}",
+        "zz",
+    ];
+
+    fn prefix_expected(prefix: &str, negate: bool) -> String {
+        prefix_rows()
+            .iter()
+            .filter(|(_, cols)| match cols.first() {
+                Some((_, V::T(name))) => name.starts_with(prefix) != negate,
+                _ => false,
+            })
+            .map(|(id, _)| *id)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn prefix_upper_bounds_follow_code_point_order() {
+        assert_eq!(prefix_upper_bound("ab").as_deref(), Some("ac"));
+        assert_eq!(
+            prefix_upper_bound("a\u{D7FF}").as_deref(),
+            Some("a\u{E000}")
+        );
+        assert_eq!(prefix_upper_bound("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_upper_bound("\u{10FFFF}\u{10FFFF}"), None);
+        assert_eq!(prefix_upper_bound(""), None);
+    }
+
+    #[test]
+    fn startswith_uses_a_range_the_index_can_serve_and_selects_exactly_the_same_rows() {
+        let db = sqlite_db(&prefix_rows());
+        let pg = Pg::connect("prefix");
+        if let Some(pg) = &pg {
+            pg.load(&prefix_rows());
+        } else {
+            eprintln!("PostgreSQL not reachable through psql: the PostgreSQL half is skipped");
+        }
+        let mut failures = Vec::new();
+        for prefix in PREFIXES {
+            let lit = prefix.replace('\'', "''");
+            for (src, negate) in [
+                (format!("startswith(name, '{lit}')"), false),
+                (format!("not startswith(name, '{lit}')"), true),
+                (
+                    format!("startswith(name, '{lit}') and name ne 'zzz'"),
+                    false,
+                ),
+            ] {
+                let want = prefix_expected(prefix, negate);
+                let frag = compile(&src, Dialect::Sqlite);
+                if !negate {
+                    assert!(frag.sql.contains(">="), "{src}: no range in {}", frag.sql);
+                }
+                let got = id_list(&sqlite_select(&db, &["id".into()], &frag, &col("id"), None));
+                if got != want {
+                    failures.push(format!(
+                        "sqlite {src:?}: want [{want}] got [{got}] sql {}",
+                        frag.sql
+                    ));
+                }
+                if let Some(pg) = &pg {
+                    let frag = compile(&src, Dialect::Postgres);
+                    match pg.select(&["id".into()], &frag, &col("id"), None) {
+                        Ok(rows) => {
+                            let got = rows
+                                .iter()
+                                .map(|r| r.first().cloned().flatten().unwrap_or_default())
+                                .collect::<Vec<_>>()
+                                .join(" ");
+                            if got != want {
+                                failures
+                                    .push(format!("postgres {src:?}: want [{want}] got [{got}]"));
+                            }
+                        }
+                        Err(e) => failures.push(format!("postgres {src:?}: {e}")),
+                    }
+                }
+            }
+        }
+        if let Some(pg) = pg {
+            pg.drop();
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
