@@ -410,28 +410,23 @@ impl Compiler {
                     exists(&format!("({b}) IS NOT TRUE"))
                 )
             }
-            (LambdaKind::Any, false) => {
+            // Three-valued: null over a null collection; otherwise decided by an element whose
+            // body has the deciding value (TRUE for any, FALSE for all), else null if some body is
+            // null, else the other value.
+            (kind, false) => {
                 let b = self.expr(body, false);
+                let (deciding, other) = match kind {
+                    LambdaKind::Any => ("TRUE", "FALSE"),
+                    LambdaKind::All => ("FALSE", "TRUE"),
+                };
                 let unknown = if body.nullable {
                     format!(" WHEN {} THEN NULL", exists(&format!("({b}) IS NULL")))
                 } else {
                     String::new()
                 };
                 format!(
-                    "(CASE WHEN {coll} IS NULL THEN NULL WHEN {} THEN TRUE{unknown} ELSE FALSE END)",
-                    exists(&format!("({b}) IS TRUE"))
-                )
-            }
-            (LambdaKind::All, false) => {
-                let b = self.expr(body, false);
-                let unknown = if body.nullable {
-                    format!(" WHEN {} THEN NULL", exists(&format!("({b}) IS NULL")))
-                } else {
-                    String::new()
-                };
-                format!(
-                    "(CASE WHEN {coll} IS NULL THEN NULL WHEN {} THEN FALSE{unknown} ELSE TRUE END)",
-                    exists(&format!("({b}) IS FALSE"))
+                    "(CASE WHEN {coll} IS NULL THEN NULL WHEN {} THEN {deciding}{unknown} ELSE {other} END)",
+                    exists(&format!("({b}) IS {deciding}"))
                 )
             }
         }
