@@ -11,6 +11,11 @@ use crate::model::validate;
 use crate::store::sqlite::{Location, SqliteStore};
 use crate::tls;
 
+/// The token printed at startup in `--in-memory` dev mode.
+pub const DEV_TOKEN_TENANT: &str = "default";
+const DEV_TOKEN_SCOPE: &str = "SecurityEvents.ReadWrite.All";
+const DEV_TOKEN_TTL_SECS: u64 = 24 * 3600;
+
 /// Runs the server until a shutdown signal arrives.
 pub async fn run(args: ServeArgs) -> Result<(), String> {
     let location = if args.in_memory {
@@ -51,6 +56,19 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         }
     }
     tracing::info!(auth = auth.describe(), "authentication");
+    if data_dir.is_none() {
+        // An in-memory dev key exists only in this process, so `graphsec token` cannot sign for
+        // it: hand out a ready token instead (the key and the token die with the process).
+        let scopes = vec![DEV_TOKEN_SCOPE.to_string()];
+        if let Ok(token) =
+            auth.issue_dev_token(DEV_TOKEN_TENANT, &scopes, &[], DEV_TOKEN_TTL_SECS, None)
+        {
+            println!(
+                "graphsec dev token (tenant '{DEV_TOKEN_TENANT}', {DEV_TOKEN_SCOPE}, valid {} h): {token}",
+                DEV_TOKEN_TTL_SECS / 3600
+            );
+        }
+    }
     let tls_setup = tls::server_config(&args.tls, data_dir)?;
     if let Some((_, Some(cert))) = &tls_setup {
         tracing::info!(certificate = %cert.display(), "HTTPS with a self-signed certificate: trust this file in clients");

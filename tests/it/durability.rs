@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
-use crate::support::{COLLECTION, Server};
+use crate::support::{COLLECTION, Server, expect_error};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_all_land_and_survive_restart() {
@@ -127,7 +127,15 @@ async fn sigterm_exits_zero_and_data_persists() {
 async fn in_memory_mode_writes_nothing_to_disk() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let s = Server::start_in(&data, &["--in-memory", "--auth", "none"]);
+    // Dev auth with an in-memory key: the server prints a ready token (no data dir to sign with).
+    let s = Server::start_in(&data, &["--in-memory"]);
+    assert!(!s.token.is_empty(), "in-memory dev mode printed a token");
+    expect_error(
+        s.anonymous().get(s.url(COLLECTION)).send().await.unwrap(),
+        401,
+        "InvalidAuthenticationToken",
+    )
+    .await;
     s.create(&json!({"name": "volatile"})).await;
     assert_eq!(s.all_ids().await.len(), 1);
     assert!(!data.exists(), "in-memory mode created {}", data.display());

@@ -61,23 +61,30 @@ impl Server {
         let mut child = cmd.spawn().expect("spawn graphsec");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
+        let (token_tx, token_rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if let Some(at) = line.find("listening on ") {
                     let _ = tx.send(line[at + "listening on ".len()..].trim().to_string());
                 }
+                if line.starts_with("graphsec dev token")
+                    && let Some((_, token)) = line.rsplit_once(": ")
+                {
+                    let _ = token_tx.send(token.trim().to_string());
+                }
             }
         });
         let base = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("graphsec did not print its listening line");
-        let auth_off =
-            extra.windows(2).any(|w| w == ["--auth", "none"]) || extra.contains(&"--in-memory");
-        let token = if auth_off {
-            String::new()
-        } else {
-            dev_token(dir, TENANT_A, &[READ_WRITE], &[])
+        // In-memory dev mode prints its token before the listening line.
+        let printed_token = token_rx.try_recv().ok();
+        let auth_off = extra.windows(2).any(|w| w == ["--auth", "none"]);
+        let token = match printed_token {
+            Some(t) => t,
+            None if auth_off => String::new(),
+            None => dev_token(dir, TENANT_A, &[READ_WRITE], &[]),
         };
         let client = client_for(
             dir,
