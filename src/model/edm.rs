@@ -119,6 +119,12 @@ pub struct DateTimeError(pub &'static str);
 /// mandatory `Z` or `±hh:mm` offset, into UTC ticks. Fractions beyond 7 digits must be zeros
 /// would lose information silently; they are refused instead.
 pub fn parse_datetime(text: &str) -> Result<i64, DateTimeError> {
+    // Every valid form is ASCII; checking first keeps the byte slicing below on char boundaries.
+    if !text.is_ascii() {
+        return Err(DateTimeError(
+            "expected yyyy-mm-ddThh:mm:ss[.fffffff] followed by Z or an offset ±hh:mm",
+        ));
+    }
     let bytes = text.as_bytes();
     // Shape check first, so the error says what is wrong rather than a parser's internals.
     if bytes.len() < 19 || bytes.get(10).is_none_or(|b| *b != b'T' && *b != b't') {
@@ -290,6 +296,12 @@ mod tests {
             "2021-05-06T07:08:09+24:00",
             "2021-05-06 07:08:09Z",
             "not a date at all, really",
+            // Multi-byte characters where the offset or fraction is sliced out.
+            "2021-05-06T07:08:09€abcd",
+            "2021-05-06T07:08:09x€abc",
+            "2021-05-06T07:08:09.€Z",
+            "2021-05-06T07:08:09+0€:0",
+            "2021-05-06T07:08:0€Z",
         ] {
             assert!(parse_datetime(bad).is_err(), "accepted {bad:?}");
         }

@@ -301,6 +301,23 @@ async fn server_managed_timestamps_are_type_checked_then_overridden() {
         "BadRequest",
     )
     .await;
+    // Non-ASCII where the offset is sliced out: a 400, never a panic (body and $filter literal).
+    let bad = "2021-05-06T07:08:09€abcd";
+    expect_error(
+        s.post(COLLECTION, &json!({"createdDateTime": bad})).await,
+        400,
+        "BadRequest",
+    )
+    .await;
+    let filter = format!("createdDateTime gt {bad}");
+    let r = s
+        .client
+        .get(s.url(COLLECTION))
+        .query(&[("$filter", filter.as_str())])
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 400, "BadRequest").await;
     let id = v["id"].as_str().unwrap();
     let p: Value = s
         .patch(
