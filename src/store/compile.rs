@@ -1190,17 +1190,10 @@ mod tests {
                 }
                 if let Some(pg) = &pg {
                     let frag = compile(&src, Dialect::Postgres);
-                    match pg.select(&["id".into()], &frag, &col("id"), None) {
-                        Ok(rows) => {
-                            let got = rows
-                                .iter()
-                                .map(|r| r.first().cloned().flatten().unwrap_or_default())
-                                .collect::<Vec<_>>()
-                                .join(" ");
-                            if got != want {
-                                failures
-                                    .push(format!("postgres {src:?}: want [{want}] got [{got}]"));
-                            }
+                    match pg_ids(pg, &frag) {
+                        Ok(got) if got == want => {}
+                        Ok(got) => {
+                            failures.push(format!("postgres {src:?}: want [{want}] got [{got}]"))
                         }
                         Err(e) => failures.push(format!("postgres {src:?}: {e}")),
                     }
@@ -1348,6 +1341,16 @@ mod tests {
         }
     }
 
+    /// The ids a filter selects on PostgreSQL, in id order, space-separated.
+    fn pg_ids(pg: &Pg, frag: &SqlFragment) -> Result<String, String> {
+        let rows = pg.select(&["id".into()], frag, &col("id"), None)?;
+        Ok(rows
+            .iter()
+            .map(|r| r.first().cloned().flatten().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(" "))
+    }
+
     #[test]
     fn filters_select_the_same_rows_on_postgres() {
         let Some(pg) = Pg::connect("filter") else {
@@ -1358,20 +1361,12 @@ mod tests {
         let mut failures = Vec::new();
         for (src, want) in CASES {
             let frag = compile(src, Dialect::Postgres);
-            match pg.select(&["id".into()], &frag, &col("id"), None) {
-                Ok(rows) => {
-                    let got = rows
-                        .iter()
-                        .map(|r| r.first().cloned().flatten().unwrap_or_default())
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    if got != *want {
-                        failures.push(format!(
-                            "{src}\n   want [{want}]\n   got  [{got}]\n   sql  {}",
-                            frag.sql
-                        ));
-                    }
-                }
+            match pg_ids(&pg, &frag) {
+                Ok(got) if got == *want => {}
+                Ok(got) => failures.push(format!(
+                    "{src}\n   want [{want}]\n   got  [{got}]\n   sql  {}",
+                    frag.sql
+                )),
                 Err(e) => failures.push(format!("{src}: {e}")),
             }
         }
