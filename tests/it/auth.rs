@@ -22,6 +22,11 @@ async fn status(
     b.send().await.expect("request").status().as_u16()
 }
 
+/// A GET with query options, as client `c` (which carries its own token).
+async fn get(c: &reqwest::Client, url: String, query: &[(&str, &str)]) -> reqwest::Response {
+    c.get(url).query(query).send().await.expect("request")
+}
+
 #[tokio::test]
 async fn requests_without_a_valid_token_are_401_with_www_authenticate() {
     let s = Server::start();
@@ -239,42 +244,24 @@ async fn tenants_are_isolated_on_every_operation() {
         "ResourceNotFound",
     )
     .await;
-    let list: Value = b
-        .get(s.url(COLLECTION))
-        .query(&[("$count", "true")])
-        .send()
+    let list = get(&b, s.url(COLLECTION), &[("$count", "true")])
         .await
-        .unwrap()
-        .json()
+        .json::<Value>()
         .await
         .unwrap();
     assert_eq!(list["@odata.count"], 1);
     assert_eq!(list["value"][0]["name"], "B's");
-    let filtered: Value = b
-        .get(s.url(COLLECTION))
-        .query(&[("$filter", "id eq 'a-only' or platform eq 'win'")])
-        .send()
+    let filter = [("$filter", "id eq 'a-only' or platform eq 'win'")];
+    let filtered = get(&b, s.url(COLLECTION), &filter)
         .await
-        .unwrap()
-        .json()
+        .json::<Value>()
         .await
         .unwrap();
     assert_eq!(filtered["value"], json!([]));
-    let n = b
-        .get(s.url(&format!("{COLLECTION}/$count")))
-        .send()
+    let count = s.url(&format!("{COLLECTION}/$count"));
+    assert_eq!(get(&b, count.clone(), &[]).await.text().await.unwrap(), "1");
+    let n = get(&b, count, &[("$filter", "name eq 'A''s'")])
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(n, "1");
-    let n = b
-        .get(s.url(&format!("{COLLECTION}/$count")))
-        .query(&[("$filter", "name eq 'A''s'")])
-        .send()
-        .await
-        .unwrap()
         .text()
         .await
         .unwrap();
