@@ -1066,26 +1066,14 @@ fn server_agrees_with_the_reference_evaluator_across_pages() {
 
 /// GET the collection with these (unencoded) options; the status and the JSON body.
 async fn list(s: &Server, params: &[(&str, &str)]) -> (u16, Value) {
-    let r = s
-        .client
-        .get(s.url(COLLECTION))
-        .query(params)
-        .send()
-        .await
-        .expect("request");
+    let r = s.get_with(COLLECTION, params).await;
     let status = r.status().as_u16();
     (status, r.json().await.expect("json"))
 }
 
 /// The 400 message for these options (asserting the Graph error shape).
 async fn list_error(s: &Server, params: &[(&str, &str)]) -> String {
-    let r = s
-        .client
-        .get(s.url(COLLECTION))
-        .query(params)
-        .send()
-        .await
-        .expect("request");
+    let r = s.get_with(COLLECTION, params).await;
     expect_error(r, 400, "BadRequest").await
 }
 

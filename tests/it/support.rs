@@ -163,6 +163,16 @@ impl Server {
             .expect("request")
     }
 
+    /// GET with query options (given unencoded; reqwest encodes them).
+    pub async fn get_with(&self, path: &str, params: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .query(params)
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn delete(&self, path: &str) -> reqwest::Response {
         self.client
             .delete(self.url(path))
