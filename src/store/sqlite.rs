@@ -91,8 +91,56 @@ pub struct SqliteStore {
     jobs: mpsc::Sender<Box<dyn Job>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     permits: Arc<Semaphore>,
-    select_list: String,
+    sql: Arc<Statements>,
     secret: Vec<u8>,
+}
+
+/// The fixed SQL of the store, derived from the entity table once at open (statement caches
+/// are keyed by this text, so it is built once rather than on every call).
+struct Statements {
+    /// Every record column, quoted, in `schema::record_columns` order.
+    select_list: String,
+    /// Columns a record row has.
+    width: usize,
+    get: String,
+    insert: String,
+    update: String,
+    delete: String,
+    exists: String,
+}
+
+impl Statements {
+    fn new() -> Statements {
+        let d = Dialect::Sqlite;
+        let cols = schema::record_columns(d);
+        let table = quote(schema::TABLE);
+        let tenant = quote(schema::TENANT_COLUMN);
+        let key = quote(schema::column(&ENTITY.properties[ENTITY.key_index()]));
+        let select_list = cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+        let n = cols.len();
+        let assignments = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{} = ?{}", quote(c), i + 1))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Statements {
+            get: format!("SELECT {select_list} FROM {table} WHERE {tenant} = ?1 AND {key} = ?2"),
+            insert: schema::insert_sql(d),
+            update: format!(
+                "UPDATE {table} SET {assignments} WHERE {tenant} = ?{} AND {key} = ?{}",
+                n + 1,
+                n + 2
+            ),
+            delete: format!(
+                "DELETE FROM {table} WHERE {tenant} = ?1 AND {key} = ?2 AND (?3 IS NULL OR {} = ?3)",
+                quote(schema::VERSION_COLUMN)
+            ),
+            exists: format!("SELECT 1 FROM {table} WHERE {tenant} = ?1 AND {key} = ?2"),
+            select_list,
+            width: n,
+        }
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> StoreError {
@@ -261,17 +309,12 @@ impl SqliteStore {
             .name("graphsec-sqlite-writer".into())
             .spawn(move || writer_loop(writer, rx, &writer_stats))
             .map_err(|e| e.to_string())?;
-        let select_list = schema::record_columns(Dialect::Sqlite)
-            .iter()
-            .map(|c| quote(c))
-            .collect::<Vec<_>>()
-            .join(", ");
         Ok(SqliteStore {
             stats,
             jobs: tx,
             readers: Arc::new(Mutex::new(readers)),
             permits: Arc::new(Semaphore::new(READERS)),
-            select_list,
+            sql: Arc::new(Statements::new()),
             secret,
         })
     }
@@ -326,16 +369,6 @@ impl SqliteStore {
         })
         .await
         .map_err(internal)?
-    }
-
-    fn get_sql(&self) -> String {
-        format!(
-            "SELECT {} FROM {} WHERE {} = ?1 AND {} = ?2",
-            self.select_list,
-            quote(schema::TABLE),
-            quote(schema::TENANT_COLUMN),
-            quote(schema::column(&ENTITY.properties[ENTITY.key_index()]))
-        )
     }
 }
 
@@ -419,30 +452,16 @@ fn where_clause(tenant: &str, filter: Option<&TypedFilter>) -> (String, Vec<SqlP
     (sql, params)
 }
 
-fn update_sql() -> String {
-    let cols = schema::record_columns(Dialect::Sqlite);
-    let n = cols.len();
-    format!(
-        "UPDATE {} SET {} WHERE {} = ?{} AND {} = ?{}",
-        quote(schema::TABLE),
-        cols.iter()
-            .enumerate()
-            .map(|(i, c)| format!("{} = ?{}", quote(c), i + 1))
-            .collect::<Vec<_>>()
-            .join(", "),
-        quote(schema::TENANT_COLUMN),
-        n + 1,
-        quote(schema::column(&ENTITY.properties[ENTITY.key_index()])),
-        n + 2
-    )
-}
-
-fn fetch_one(conn: &Connection, sql: &str, tenant: &str, id: &str) -> Result<Record, StoreError> {
-    let width = schema::record_columns(Dialect::Sqlite).len();
-    let mut stmt = conn.prepare_cached(sql).map_err(map_sqlite)?;
+fn fetch_one(
+    conn: &Connection,
+    sql: &Statements,
+    tenant: &str,
+    id: &str,
+) -> Result<Record, StoreError> {
+    let mut stmt = conn.prepare_cached(&sql.get).map_err(map_sqlite)?;
     let mut rows = stmt.query([tenant, id]).map_err(map_sqlite)?;
     match rows.next().map_err(map_sqlite)? {
-        Some(row) => read_record(row, width),
+        Some(row) => read_record(row, sql.width),
         None => Err(StoreError::NotFound),
     }
 }
@@ -454,14 +473,12 @@ impl Store for SqliteStore {
         changes: Changes,
         id: String,
     ) -> BoxFuture<'_, Result<Record, StoreError>> {
-        let tenant = tenant.to_string();
+        let (tenant, sql) = (tenant.to_string(), self.sql.clone());
         Box::pin(self.write(move |conn| {
             let record = Record::create(changes, id, now_ticks());
             let mut cells = vec![to_sql(Cell::Text(tenant))];
             cells.extend(schema::encode(&record).into_iter().map(to_sql));
-            let mut stmt = conn
-                .prepare_cached(&schema::insert_sql(Dialect::Sqlite))
-                .map_err(map_sqlite)?;
+            let mut stmt = conn.prepare_cached(&sql.insert).map_err(map_sqlite)?;
             match stmt.execute(params_from_iter(cells)) {
                 Ok(_) => Ok(record),
                 Err(e)
@@ -475,7 +492,7 @@ impl Store for SqliteStore {
     }
 
     fn get(&self, tenant: &str, id: &str) -> BoxFuture<'_, Result<Record, StoreError>> {
-        let (tenant, id, sql) = (tenant.to_string(), id.to_string(), self.get_sql());
+        let (tenant, id, sql) = (tenant.to_string(), id.to_string(), self.sql.clone());
         Box::pin(self.read(move |conn| fetch_one(conn, &sql, &tenant, &id)))
     }
 
@@ -486,7 +503,7 @@ impl Store for SqliteStore {
         changes: Changes,
         if_match: IfMatch,
     ) -> BoxFuture<'_, Result<Record, StoreError>> {
-        let (tenant, id, sql) = (tenant.to_string(), id.to_string(), self.get_sql());
+        let (tenant, id, sql) = (tenant.to_string(), id.to_string(), self.sql.clone());
         Box::pin(self.write(move |conn| {
             let mut record = fetch_one(conn, &sql, &tenant, &id)?;
             if if_match.is_some_and(|v| v != record.version) {
@@ -497,7 +514,7 @@ impl Store for SqliteStore {
                 schema::encode(&record).into_iter().map(to_sql).collect();
             cells.push(SqlValue::Text(tenant));
             cells.push(SqlValue::Text(id));
-            let mut stmt = conn.prepare_cached(&update_sql()).map_err(map_sqlite)?;
+            let mut stmt = conn.prepare_cached(&sql.update).map_err(map_sqlite)?;
             stmt.execute(params_from_iter(cells)).map_err(map_sqlite)?;
             Ok(record)
         }))
@@ -509,29 +526,17 @@ impl Store for SqliteStore {
         id: &str,
         if_match: IfMatch,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        let (tenant, id) = (tenant.to_string(), id.to_string());
+        let (tenant, id, sql) = (tenant.to_string(), id.to_string(), self.sql.clone());
         Box::pin(self.write(move |conn| {
-            let key = quote(schema::column(&ENTITY.properties[ENTITY.key_index()]));
-            let sql = format!(
-                "DELETE FROM {} WHERE {} = ?1 AND {key} = ?2 AND (?3 IS NULL OR {} = ?3)",
-                quote(schema::TABLE),
-                quote(schema::TENANT_COLUMN),
-                quote(schema::VERSION_COLUMN)
-            );
             let n = conn
-                .prepare_cached(&sql)
+                .prepare_cached(&sql.delete)
                 .and_then(|mut s| s.execute(rusqlite::params![tenant, id, if_match]))
                 .map_err(map_sqlite)?;
             if n == 1 {
                 return Ok(());
             }
-            let exists_sql = format!(
-                "SELECT 1 FROM {} WHERE {} = ?1 AND {key} = ?2",
-                quote(schema::TABLE),
-                quote(schema::TENANT_COLUMN)
-            );
             let exists = conn
-                .prepare_cached(&exists_sql)
+                .prepare_cached(&sql.exists)
                 .and_then(|mut s| s.exists([&tenant, &id]))
                 .map_err(map_sqlite)?;
             Err(if exists {
@@ -544,7 +549,7 @@ impl Store for SqliteStore {
 
     fn list(&self, tenant: &str, spec: ListSpec) -> BoxFuture<'_, Result<Page, StoreError>> {
         let tenant = tenant.to_string();
-        let select_list = self.select_list.clone();
+        let statements = self.sql.clone();
         Box::pin(self.read(move |conn| {
             let d = Dialect::Sqlite;
             let (mut sql, mut params) = where_clause(&tenant, spec.filter.as_ref());
@@ -558,7 +563,8 @@ impl Store for SqliteStore {
             }
             let n = params.len();
             let sql = format!(
-                "SELECT {select_list} FROM {sql} ORDER BY {} LIMIT ?{} OFFSET ?{}",
+                "SELECT {} FROM {sql} ORDER BY {} LIMIT ?{} OFFSET ?{}",
+                statements.select_list,
                 compile::compile_order_by(&spec.order_by, d),
                 n + 1,
                 n + 2
@@ -567,14 +573,13 @@ impl Store for SqliteStore {
                 i64::try_from(spec.limit.saturating_add(1)).unwrap_or(i64::MAX),
             ));
             params.push(SqlParam::Int(i64::try_from(spec.skip).unwrap_or(i64::MAX)));
-            let width = schema::record_columns(d).len();
             let mut stmt = conn.prepare_cached(&sql).map_err(map_sqlite)?;
             let mut rows = stmt
                 .query(params_from_iter(params.into_iter().map(bind)))
                 .map_err(map_sqlite)?;
             let mut records = Vec::new();
             while let Some(row) = rows.next().map_err(map_sqlite)? {
-                records.push(read_record(row, width)?);
+                records.push(read_record(row, statements.width)?);
             }
             let more = records.len() > spec.limit;
             records.truncate(spec.limit);
