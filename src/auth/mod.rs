@@ -144,45 +144,29 @@ pub enum Operation {
 /// Why a request is refused. The messages are client-facing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthError {
-    /// 401 `InvalidAuthenticationToken`, with [`WWW_AUTHENTICATE`].
+    /// Becomes 401 `InvalidAuthenticationToken`, with [`WWW_AUTHENTICATE`].
     Unauthenticated(String),
-    /// 403 `Authorization_RequestDenied`.
+    /// Becomes 403 `Authorization_RequestDenied`.
     Forbidden(String),
 }
 
 impl AuthError {
-    /// HTTP status code.
-    pub fn status(&self) -> u16 {
-        match self {
-            AuthError::Unauthenticated(_) => 401,
-            AuthError::Forbidden(_) => 403,
-        }
-    }
-
-    /// Graph error code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            AuthError::Unauthenticated(_) => "InvalidAuthenticationToken",
-            AuthError::Forbidden(_) => "Authorization_RequestDenied",
-        }
-    }
-
-    /// Client-facing message.
+    /// Client-facing message. Status, Graph code and headers are the wire's business: see
+    /// `From<AuthError> for GraphError` in `crate::error`.
     pub fn message(&self) -> &str {
         match self {
             AuthError::Unauthenticated(m) | AuthError::Forbidden(m) => m,
         }
     }
-
-    /// The `WWW-Authenticate` header value to send, if any (401 only).
-    pub fn www_authenticate(&self) -> Option<&'static str> {
-        matches!(self, AuthError::Unauthenticated(_)).then_some(WWW_AUTHENTICATE)
-    }
 }
 
 impl std::fmt::Display for AuthError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}): {}", self.status(), self.code(), self.message())
+        let kind = match self {
+            AuthError::Unauthenticated(_) => "unauthenticated",
+            AuthError::Forbidden(_) => "forbidden",
+        };
+        write!(f, "{kind}: {}", self.message())
     }
 }
 
