@@ -4,6 +4,7 @@
 //! never a panic. The store turns the typed tree into SQL (`crate::store::compile`).
 
 pub mod ast;
+pub mod names;
 pub mod parser;
 pub mod query;
 pub mod typecheck;
