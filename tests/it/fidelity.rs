@@ -30,6 +30,9 @@ fn brotli(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A request-body encoder for one content coding.
+type Encoder = fn(&[u8]) -> Vec<u8>;
+
 /// Sends `body` as-is with `Content-Encoding: coding` (and a JSON content type).
 async fn send_encoded(
     s: &Server,
@@ -66,7 +69,7 @@ fn raw_client(s: &Server) -> reqwest::Client {
 #[tokio::test]
 async fn gzip_deflate_and_br_request_bodies_are_decoded_on_post_and_patch() {
     let s = Server::start();
-    let encoders: [(&str, fn(&[u8]) -> Vec<u8>); 5] = [
+    let encoders: [(&str, Encoder); 5] = [
         ("gzip", gzip),
         ("deflate", deflate),
         ("br", brotli),
