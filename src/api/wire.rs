@@ -5,7 +5,8 @@
 //! 2. the request-context middleware (ids, the Graph error envelope): inside compression, so the
 //!    error bodies it writes are compressed like any other body, and outside everything else, so
 //!    every response below it (CORS preflights, 415s from the decoder, 414/431) carries ids;
-//! 3. [`limits`]: 414/431 in the Graph envelope before hyper's own, much larger, limits apply;
+//! 3. [`limits`]: 414/431 in the Graph envelope before hyper's own, much larger, limits apply
+//!    (and `Host` from `:authority` on HTTP/2);
 //! 4. CORS (tower-http `CorsLayer`, only with `--cors-origin`): preflights answered before
 //!    authentication;
 //! 5. request decompression (tower-http `RequestDecompressionLayer`, gzip/deflate/br): unknown
@@ -119,9 +120,9 @@ pub fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, String> {
     ))
 }
 
-/// Refuses over-long request targets and header sections with the Graph envelope, and
-/// lower-cases `Content-Encoding` (codings are case-insensitive, RFC 9110 §8.4.1; the decoder
-/// matches them exactly).
+/// Refuses over-long request targets and header sections with the Graph envelope, gives
+/// HTTP/2 requests a `Host`, and lower-cases `Content-Encoding` (codings are case-insensitive,
+/// RFC 9110 §8.4.1; the decoder matches them exactly).
 async fn limits(mut req: Request, next: Next) -> Response {
     let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if uri_len > MAX_URI_BYTES {
@@ -140,6 +141,14 @@ async fn limits(mut req: Request, next: Next) -> Response {
             "The request headers are {header_len} bytes; at most {MAX_HEADER_BYTES} are accepted."
         ))
         .into_response();
+    }
+    // HTTP/2 carries the host in `:authority`, not `Host` (RFC 9113 §8.3.1); everything that
+    // derives URLs from `Host` (@odata.context, nextLink, Location) sees it there.
+    if !req.headers().contains_key(header::HOST)
+        && let Some(authority) = req.uri().authority()
+        && let Ok(v) = HeaderValue::from_str(authority.as_str())
+    {
+        req.headers_mut().insert(header::HOST, v);
     }
     if let Some(v) = req.headers().get(header::CONTENT_ENCODING)
         && v.as_bytes().iter().any(u8::is_ascii_uppercase)

@@ -526,6 +526,14 @@ async fn http2_prior_knowledge_on_plain_http() {
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
     assert_eq!(r.status(), 201);
     assert!(r.headers().get("request-id").is_some());
+    // HTTP/2 has no Host header: URLs come from `:authority` (regression: they said localhost).
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with(&s.base), "{location}");
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["@odata.context"].as_str().unwrap().starts_with(&s.base),
+        "{v}"
+    );
     let r = h2c
         .get(s.url(&format!("{COLLECTION}/nope")))
         .send()
