@@ -534,6 +534,19 @@ async fn http2_prior_knowledge_on_plain_http() {
         v["@odata.context"].as_str().unwrap().starts_with(&s.base),
         "{v}"
     );
+    // A gzip body over HTTP/2 (the Kiota clients' default) decodes the same way.
+    let r = h2c
+        .post(s.url(COLLECTION))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(gzip(br#"{"name":"h2c-gzip"}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.version(), r.status().as_u16()),
+        (reqwest::Version::HTTP_2, 201)
+    );
     let r = h2c
         .get(s.url(&format!("{COLLECTION}/nope")))
         .send()
