@@ -608,3 +608,20 @@ async fn uri_too_long_and_headers_too_large_use_the_graph_envelope() {
     // h2 codec before any service runs: those refusals carry no body.)
     assert_eq!(s.get(COLLECTION).await.status(), 200, "still serving");
 }
+
+#[test]
+fn a_cors_origin_that_is_not_an_origin_stops_startup_with_the_reason() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_graphsec"))
+        .args(["serve", "--in-memory", "--listen", "127.0.0.1:0"])
+        .args(["--cors-origin", "https://ok.example,app.example"])
+        .env("GRAPHSEC_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--cors-origin 'app.example' is not an origin"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening on"));
+}
