@@ -508,3 +508,61 @@ fn malformed_documents_are_errors_not_panics() {
         assert!(e.to_string().starts_with("CSDL: "), "{e}");
     }
 }
+
+/// Features the slice does not use but CSDL allows: complex base types, implicit enum values,
+/// flags enums, unbound actions, a key on a derived chain.
+const SMALL: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<edmx:Edmx Version="4.01" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx">
+  <edmx:DataServices>
+    <Schema Namespace="test.ns" Alias="t" xmlns="http://docs.oasis-open.org/odata/ns/edm">
+      <EnumType Name="color"><Member Name="red" /><Member Name="green" /></EnumType>
+      <EnumType Name="bits" IsFlags="true"><Member Name="a" Value="1" /><Member Name="b" Value="2" /></EnumType>
+      <ComplexType Name="base" Abstract="true"><Property Name="x" Type="Edm.Guid" Nullable="false" /></ComplexType>
+      <ComplexType Name="derived" BaseType="t.base" OpenType="true"><Property Name="y" Type="Collection(t.color)" /></ComplexType>
+      <EntityType Name="root" Abstract="true"><Key><PropertyRef Name="k" /></Key><Property Name="k" Type="Edm.Int64" Nullable="false" /></EntityType>
+      <EntityType Name="thing" BaseType="test.ns.root"><Property Name="d" Type="t.derived" /><Property Name="f" Type="t.bits" /></EntityType>
+      <EntityType Name="holder"><NavigationProperty Name="things" Type="Collection(t.thing)" ContainsTarget="true" /></EntityType>
+      <Action Name="reset"><Parameter Name="when" Type="Edm.Date" /></Action>
+      <EntityContainer Name="C"><Singleton Name="h" Type="t.holder" /></EntityContainer>
+    </Schema>
+  </edmx:DataServices>
+</edmx:Edmx>"#;
+
+#[test]
+fn derived_complex_types_flags_and_defaults_resolve() {
+    let reg = load(SMALL).expect("loads");
+    let color = reg.schema.enum_type("test.ns.color").expect("color");
+    assert_eq!(
+        color.members,
+        [("red".to_string(), 0), ("green".to_string(), 1)]
+    );
+    assert!(reg.schema.enum_type("test.ns.bits").expect("bits").is_flags);
+    let derived = reg
+        .complex_types
+        .iter()
+        .find(|c| c.name == "derived")
+        .expect("derived");
+    let names: Vec<&str> = derived.properties.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["x", "y"], "base members first");
+    assert_eq!(derived.properties[0].declared_in, "test.ns.base");
+    assert!(derived.open && !derived.properties[0].nullable);
+    let set = reg.entity_set("things").expect("things");
+    assert_eq!(set.singleton, "h");
+    let thing = reg.entity_type_of(set);
+    assert_eq!(thing.key, ["k"]);
+    assert_eq!(
+        thing.property("k").map(|p| p.ty.kind),
+        Some(TypeKind::Primitive(EdmPrimitive::Int64))
+    );
+    assert!(set.actions.is_empty());
+    assert!(!reg.schema.actions[0].is_bound);
+    assert_eq!(reg.schema.actions[0].binding(), None);
+
+    let flags_without_values =
+        SMALL.replace(r#"<Member Name="a" Value="1" />"#, r#"<Member Name="a" />"#);
+    assert!(error_of(&flags_without_values).contains("flags enum needs a Value"));
+    let not_contained = SMALL.replace(r#" ContainsTarget="true""#, "");
+    assert!(error_of(&not_contained).contains("only contained collections"));
+    let bad_key = SMALL.replace(r#"<PropertyRef Name="k" />"#, r#"<PropertyRef Name="d" />"#);
+    assert!(error_of(&bad_key).contains("key d must be a non-nullable primitive"));
+}
