@@ -27,6 +27,8 @@ pub enum GraphError {
         message: String,
         retry_after_secs: u64,
     },
+    /// A `$batch` sub-request not run because a request it depends on failed.
+    FailedDependency(String),
 }
 
 /// The rendered parts of an error, carried in response extensions until the middleware writes
@@ -52,6 +54,7 @@ impl GraphError {
             GraphError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             GraphError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             GraphError::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            GraphError::FailedDependency(_) => StatusCode::FAILED_DEPENDENCY,
         }
     }
 
@@ -69,6 +72,7 @@ impl GraphError {
             GraphError::TooManyRequests { .. } => "TooManyRequests",
             GraphError::Internal => "InternalServerError",
             GraphError::ServiceUnavailable { .. } => "ServiceNotAvailable",
+            GraphError::FailedDependency(_) => "FailedDependency",
         }
     }
 
@@ -83,6 +87,7 @@ impl GraphError {
             | GraphError::PreconditionFailed(m)
             | GraphError::PayloadTooLarge(m)
             | GraphError::UnsupportedMediaType(m)
+            | GraphError::FailedDependency(m)
             | GraphError::TooManyRequests { message: m, .. }
             | GraphError::ServiceUnavailable { message: m, .. } => m.clone(),
             GraphError::Internal => {

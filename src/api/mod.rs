@@ -1,8 +1,12 @@
 //! The HTTP API: state, the router, and the dispatch from a [`routes::Route`] to a thin handler.
 
+pub mod batch;
 pub mod context;
 pub mod envelope;
+pub mod documents;
 pub mod handlers;
+pub mod metadata;
+pub mod openapi;
 pub mod paging;
 pub mod routes;
 
@@ -32,12 +36,33 @@ pub struct AppState {
     pub tls: bool,
 }
 
-/// The whole application as a router: every path goes through [`dispatch`].
+/// The whole application as a router: every path goes through [`dispatch`]; `$batch` is
+/// answered by [`batch::middleware`], which runs each sub-request through [`graph_call`], the
+/// same stack a direct call goes through.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .fallback(dispatch)
-        .with_state(state)
-        .layer(axum::middleware::from_fn(context::middleware))
+    let target = batch::Target::new(state.clone(), graph_call(state.clone()));
+    per_call_layers(
+        core(state).layer(axum::middleware::from_fn_with_state(
+            target,
+            batch::middleware,
+        )),
+    )
+}
+
+/// Routing, authentication, permissions and validation (inside [`dispatch`]).
+fn core(state: Arc<AppState>) -> Router {
+    Router::new().fallback(dispatch).with_state(state)
+}
+
+/// The layers every Graph call goes through, a direct call or a `$batch` sub-request alike:
+/// per-call middleware (request ids, error bodies, later throttling) belongs here.
+fn per_call_layers(r: Router) -> Router {
+    r.layer(axum::middleware::from_fn(context::middleware))
+}
+
+/// One Graph call, as a `$batch` sub-request is dispatched.
+fn graph_call(state: Arc<AppState>) -> Router {
+    per_call_layers(core(state))
 }
 
 async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
@@ -60,6 +85,12 @@ fn method_not_allowed(method: &Method, allowed: &'static str) -> Response {
 async fn route(state: &AppState, req: Request) -> Result<Response, GraphError> {
     // Split now: a borrowed `Request` is not `Send` (its body is not `Sync`).
     let (parts, body) = req.into_parts();
+    let resolved = routes::resolve(parts.uri.path());
+    if let Ok(r) = &resolved
+        && r.route.is_public()
+    {
+        return documents::serve(state, &parts, r);
+    }
     // Graph authenticates before it looks at the path: no token, no information.
     let principal = state
         .auth
@@ -71,7 +102,7 @@ async fn route(state: &AppState, req: Request) -> Result<Response, GraphError> {
         )
         .await
         .map_err(GraphError::from)?;
-    let resolved = routes::resolve(parts.uri.path())?;
+    let resolved = resolved?;
     let method = parts.method.clone();
     let operation = if method == Method::GET || method == Method::HEAD {
         Operation::Read
@@ -94,5 +125,14 @@ async fn route(state: &AppState, req: Request) -> Result<Response, GraphError> {
         }
         (Route::Entity(id), &Method::DELETE) => handlers::delete(state, &ctx, &id).await,
         (Route::Entity(_), _) => Ok(method_not_allowed(&method, "GET, PATCH, DELETE")),
+        // Only reached for a method other than POST ([`batch::middleware`] takes the POSTs).
+        (Route::Batch, _) => Ok(method_not_allowed(&method, "POST")),
+        (route @ (Route::Metadata | Route::ServiceDocument | Route::OpenApi), _) => {
+            let resolved = routes::Resolved {
+                route,
+                versioned: resolved.versioned,
+            };
+            documents::serve(state, &parts, &resolved)
+        }
     }
 }
