@@ -151,17 +151,19 @@ fn parse(doc: &Json) -> Result<Vec<Item>, GraphError> {
             .get("id")
             .and_then(Json::as_str)
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| bad(format!("Request {} of the batch has no 'id' string.", i + 1)))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "Request {} of the batch has no 'id' string.",
+                    i + 1
+                ))
+            })?;
         if index.insert(id.to_lowercase(), i).is_some() {
             return Err(bad(format!(
                 "The batch contains the request id '{id}' more than once (ids are compared ignoring case)."
             )));
         }
     }
-    requests
-        .iter()
-        .map(|r| parse_item(r, &index))
-        .collect()
+    requests.iter().map(|r| parse_item(r, &index)).collect()
 }
 
 fn parse_item(r: &Json, index: &HashMap<String, usize>) -> Result<Item, GraphError> {
@@ -188,9 +190,11 @@ fn parse_item(r: &Json, index: &HashMap<String, usize>) -> Result<Item, GraphErr
     }
     let mut headers = HeaderMap::new();
     if let Some(h) = field("headers") {
-        let h = h
-            .as_object()
-            .ok_or_else(|| bad(format!("The 'headers' of request '{id}' must be an object.")))?;
+        let h = h.as_object().ok_or_else(|| {
+            bad(format!(
+                "The 'headers' of request '{id}' must be an object."
+            ))
+        })?;
         for (name, value) in h {
             let value = value.as_str().ok_or_else(|| {
                 bad(format!(
@@ -221,9 +225,11 @@ fn parse_item(r: &Json, index: &HashMap<String, usize>) -> Result<Item, GraphErr
     };
     let mut depends_on = Vec::new();
     if let Some(d) = field("dependsOn") {
-        let list = d
-            .as_array()
-            .ok_or_else(|| bad(format!("The 'dependsOn' of request '{id}' must be an array.")))?;
+        let list = d.as_array().ok_or_else(|| {
+            bad(format!(
+                "The 'dependsOn' of request '{id}' must be an array."
+            ))
+        })?;
         for dep in list {
             let name = dep.as_str().ok_or_else(|| {
                 bad(format!(
@@ -394,8 +400,7 @@ fn sub_request(item: &Item, prefix: &str, outer: &HeaderMap) -> Request {
     let headers = req.headers_mut();
     for (name, value) in &item.headers {
         // The outer token authenticates every sub-request; the outer Host builds its URLs.
-        if name != header::AUTHORIZATION && name != header::HOST && name != header::CONTENT_LENGTH
-        {
+        if name != header::AUTHORIZATION && name != header::HOST && name != header::CONTENT_LENGTH {
             headers.append(name.clone(), value.clone());
         }
     }

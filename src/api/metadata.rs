@@ -106,7 +106,9 @@ fn capabilities(out: &mut String, e: &EntityType) {
 pub fn render(entities: &[&EntityType]) -> String {
     let mut out = String::new();
     out.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
-    out.push_str("<edmx:Edmx Version=\"4.0\" xmlns:edmx=\"http://docs.oasis-open.org/odata/ns/edmx\">\n");
+    out.push_str(
+        "<edmx:Edmx Version=\"4.0\" xmlns:edmx=\"http://docs.oasis-open.org/odata/ns/edmx\">\n",
+    );
     for (vocabulary, alias) in [("Core", "Core"), ("Capabilities", "Capabilities")] {
         out.push_str(&format!(
             "  <edmx:Reference Uri=\"https://oasis-tcs.github.io/odata-vocabularies/vocabularies/Org.OData.{vocabulary}.V1.xml\">\n    <edmx:Include Namespace=\"Org.OData.{vocabulary}.V1\" Alias=\"{alias}\" />\n  </edmx:Reference>\n"
@@ -156,7 +158,9 @@ pub fn render(entities: &[&EntityType]) -> String {
         ));
     }
     for e in entities {
-        let base = e.base_type.replace(&format!("{NAMESPACE}."), &format!("{ALIAS}."));
+        let base = e
+            .base_type
+            .replace(&format!("{NAMESPACE}."), &format!("{ALIAS}."));
         out.push_str(&format!(
             "      <EntityType Name=\"{}\" BaseType=\"{}\"{}>\n",
             attr(e.name),
@@ -168,7 +172,11 @@ pub fn render(entities: &[&EntityType]) -> String {
                 "        <Property Name=\"{}\" Type=\"{}\"{} />\n",
                 attr(p.name),
                 type_name(&p.ty),
-                if p.nullable { "" } else { " Nullable=\"false\"" }
+                if p.nullable {
+                    ""
+                } else {
+                    " Nullable=\"false\""
+                }
             ));
         }
         out.push_str("      </EntityType>\n");
@@ -191,9 +199,7 @@ pub fn render(entities: &[&EntityType]) -> String {
         }
         out.push_str("      </EntityType>\n");
     }
-    out.push_str(&format!(
-        "      <EntityContainer Name=\"{CONTAINER}\">\n"
-    ));
+    out.push_str(&format!("      <EntityContainer Name=\"{CONTAINER}\">\n"));
     for s in &singletons {
         out.push_str(&format!(
             "        <Singleton Name=\"{}\" Type=\"{ALIAS}.{}\" />\n",

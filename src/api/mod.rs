@@ -2,8 +2,8 @@
 
 pub mod batch;
 pub mod context;
-pub mod envelope;
 pub mod documents;
+pub mod envelope;
 pub mod handlers;
 pub mod metadata;
 pub mod openapi;
@@ -41,12 +41,10 @@ pub struct AppState {
 /// same stack a direct call goes through.
 pub fn router(state: Arc<AppState>) -> Router {
     let target = batch::Target::new(state.clone(), graph_call(state.clone()));
-    per_call_layers(
-        core(state).layer(axum::middleware::from_fn_with_state(
-            target,
-            batch::middleware,
-        )),
-    )
+    per_call_layers(core(state).layer(axum::middleware::from_fn_with_state(
+        target,
+        batch::middleware,
+    )))
 }
 
 /// Routing, authentication, permissions and validation (inside [`dispatch`]).

@@ -105,7 +105,10 @@ fn responses(success: &[(&str, Json)]) -> Json {
     for (status, resp) in success {
         r.insert((*status).into(), resp.clone());
     }
-    r.insert("4XX".into(), json!({ "$ref": "#/components/responses/error" }));
+    r.insert(
+        "4XX".into(),
+        json!({ "$ref": "#/components/responses/error" }),
+    );
     Json::Object(r)
 }
 
@@ -253,7 +256,10 @@ pub fn render(entities: &[&EntityType], server: &str) -> Json {
                 EdmType::Complex(c) => {
                     let mut props = Map::new();
                     for m in c.members {
-                        props.insert(m.name.into(), property_schema(&EdmType::Primitive(m.ty), true));
+                        props.insert(
+                            m.name.into(),
+                            property_schema(&EdmType::Primitive(m.ty), true),
+                        );
                     }
                     schemas.insert(
                         c.qualified_name(),
