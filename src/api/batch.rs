@@ -400,7 +400,16 @@ fn sub_request(item: &Item, prefix: &str, outer: &HeaderMap) -> Request {
     let headers = req.headers_mut();
     for (name, value) in &item.headers {
         // The outer token authenticates every sub-request; the outer Host builds its URLs.
-        if name != header::AUTHORIZATION && name != header::HOST && name != header::CONTENT_LENGTH {
+        // Encodings describe the outer message: a sub-request's body is plain JSON from the
+        // batch and its response is embedded in the batch's JSON, never compressed on its own.
+        let outer_only = [
+            header::AUTHORIZATION,
+            header::HOST,
+            header::CONTENT_LENGTH,
+            header::CONTENT_ENCODING,
+            header::ACCEPT_ENCODING,
+        ];
+        if !outer_only.contains(name) {
             headers.append(name.clone(), value.clone());
         }
     }
@@ -425,6 +434,29 @@ fn framing(name: &HeaderName) -> bool {
         || name == header::DATE
 }
 
+/// A response header's name as Graph writes it inside a batch (`Content-Type`, `Location`,
+/// `OData-Version`): the JavaScript client looks up `headers["Content-Type"]` by exact name to
+/// decide that a body is JSON. Graph's own headers (`request-id`, ...) stay lowercase.
+fn wire_name(name: &HeaderName) -> String {
+    match name.as_str() {
+        "odata-version" => "OData-Version".into(),
+        "etag" => "ETag".into(),
+        "www-authenticate" => "WWW-Authenticate".into(),
+        n @ ("content-type" | "location" | "retry-after" | "allow" | "cache-control"
+        | "content-encoding" | "vary" | "preference-applied") => n
+            .split('-')
+            .map(|part| {
+                let mut c = part.chars();
+                c.next()
+                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("-"),
+        other => other.to_string(),
+    }
+}
+
 async fn outcome(resp: Response) -> Outcome {
     let (parts, body) = resp.into_parts();
     let mut headers = Map::new();
@@ -433,7 +465,7 @@ async fn outcome(resp: Response) -> Outcome {
             continue;
         }
         if let Ok(v) = value.to_str() {
-            headers.insert(name.as_str().to_string(), Json::String(v.to_string()));
+            headers.insert(wire_name(name), Json::String(v.to_string()));
         }
     }
     let bytes = axum::body::to_bytes(body, usize::MAX)

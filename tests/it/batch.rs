@@ -69,12 +69,18 @@ async fn create_two_then_patch_one_with_depends_on() {
     let created = by_id(&responses, "1");
     assert_eq!(created["body"]["name"], "one");
     assert!(
-        created["headers"]["location"]
+        created["headers"]["Location"]
             .as_str()
             .is_some_and(|l| l.ends_with("/beta/security/cloudAppSecurityProfiles('p1')")),
         "{created}"
     );
     assert!(created["headers"]["request-id"].is_string());
+    assert!(
+        created["headers"]["Content-Type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("application/json")),
+        "{created}"
+    );
     assert_eq!(by_id(&responses, "3")["body"]["riskScore"], "9");
     assert_eq!(by_id(&responses, "4")["body"]["riskScore"], "9");
     // The writes are real: a direct call sees them.
