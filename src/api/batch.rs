@@ -224,7 +224,12 @@ fn parse_item(r: &Json, index: &HashMap<String, usize>) -> Result<Item, GraphErr
         }
     };
     let mut depends_on = Vec::new();
-    if let Some(d) = field("dependsOn") {
+    // msgraph-core for Python (1.5) writes the field as `depends_on`; Graph documents only
+    // `dependsOn`. Honouring both gives that SDK the ordering its caller asked for.
+    for d in [field("dependsOn"), field("depends_on")]
+        .into_iter()
+        .flatten()
+    {
         let list = d.as_array().ok_or_else(|| {
             bad(format!(
                 "The 'dependsOn' of request '{id}' must be an array."
@@ -241,7 +246,9 @@ fn parse_item(r: &Json, index: &HashMap<String, usize>) -> Result<Item, GraphErr
                     "Request '{id}' depends on '{name}', which is not a request of this batch."
                 ))
             })?;
-            depends_on.push(*i);
+            if !depends_on.contains(i) {
+                depends_on.push(*i);
+            }
         }
     }
     Ok(Item {
