@@ -309,3 +309,21 @@ async fn acknowledged_batch_creates_survive_kill_dash_nine() {
     let expected: Vec<String> = (0..20).map(|i| format!("b{i:02}")).collect();
     assert_eq!(ids, expected);
 }
+
+/// msgraph-core for Python writes `depends_on`; it orders requests like `dependsOn`.
+#[tokio::test]
+async fn the_python_sdk_spelling_depends_on_orders_too() {
+    let s = Server::start();
+    let responses = batch(
+        &s,
+        json!([
+            {"id": "patch", "method": "PATCH", "url": format!("{SET}/late"), "depends_on": ["create"],
+             "headers": {"Content-Type": "application/json"}, "body": {"name": "patched"}},
+            create("create", json!({"id": "late"})),
+        ]),
+    )
+    .await;
+    assert_eq!(by_id(&responses, "create")["status"], 201);
+    assert_eq!(by_id(&responses, "patch")["status"], 200, "{responses:?}");
+    assert_eq!(by_id(&responses, "patch")["body"]["name"], "patched");
+}
