@@ -364,7 +364,7 @@ async fn execute(
     for o in outcomes {
         out.push(match o {
             Some(o) => o,
-            None => outcome(GraphError::Internal.into_response()).await,
+            None => error_outcome(GraphError::Internal).await,
         });
     }
     out
@@ -385,17 +385,21 @@ fn release(items: &[Item], i: usize, waiting: &mut [usize], ready: &mut VecDeque
 }
 
 async fn failed_dependency(item: &Item, dep: &Item) -> Outcome {
-    let resp = GraphError::FailedDependency(format!(
+    error_outcome(GraphError::FailedDependency(format!(
         "Request '{}' was not run because request '{}', on which it depends, failed.",
         item.id, dep.id
-    ))
-    .into_response();
+    )))
+    .await
+}
+
+/// A sub-response made here rather than by the stack: the same Graph error body and ids.
+async fn error_outcome(e: GraphError) -> Outcome {
     let request_id = uuid::Uuid::new_v4().to_string();
     let ids = RequestIds {
         client_request_id: request_id.clone(),
         request_id,
     };
-    outcome(context::finish(resp, &ids)).await
+    outcome(context::finish(e.into_response(), &ids)).await
 }
 
 fn sub_request(item: &Item, prefix: &str, outer: &HeaderMap) -> Request {

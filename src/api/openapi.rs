@@ -38,7 +38,12 @@ fn property_schema(ty: &EdmType, nullable: bool) -> Json {
 
 fn entity_schema(e: &EntityType) -> Json {
     let mut props = Map::new();
-    props.insert("@odata.type".into(), json!({ "type": "string" }));
+    let ty = e.qualified_name();
+    // Bodies may name the type with or without `#`; any other type is 400.
+    props.insert(
+        "@odata.type".into(),
+        json!({ "type": "string", "enum": [format!("#{ty}"), ty] }),
+    );
     for p in e.properties {
         let mut s = property_schema(&p.ty, p.nullable);
         if matches!(p.managed, Managed::Created | Managed::Modified)
@@ -261,9 +266,13 @@ pub fn render(entities: &[&EntityType], server: &str) -> Json {
                             property_schema(&EdmType::Primitive(m.ty), true),
                         );
                     }
+                    // Closed: an undeclared member is 400 (annotations such as
+                    // `@odata.type` are allowed on input and never returned).
                     schemas.insert(
                         c.qualified_name(),
-                        json!({ "title": c.name, "type": "object", "properties": props }),
+                        json!({ "title": c.name, "type": "object", "properties": props,
+                                "patternProperties": { "@": {} },
+                                "additionalProperties": false }),
                     );
                 }
                 _ => {}
