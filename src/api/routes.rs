@@ -219,6 +219,16 @@ mod tests {
             r("/security/cloudAppSecurityProfiles/a%20b"),
             Route::Entity("a b".into())
         );
+        assert_eq!(r("/beta/$batch"), Route::Batch);
+        assert_eq!(r("/$BATCH"), Route::Batch);
+        assert_eq!(r("/beta/$metadata"), Route::Metadata);
+        assert_eq!(r("/beta/"), Route::ServiceDocument);
+        assert_eq!(r("/beta"), Route::ServiceDocument);
+        assert_eq!(r("/openapi.json"), Route::OpenApi);
+        assert_eq!(r("/beta/openapi.json"), Route::OpenApi);
+        assert!(resolve("/beta/$batch/x").is_err());
+        assert!(resolve("/").is_err());
+        assert!(may_be_batch("/beta/$Batch/") && !may_be_batch("/beta/security"));
         assert!(
             resolve("/beta/security/cloudAppSecurityProfiles")
                 .unwrap()
