@@ -9,6 +9,7 @@ pub mod metadata;
 pub mod openapi;
 pub mod paging;
 pub mod routes;
+pub mod wire;
 
 use std::sync::Arc;
 
@@ -34,33 +35,30 @@ pub struct AppState {
     /// Externally visible base URL (behind a proxy), else derived from `Host`.
     pub public_url: Option<String>,
     pub tls: bool,
+    /// CORS for browser applications (`--cors-origin`); `None` sends no CORS headers.
+    pub cors: Option<tower_http::cors::CorsLayer>,
 }
 
-/// The whole application as a router: every path goes through [`dispatch`]; `$batch` is
-/// answered by [`batch::middleware`], which runs each sub-request through [`graph_call`], the
-/// same stack a direct call goes through.
+/// The whole application as a router: every path goes through [`dispatch`], inside the wire
+/// layers (request ids and error envelope, compression, CORS, request decoding). `$batch` is
+/// answered by [`batch::middleware`] inside those layers; it runs each sub-request through the
+/// same stack a direct call goes through (wire layers included), never a copy of it.
 pub fn router(state: Arc<AppState>) -> Router {
-    let target = batch::Target::new(state.clone(), graph_call(state.clone()));
-    per_call_layers(core(state).layer(axum::middleware::from_fn_with_state(
-        target,
-        batch::middleware,
-    )))
+    let cors = state.cors.clone();
+    let direct_call = wire::layer(core(state.clone()), cors.clone());
+    let target = batch::Target::new(state.clone(), direct_call);
+    wire::layer(
+        core(state).layer(axum::middleware::from_fn_with_state(
+            target,
+            batch::middleware,
+        )),
+        cors,
+    )
 }
 
 /// Routing, authentication, permissions and validation (inside [`dispatch`]).
 fn core(state: Arc<AppState>) -> Router {
     Router::new().fallback(dispatch).with_state(state)
-}
-
-/// The layers every Graph call goes through, a direct call or a `$batch` sub-request alike:
-/// per-call middleware (request ids, error bodies, later throttling) belongs here.
-fn per_call_layers(r: Router) -> Router {
-    r.layer(axum::middleware::from_fn(context::middleware))
-}
-
-/// One Graph call, as a `$batch` sub-request is dispatched.
-fn graph_call(state: Arc<AppState>) -> Router {
-    per_call_layers(core(state))
 }
 
 async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {

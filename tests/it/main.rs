@@ -5,6 +5,7 @@ mod auth;
 mod batch;
 mod documents;
 mod durability;
+mod fidelity;
 mod perf;
 mod query;
 mod resource;
