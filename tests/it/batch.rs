@@ -57,8 +57,9 @@ async fn create_two_then_patch_one_with_depends_on() {
             create("2", json!({"id": "p2", "name": "two"})),
             {"id": "3", "method": "PATCH", "url": format!("{SET}/p1"), "dependsOn": ["1", "2"],
              "headers": {"Content-Type": "application/json"}, "body": {"riskScore": "9"}},
+            // A sub-request asking for compression still gets its body as JSON inside the batch.
             {"id": "4", "method": "GET", "url": format!("security/cloudAppSecurityProfiles('p1')?$select=riskScore"),
-             "dependsOn": ["3"]},
+             "dependsOn": ["3"], "headers": {"Accept-Encoding": "gzip"}},
         ]),
     )
     .await;
@@ -326,4 +327,24 @@ async fn the_python_sdk_spelling_depends_on_orders_too() {
     assert_eq!(by_id(&responses, "create")["status"], 201);
     assert_eq!(by_id(&responses, "patch")["status"], 200, "{responses:?}");
     assert_eq!(by_id(&responses, "patch")["body"]["name"], "patched");
+}
+
+/// The batch is an ordinary request to the wire layers: a gzip-compressed batch body is decoded.
+#[tokio::test]
+async fn a_compressed_batch_body_is_decoded() {
+    let s = Server::start();
+    let body = json!({"requests": [create("1", json!({"id": "zipped"}))]}).to_string();
+    let r = s
+        .client
+        .post(s.url("/beta/$batch"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(crate::fidelity::gzip(body.as_bytes()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["responses"][0]["status"], 201, "{v}");
+    assert_eq!(s.all_ids().await, vec!["zipped".to_string()]);
 }
