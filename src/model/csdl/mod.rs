@@ -225,6 +225,8 @@ pub enum AnnotationValue {
     String(String),
     Date(String),
     EnumMember(String),
+    /// A `PropertyPath` (§14.5.13), e.g. in NonFilterableProperties.
+    PropertyPath(String),
     Record(Vec<(String, AnnotationValue)>),
     Collection(Vec<AnnotationValue>),
 }
@@ -237,8 +239,12 @@ pub struct Capabilities {
     pub countable: Option<bool>,
     /// FilterRestrictions/Filterable.
     pub filterable: Option<bool>,
+    /// FilterRestrictions/NonFilterableProperties.
+    pub non_filterable: Vec<String>,
     /// SortRestrictions/Sortable.
     pub sortable: Option<bool>,
+    /// SortRestrictions/NonSortableProperties.
+    pub non_sortable: Vec<String>,
     /// SelectSupport/Supported.
     pub select: Option<bool>,
     /// TopSupported.
@@ -277,9 +283,18 @@ pub struct TargetAnnotations {
     pub revisions: Vec<Revision>,
 }
 
+/// A referenced vocabulary or schema (CSDL XML §3.3 `edmx:Reference`, §3.4 `edmx:Include`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    pub uri: String,
+    /// (namespace, alias) pairs.
+    pub includes: Vec<(String, Option<String>)>,
+}
+
 /// One CSDL schema (CSDL XML §5) with its entity container, everything in document order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schema {
+    pub references: Vec<Reference>,
     pub namespace: String,
     pub alias: Option<String>,
     pub enum_types: Vec<EnumTypeDef>,
@@ -300,15 +315,33 @@ impl Schema {
         if root.name != "edmx:Edmx" {
             return Err(root.error("the root element must be <edmx:Edmx> (CSDL XML §3.1)"));
         }
-        root.allow(&["Version"], &["edmx:DataServices"])?;
+        root.allow(&["Version"], &["edmx:Reference", "edmx:DataServices"])?;
         match root.required("Version")? {
             "4.0" | "4.01" => {}
             v => return Err(root.error(format!("unsupported OData version {v}"))),
         }
         let services = single(&root, "edmx:DataServices")?;
         services.allow(&[], &["Schema"])?;
+        let mut references = Vec::new();
+        for r in root.children_named("edmx:Reference") {
+            r.allow(&["Uri"], &["edmx:Include"])?;
+            let mut includes = Vec::new();
+            for i in &r.children {
+                i.allow(&["Namespace", "Alias"], &[])?;
+                includes.push((
+                    i.required("Namespace")?.to_string(),
+                    i.attr("Alias").map(str::to_string),
+                ));
+            }
+            references.push(Reference {
+                uri: r.required("Uri")?.to_string(),
+                includes,
+            });
+        }
         let schema = single(services, "Schema")?;
-        read_schema(schema)
+        let mut out = read_schema(schema, &references)?;
+        out.references = references;
+        Ok(out)
     }
 
     /// The embedded slice.
@@ -401,7 +434,7 @@ impl Names<'_> {
     }
 }
 
-fn read_schema(schema: &Node) -> Result<Schema, CsdlError> {
+fn read_schema(schema: &Node, references: &[Reference]) -> Result<Schema, CsdlError> {
     schema.allow(
         &["Namespace", "Alias"],
         &[
@@ -420,6 +453,7 @@ fn read_schema(schema: &Node) -> Result<Schema, CsdlError> {
         alias: alias.as_deref(),
     };
     let mut out = Schema {
+        references: Vec::new(),
         namespace: namespace.clone(),
         alias: alias.clone(),
         enum_types: Vec::new(),
@@ -459,7 +493,7 @@ fn read_schema(schema: &Node) -> Result<Schema, CsdlError> {
                     });
                 }
             }
-            "Annotations" => out.annotations.push(read_annotations(node)?),
+            "Annotations" => out.annotations.push(read_annotations(node, references)?),
             _ => unreachable!("allow() refused other children"),
         }
     }
@@ -607,14 +641,28 @@ fn read_action(node: &Node, names: &Names) -> Result<ActionDef, CsdlError> {
 const CAPABILITIES: &str = "Org.OData.Capabilities.V1.";
 const REVISIONS: &str = "Org.OData.Core.V1.Revisions";
 
-fn read_annotations(node: &Node) -> Result<TargetAnnotations, CsdlError> {
+/// A term's qualified name with an included alias replaced by its namespace (§3.4.2).
+fn term_name(term: &str, references: &[Reference]) -> String {
+    for (namespace, alias) in references.iter().flat_map(|r| &r.includes) {
+        if let Some(rest) = alias
+            .as_deref()
+            .and_then(|a| term.strip_prefix(a))
+            .and_then(|r| r.strip_prefix('.'))
+        {
+            return format!("{namespace}.{rest}");
+        }
+    }
+    term.to_string()
+}
+
+fn read_annotations(node: &Node, references: &[Reference]) -> Result<TargetAnnotations, CsdlError> {
     node.allow(&["Target"], &["Annotation"])?;
     let mut out = TargetAnnotations {
         target: node.required("Target")?.to_string(),
         ..TargetAnnotations::default()
     };
     for a in &node.children {
-        let term = a.required("Term")?;
+        let term = &term_name(a.required("Term")?, references);
         let value = annotation_value(a, &["Term"])?;
         if term == REVISIONS {
             out.revisions = read_revisions(a, &value)?;
@@ -628,35 +676,52 @@ fn read_annotations(node: &Node) -> Result<TargetAnnotations, CsdlError> {
         let caps = &mut out.capabilities;
         // Each restriction term is a record with one boolean property we read; the *Supported
         // terms are plain booleans (Org.OData.Capabilities.V1 vocabulary).
-        let (slot, record_property) = match short {
-            "CountRestrictions" => (&mut caps.countable, Some("Countable")),
-            "FilterRestrictions" => (&mut caps.filterable, Some("Filterable")),
-            "SortRestrictions" => (&mut caps.sortable, Some("Sortable")),
-            "SelectSupport" => (&mut caps.select, Some("Supported")),
-            "ExpandRestrictions" => (&mut caps.expandable, Some("Expandable")),
-            "SearchRestrictions" => (&mut caps.searchable, Some("Searchable")),
-            "InsertRestrictions" => (&mut caps.insertable, Some("Insertable")),
-            "UpdateRestrictions" => (&mut caps.updatable, Some("Updatable")),
-            "DeleteRestrictions" => (&mut caps.deletable, Some("Deletable")),
-            "TopSupported" => (&mut caps.top, None),
-            "SkipSupported" => (&mut caps.skip, None),
+        let (slot, record_property, paths) = match short {
+            "CountRestrictions" => (&mut caps.countable, Some("Countable"), None),
+            "FilterRestrictions" => (
+                &mut caps.filterable,
+                Some("Filterable"),
+                Some(("NonFilterableProperties", &mut caps.non_filterable)),
+            ),
+            "SortRestrictions" => (
+                &mut caps.sortable,
+                Some("Sortable"),
+                Some(("NonSortableProperties", &mut caps.non_sortable)),
+            ),
+            "SelectSupport" => (&mut caps.select, Some("Supported"), None),
+            "ExpandRestrictions" => (&mut caps.expandable, Some("Expandable"), None),
+            "SearchRestrictions" => (&mut caps.searchable, Some("Searchable"), None),
+            "InsertRestrictions" => (&mut caps.insertable, Some("Insertable"), None),
+            "UpdateRestrictions" => (&mut caps.updatable, Some("Updatable"), None),
+            "DeleteRestrictions" => (&mut caps.deletable, Some("Deletable"), None),
+            "TopSupported" => (&mut caps.top, None, None),
+            "SkipSupported" => (&mut caps.skip, None, None),
             other => {
                 return Err(a.error(format!(
                     "the capability term {other} is not one graphsec reads"
                 )));
             }
         };
+        let mut paths = paths;
         *slot = Some(match (record_property, value) {
             (None, AnnotationValue::Bool(b)) => b,
             (Some(p), AnnotationValue::Record(fields)) => {
                 let mut found = None;
                 for (k, v) in fields {
-                    match v {
-                        AnnotationValue::Bool(b) if k == p => found = Some(b),
+                    match (v, &mut paths) {
+                        (AnnotationValue::Bool(b), _) if k == p => found = Some(b),
+                        (AnnotationValue::Collection(items), Some((name, list))) if k == *name => {
+                            for item in items {
+                                let AnnotationValue::PropertyPath(path) = item else {
+                                    return Err(a.error(format!("{term}/{k}: property paths only")));
+                                };
+                                list.push(path);
+                            }
+                        }
                         _ => {
                             return Err(a.error(format!(
                                 "{term}: the record property {k} is not one graphsec reads \
-                                 (only a boolean {p})"
+                                 (only a boolean {p} and the Non*Properties paths)"
                             )));
                         }
                     }
@@ -737,11 +802,15 @@ fn annotation_value(node: &Node, own: &[&str]) -> Result<AnnotationValue, CsdlEr
 
 fn expression(node: &Node) -> Result<AnnotationValue, CsdlError> {
     match node.name.as_str() {
-        "EnumMember" => {
+        "EnumMember" | "PropertyPath" => {
             if !node.attrs.is_empty() || !node.children.is_empty() || node.text.is_empty() {
-                return Err(node.error("<EnumMember> holds only the member path as text"));
+                return Err(node.error(format!("<{}> holds only a path as text", node.name)));
             }
-            Ok(AnnotationValue::EnumMember(node.text.clone()))
+            Ok(if node.name == "EnumMember" {
+                AnnotationValue::EnumMember(node.text.clone())
+            } else {
+                AnnotationValue::PropertyPath(node.text.clone())
+            })
         }
         "Record" => {
             node.allow(&[], &["PropertyValue"])?;
@@ -755,7 +824,7 @@ fn expression(node: &Node) -> Result<AnnotationValue, CsdlError> {
             Ok(AnnotationValue::Record(fields))
         }
         _ => {
-            node.allow(&[], &["Record", "EnumMember"])?;
+            node.allow(&[], &["Record", "EnumMember", "PropertyPath"])?;
             Ok(AnnotationValue::Collection(
                 node.children
                     .iter()

@@ -566,3 +566,70 @@ fn derived_complex_types_flags_and_defaults_resolve() {
     let bad_key = SMALL.replace(r#"<PropertyRef Name="k" />"#, r#"<PropertyRef Name="d" />"#);
     assert!(error_of(&bad_key).contains("key d must be a non-nullable primitive"));
 }
+
+/// The `$metadata` graphsec serves today, read back by this strict reader, describes
+/// cloudAppSecurityProfile exactly as Graph's metadata does (same properties, types,
+/// nullability, enum members and complex members), and its capability annotations agree with
+/// the slice's where the slice has them.
+#[test]
+fn served_metadata_agrees_with_the_slice() {
+    let served = load(&crate::api::metadata::render(&[&ENTITY])).expect("served $metadata loads");
+    let graph = registry();
+    let describe = |reg: &Registry| {
+        let set = reg.entity_set(ENTITY.collection).expect("served set");
+        let ty = reg.entity_type_of(set);
+        let props: Vec<(String, String, bool)> = ty
+            .properties
+            .iter()
+            .map(|p| (p.name.clone(), type_text(reg, p.ty), p.nullable))
+            .collect();
+        (ty.qualified_name.clone(), ty.open, ty.key.clone(), props)
+    };
+    assert_eq!(describe(&served), describe(&graph));
+    let caps = |reg: &Registry| {
+        reg.entity_set(ENTITY.collection)
+            .expect("served set")
+            .capabilities
+            .clone()
+    };
+    let (s, g) = (caps(&served), caps(&graph));
+    for (what, served, graph) in [
+        ("Countable", s.countable, g.countable),
+        ("Filterable", s.filterable, g.filterable),
+        ("Sortable", s.sortable, g.sortable),
+        ("Select", s.select, g.select),
+        ("Top", s.top, g.top),
+        ("Skip", s.skip, g.skip),
+    ] {
+        assert_eq!(served, graph, "{what}");
+    }
+    // graphsec says more than Graph here: collections cannot be ordered.
+    assert_eq!(s.non_sortable, ["tags"]);
+}
+
+/// A resolved type spelled out in full: enum members and complex members included, so two
+/// registries compare by content, not by index.
+fn type_text(reg: &Registry, ty: Resolved) -> String {
+    let inner = match ty.kind {
+        TypeKind::Primitive(p) => p.edm_name().to_string(),
+        TypeKind::Enum(i) => {
+            let e = &reg.schema.enum_types[i];
+            format!("enum {}{:?}", e.name, e.members)
+        }
+        TypeKind::Complex(i) => {
+            let c = &reg.complex_types[i];
+            let members: Vec<String> = c
+                .properties
+                .iter()
+                .map(|m| format!("{}:{}:{}", m.name, type_text(reg, m.ty), m.nullable))
+                .collect();
+            format!("complex {} open={} {members:?}", c.qualified_name, c.open)
+        }
+        TypeKind::Entity(i) => reg.entity_types[i].qualified_name.clone(),
+    };
+    if ty.collection {
+        format!("Collection({inner})")
+    } else {
+        inner
+    }
+}
