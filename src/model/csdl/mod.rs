@@ -494,7 +494,8 @@ fn read_schema(schema: &Node, references: &[Reference]) -> Result<Schema, CsdlEr
                 }
             }
             "Annotations" => out.annotations.push(read_annotations(node, references)?),
-            _ => unreachable!("allow() refused other children"),
+            // allow() above refused every other child; an error, not a panic, if that drifts.
+            other => return Err(node.error(format!("unknown element <{other}>"))),
         }
     }
     Ok(out)
