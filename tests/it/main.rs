@@ -3,6 +3,7 @@
 
 mod auth;
 mod durability;
+mod ops;
 mod perf;
 mod query;
 mod resource;
