@@ -29,6 +29,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at startup; boxing would only add noise"
+)]
 pub enum Command {
     /// Run the server.
     Serve(ServeArgs),

@@ -88,14 +88,14 @@ fn profile_line(tenant: &str, i: usize) -> Value {
         "@graphsec.tenant": tenant,
         "id": format!("p-{i:06}"),
         "name": format!("profile {i} \u{e9}\u{4e2d}"),
-        "isSigned": i % 3 == 0,
+        "isSigned": i.is_multiple_of(3),
         "permissionsRequired": perms[i % perms.len()],
         "riskScore": (i % 10).to_string(),
         "tags": (0..i % 4).map(|t| format!("t{t}")).collect::<Vec<_>>(),
         "createdDateTime": format!("2020-01-{:02}T10:00:{:02}.123456{}Z", 1 + i % 28, i % 60, 1 + i % 9),
         "lastModifiedDateTime": format!("2021-06-{:02}T08:30:00.5Z", 1 + i % 28),
     });
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         v["vendorInformation"] = json!({"provider": "p", "vendor": format!("v{i}")});
         v["extra"] = json!({"n": i, "list": [1, "two", null]});
     } else {
