@@ -63,9 +63,32 @@ pub fn record_request(operation: &'static str, method: &http::Method, status: u1
         http::Method::OPTIONS => "OPTIONS",
         _ => "other",
     };
-    metrics::counter!(HTTP_REQUESTS, "operation" => operation, "method" => method, "status" => status.to_string())
+    metrics::counter!(HTTP_REQUESTS, "operation" => operation, "method" => method, "status" => status_label(status))
         .increment(1);
     metrics::histogram!(HTTP_DURATION, "operation" => operation).record(took.as_secs_f64());
+}
+
+/// The status as a label; the common ones without an allocation (this runs on every request).
+fn status_label(status: u16) -> metrics::SharedString {
+    let fixed: &'static str = match status {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        409 => "409",
+        412 => "412",
+        413 => "413",
+        415 => "415",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        other => return metrics::SharedString::from(other.to_string()),
+    };
+    metrics::SharedString::const_str(fixed)
 }
 
 /// Counts a refused bearer token on one surface (`graph` or `admin`).
