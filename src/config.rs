@@ -94,8 +94,9 @@ pub struct ImportArgs {
     /// chunk it is in is then not written).
     #[arg(long, value_enum, default_value = "stop")]
     pub on_error: crate::ops::transfer::OnError,
-    /// Lines per transaction.
-    #[arg(long, default_value_t = 1000)]
+    /// Lines per transaction (larger chunks import faster; each holds the database's write
+    /// lock for longer, which a running server's writes wait for).
+    #[arg(long, default_value_t = crate::ops::transfer::DEFAULT_CHUNK)]
     pub chunk_size: usize,
     /// Refuse undeclared properties, as `serve --strict-properties` does.
     #[arg(long, env = "GRAPHSEC_STRICT_PROPERTIES")]

@@ -162,7 +162,7 @@ async fn seed_store(store: Arc<dyn Store>, path: &str, strict: bool) -> Result<(
     let opts = ops::transfer::ImportOptions {
         tenant: None,
         on_error: ops::transfer::OnError::Stop,
-        chunk_size: 1000,
+        chunk_size: ops::transfer::DEFAULT_CHUNK,
         validation: validate::Options { strict },
         bar: false,
     };

@@ -21,6 +21,8 @@ use crate::store::{Store, StoreError, TenantRecord};
 
 /// The annotation that names a line's tenant.
 pub const TENANT_ANNOTATION: &str = "@graphsec.tenant";
+/// Lines per import transaction unless told otherwise.
+pub const DEFAULT_CHUNK: usize = 5000;
 /// Profiles read from the store per export page.
 const EXPORT_PAGE: usize = 1000;
 /// How often a non-terminal import logs its progress.
