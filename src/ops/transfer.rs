@@ -315,3 +315,56 @@ pub async fn import_path(
     )
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str, tenant: Option<&str>) -> Result<TenantRecord, String> {
+        parse_line(line, tenant, validate::Options::default())
+    }
+
+    #[test]
+    fn a_line_needs_an_id_and_a_tenant() {
+        let e = parse(r#"{"@graphsec.tenant":"t","name":"x"}"#, None).unwrap_err();
+        assert!(e.contains("no id"), "{e}");
+        let e = parse(r#"{"id":"a"}"#, None).unwrap_err();
+        assert!(e.contains("--tenant"), "{e}");
+        let row = parse(r#"{"id":"a"}"#, Some("fallback")).unwrap();
+        assert_eq!(row.tenant, "fallback");
+        let row = parse(r#"{"@graphsec.tenant":"own","id":"a"}"#, Some("fallback")).unwrap();
+        assert_eq!(row.tenant, "own");
+        let e = parse(r#"{"@graphsec.tenant":"","id":"a"}"#, None).unwrap_err();
+        assert!(e.contains("invalid tenant"), "{e}");
+    }
+
+    #[test]
+    fn timestamps_are_kept_and_a_line_round_trips() {
+        let line = r#"{"@graphsec.tenant":"t","id":"a","createdDateTime":"2020-01-01T00:00:00+02:00","lastModifiedDateTime":"2021-01-01T00:00:00.5Z","tags":["x"],"dyn":{"k":1}}"#;
+        let row = parse(line, None).unwrap();
+        let out: Json = serde_json::from_str(&to_line(&row)).unwrap();
+        assert_eq!(out["createdDateTime"], "2019-12-31T22:00:00Z");
+        assert_eq!(out["lastModifiedDateTime"], "2021-01-01T00:00:00.5Z");
+        assert_eq!(out[TENANT_ANNOTATION], "t");
+        assert_eq!(out["dyn"]["k"], 1);
+        assert_eq!(parse(&to_line(&row), None).unwrap(), row);
+    }
+
+    #[test]
+    fn the_api_rules_apply() {
+        let e = parse(r#"{"@graphsec.tenant":"t","id":"a/b"}"#, None).unwrap_err();
+        assert!(e.contains("id"), "{e}");
+        let e = parse(
+            r#"{"@graphsec.tenant":"t","id":"a","isSigned":"yes"}"#,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.contains("isSigned"), "{e}");
+        assert!(parse("[1]", Some("t")).is_err());
+        assert!(
+            parse("{", Some("t"))
+                .unwrap_err()
+                .contains("not valid JSON")
+        );
+    }
+}
