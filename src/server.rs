@@ -92,6 +92,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         public_url: args.public_url.clone(),
         tls: tls_setup.is_some(),
         admin_token: args.admin_token.clone(),
+        cors: api::wire::cors_layer(&args.cors_origin)?,
     });
     let mut features = vec![format!("auth: {}", state.auth.describe())];
     for (on, name) in [
@@ -133,9 +134,9 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     // Operator endpoints first (exact paths); everything else is the Graph API.
-    let app = ops::http::router(ops_state)
-        .layer(axum::middleware::from_fn(api::context::middleware))
-        .merge(api::router(state));
+    // The same wire layers (request ids, error envelope, compression), without CORS: browsers
+    // have no business with operator endpoints.
+    let app = api::wire::layer(ops::http::router(ops_state), None).merge(api::router(state));
     match tls_setup {
         None => {
             announce("http", addr);

@@ -1,10 +1,15 @@
 //! The HTTP API: state, the router, and the dispatch from a [`routes::Route`] to a thin handler.
 
+pub mod batch;
 pub mod context;
+pub mod documents;
 pub mod envelope;
 pub mod handlers;
+pub mod metadata;
+pub mod openapi;
 pub mod paging;
 pub mod routes;
+pub mod wire;
 
 use std::sync::Arc;
 
@@ -33,14 +38,30 @@ pub struct AppState {
     pub tls: bool,
     /// The admin API's token (`--admin-token`): refused on the Graph API.
     pub admin_token: Option<String>,
+    /// CORS for browser applications (`--cors-origin`); `None` sends no CORS headers.
+    pub cors: Option<tower_http::cors::CorsLayer>,
 }
 
-/// The whole application as a router: every path goes through [`dispatch`].
+/// The whole application as a router: every path goes through [`dispatch`], inside the wire
+/// layers (request ids and error envelope, compression, CORS, request decoding). `$batch` is
+/// answered by [`batch::middleware`] inside those layers; it runs each sub-request through the
+/// same stack a direct call goes through (wire layers included), never a copy of it.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .fallback(dispatch)
-        .with_state(state)
-        .layer(axum::middleware::from_fn(context::middleware))
+    let cors = state.cors.clone();
+    let direct_call = wire::layer(core(state.clone()), cors.clone());
+    let target = batch::Target::new(state.clone(), direct_call);
+    wire::layer(
+        core(state).layer(axum::middleware::from_fn_with_state(
+            target,
+            batch::middleware,
+        )),
+        cors,
+    )
+}
+
+/// Routing, authentication, permissions and validation (inside [`dispatch`]).
+fn core(state: Arc<AppState>) -> Router {
+    Router::new().fallback(dispatch).with_state(state)
 }
 
 async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
@@ -84,6 +105,13 @@ async fn route(
 ) -> Result<Response, GraphError> {
     // Split now: a borrowed `Request` is not `Send` (its body is not `Sync`).
     let (parts, body) = req.into_parts();
+    let resolved = routes::resolve(parts.uri.path());
+    if let Ok(r) = &resolved
+        && r.route.is_public()
+    {
+        tag.operation = Some("document");
+        return documents::serve(state, &parts, r);
+    }
     // Graph authenticates before it looks at the path: no token, no information.
     let authorization = parts
         .headers
@@ -102,7 +130,7 @@ async fn route(
     })?;
     tag.tenant = Some(principal.tenant.clone());
     tag.operation = Some("unknown_path");
-    let resolved = routes::resolve(parts.uri.path())?;
+    let resolved = resolved?;
     let method = parts.method.clone();
     tag.operation = Some(match (&resolved.route, &method) {
         (Route::Collection | Route::CollectionRef, &Method::POST) => "create",
@@ -111,6 +139,7 @@ async fn route(
         (Route::Entity(_), &Method::GET) => "get",
         (Route::Entity(_), &Method::PATCH) => "update",
         (Route::Entity(_), &Method::DELETE) => "delete",
+        (Route::Metadata | Route::ServiceDocument | Route::OpenApi, _) => "document",
         _ => "method_not_allowed",
     });
     let operation = if method == Method::GET || method == Method::HEAD {
@@ -134,5 +163,14 @@ async fn route(
         }
         (Route::Entity(id), &Method::DELETE) => handlers::delete(state, &ctx, &id).await,
         (Route::Entity(_), _) => Ok(method_not_allowed(&method, "GET, PATCH, DELETE")),
+        // Only reached for a method other than POST ([`batch::middleware`] takes the POSTs).
+        (Route::Batch, _) => Ok(method_not_allowed(&method, "POST")),
+        (route @ (Route::Metadata | Route::ServiceDocument | Route::OpenApi), _) => {
+            let resolved = routes::Resolved {
+                route,
+                versioned: resolved.versioned,
+            };
+            documents::serve(state, &parts, &resolved)
+        }
     }
 }

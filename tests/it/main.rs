@@ -2,7 +2,10 @@
 //! 127.0.0.1:0 with its own store.
 
 mod auth;
+mod batch;
+mod documents;
 mod durability;
+mod fidelity;
 mod ops;
 mod perf;
 mod query;
