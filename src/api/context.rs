@@ -12,7 +12,7 @@ use crate::error::{ErrorBody, GraphError};
 use crate::model::edm::{format_error_date, now_ticks};
 use crate::ops::RequestTag;
 
-/// The operator endpoints' route labels (they have no dispatcher to tag them).
+/// Route labels of requests no dispatcher tagged: operator endpoints and `$batch`.
 fn operator_route(path: &str) -> Option<&'static str> {
     Some(match path {
         "/healthz" => "healthz",
@@ -20,6 +20,10 @@ fn operator_route(path: &str) -> Option<&'static str> {
         "/metrics" => "metrics",
         "/_graphsec/reset" => "admin_reset",
         "/_graphsec/info" => "admin_info",
+        // Answered by the batch middleware before the dispatcher could tag it.
+        p if p.len() >= 7 && p.as_bytes()[p.len() - 7..].eq_ignore_ascii_case(b"/$batch") => {
+            "batch"
+        }
         _ => return None,
     })
 }

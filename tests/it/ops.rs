@@ -198,6 +198,9 @@ async fn metrics_count_requests_store_calls_commits_and_rejected_tokens() {
         s.create(&json!({"name": format!("m{i}")})).await;
     }
     assert_eq!(s.get(COLLECTION).await.status(), 200);
+    // A batch is one request of its own, and its sub-requests count as what they are.
+    let batch = json!({"requests": [{"id": "1", "method": "GET", "url": "/security/cloudAppSecurityProfiles"}]});
+    assert_eq!(s.post("/beta/$batch", &batch).await.status(), 200);
     let bad = s.client_with("not-a-token");
     for _ in 0..3 {
         assert_eq!(
@@ -225,6 +228,10 @@ async fn metrics_count_requests_store_calls_commits_and_rejected_tokens() {
             req,
             &[("operation", "list"), ("method", "GET"), ("status", "200")]
         ),
+        2.0
+    );
+    assert_eq!(
+        counter(&scrape, req, &[("operation", "batch"), ("status", "200")]),
         1.0
     );
     assert_eq!(
