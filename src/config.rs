@@ -29,6 +29,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at startup; boxing would only add noise"
+)]
 pub enum Command {
     /// Run the server.
     Serve(ServeArgs),
@@ -38,6 +42,68 @@ pub enum Command {
     /// (--scope makes a delegated token, --role an application token; without either the token
     /// carries the SecurityEvents.ReadWrite.All scope).
     Token(TokenArgs),
+    /// Write profiles as NDJSON (one a line, with `@graphsec.tenant` and server timestamps).
+    ///
+    /// Example: graphsec export --data-dir ./graphsec-data --tenant contoso --out contoso.ndjson
+    /// (safe while a server runs on the same data directory).
+    Export(ExportArgs),
+    /// Read NDJSON profiles (as `export` writes them) into the store.
+    ///
+    /// Idempotent by tenant and id (an existing profile is replaced), keeps the timestamps,
+    /// validates every line like the API, writes in chunks: rerun it after a crash.
+    /// Example: graphsec import --data-dir ./graphsec-data contoso.ndjson
+    Import(ImportArgs),
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line, for log shippers.
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// Directory of the embedded SQLite database.
+    #[arg(long, env = "GRAPHSEC_DATA_DIR", default_value = "./graphsec-data")]
+    pub data_dir: PathBuf,
+    /// Export only this tenant's profiles.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Log filter (tracing syntax).
+    #[arg(long, env = "GRAPHSEC_LOG", default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The NDJSON file, or `-` for standard input.
+    pub file: String,
+    /// Directory of the embedded SQLite database (created if missing).
+    #[arg(long, env = "GRAPHSEC_DATA_DIR", default_value = "./graphsec-data")]
+    pub data_dir: PathBuf,
+    /// Tenant of lines that carry no `@graphsec.tenant`.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// On a line that does not validate: report it and go on, or report it and stop (the
+    /// chunk it is in is then not written).
+    #[arg(long, value_enum, default_value = "stop")]
+    pub on_error: crate::ops::transfer::OnError,
+    /// Lines per transaction (larger chunks import faster; each holds the database's write
+    /// lock for longer, which a running server's writes wait for).
+    #[arg(long, default_value_t = crate::ops::transfer::DEFAULT_CHUNK)]
+    pub chunk_size: usize,
+    /// Refuse undeclared properties, as `serve --strict-properties` does.
+    #[arg(long, env = "GRAPHSEC_STRICT_PROPERTIES")]
+    pub strict_properties: bool,
+    /// Log filter (tracing syntax).
+    #[arg(long, env = "GRAPHSEC_LOG", default_value = "info")]
+    pub log: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -85,6 +151,27 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub tls: TlsArgs,
 
+    /// Enable the admin API (`POST /_graphsec/reset`, `GET /_graphsec/info`) for requests
+    /// carrying `Authorization: Bearer SECRET`. Off when unset.
+    #[arg(
+        long,
+        env = "GRAPHSEC_ADMIN_TOKEN",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+
+    /// Serve `/metrics` on this address instead of the main listener.
+    #[arg(long, env = "GRAPHSEC_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+
+    /// Log line format.
+    #[arg(long, env = "GRAPHSEC_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Import this NDJSON file (as `graphsec import` does) before accepting connections.
+    #[arg(long, env = "GRAPHSEC_SEED")]
+    pub seed: Option<String>,
     /// Origins of browser applications allowed to call graphsec (CORS), e.g.
     /// https://app.example.com; repeat the flag or separate with commas; `*` allows any origin
     /// (development only). Preflights from allowed origins are answered without a token.

@@ -1,7 +1,7 @@
 //! The `graphsec` binary: parse the command line, set up logging, run.
 
 use clap::Parser;
-use graphsec::config::{Cli, Command};
+use graphsec::config::{Cli, Command, LogFormat};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -17,35 +17,53 @@ fn main() -> std::process::ExitCode {
             }
         },
         Command::Serve(args) => {
-            init_tracing(&args.log);
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("graphsec: cannot start the runtime: {e}");
-                    return std::process::ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(graphsec::server::run(args)) {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("graphsec: {e}");
-                    std::process::ExitCode::FAILURE
-                }
-            }
+            init_tracing(&args.log, args.log_format);
+            block_on("graphsec", graphsec::server::run(args))
+        }
+        Command::Export(args) => {
+            init_tracing(&args.log, LogFormat::Text);
+            block_on("graphsec export", graphsec::ops::commands::export(&args))
+        }
+        Command::Import(args) => {
+            init_tracing(&args.log, LogFormat::Text);
+            block_on("graphsec import", graphsec::ops::commands::import(&args))
         }
     }
 }
 
-fn init_tracing(filter: &str) {
+/// Runs a command on a multi-threaded runtime; its error becomes the exit status.
+fn block_on(
+    name: &str,
+    fut: impl std::future::Future<Output = Result<(), String>>,
+) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{name}: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
 }

@@ -8,6 +8,8 @@ use crate::api::{self, AppState};
 use crate::auth::Authenticator;
 use crate::config::ServeArgs;
 use crate::model::validate;
+use crate::ops;
+use crate::store::Store;
 use crate::store::sqlite::{Location, SqliteStore};
 use crate::tls;
 
@@ -24,12 +26,18 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         Location::File(args.data_dir.clone())
     };
     let store = SqliteStore::open(&location)?;
+    // Recorder first: the store and the request path record into it from here on.
+    let metrics = ops::metrics::install()?;
+    let store: Arc<dyn Store> = Arc::new(ops::metrics::Instrumented(Arc::new(store)));
     match &location {
         Location::File(dir) => tracing::info!(
             database = %SqliteStore::database_path(dir).display(),
             "embedded SQLite store (WAL, synchronous=FULL)"
         ),
         Location::Memory => tracing::info!("in-memory store: nothing is written to disk"),
+    }
+    if let Some(seed) = &args.seed {
+        seed_store(store.clone(), seed, args.strict_properties).await?;
     }
     let data_dir = (!args.in_memory).then_some(args.data_dir.as_path());
     let auth = Authenticator::from_args(&args.auth, data_dir)?;
@@ -75,7 +83,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     }
     let state = Arc::new(AppState {
         auth,
-        store: Arc::new(store),
+        store: store.clone(),
         validation: validate::Options {
             strict: args.strict_properties,
         },
@@ -83,13 +91,52 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         page_size: usize::from(args.page_size),
         public_url: args.public_url.clone(),
         tls: tls_setup.is_some(),
+        admin_token: args.admin_token.clone(),
         cors: api::wire::cors_layer(&args.cors_origin)?,
     });
+    let mut features = vec![format!("auth: {}", state.auth.describe())];
+    for (on, name) in [
+        (tls_setup.is_some(), "tls"),
+        (args.admin_token.is_some(), "admin"),
+        (args.strict_properties, "strictProperties"),
+        (args.in_memory, "inMemory"),
+        (args.seed.is_some(), "seed"),
+    ] {
+        if on {
+            features.push(name.to_string());
+        }
+    }
+    let ops_state = Arc::new(ops::http::OpsState {
+        store: store.clone(),
+        admin_token: args.admin_token.clone(),
+        metrics: args.metrics_listen.is_none().then(|| metrics.clone()),
+        info: ops::http::Info {
+            store: "sqlite",
+            location: data_dir.map(|d| d.display().to_string()),
+            features,
+        },
+    });
+    if let Some(addr) = &args.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on --metrics-listen {addr}: {e}"))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        let app: axum::Router = ops::http::metrics_router(metrics.clone());
+        println!("graphsec metrics on http://{bound}/metrics");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let app = api::router(state);
+    // Operator endpoints first (exact paths); everything else is the Graph API.
+    // The same wire layers (request ids, error envelope, compression), without CORS: browsers
+    // have no business with operator endpoints.
+    let app = api::wire::layer(ops::http::router(ops_state), None).merge(api::router(state));
     match tls_setup {
         None => {
             announce("http", addr);
@@ -108,6 +155,27 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         }
     }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// `--seed`: imports a file before the server accepts connections; any bad line aborts startup.
+async fn seed_store(store: Arc<dyn Store>, path: &str, strict: bool) -> Result<(), String> {
+    let opts = ops::transfer::ImportOptions {
+        tenant: None,
+        on_error: ops::transfer::OnError::Stop,
+        chunk_size: ops::transfer::DEFAULT_CHUNK,
+        validation: validate::Options { strict },
+        bar: false,
+    };
+    let report = ops::transfer::import_path(store, path, &opts)
+        .await
+        .map_err(|e| format!("--seed {path}: {e}"))?;
+    if let Some(line) = report.stopped_at {
+        return Err(format!(
+            "--seed {path}: line {line} is invalid (see the log)"
+        ));
+    }
+    tracing::info!(file = path, profiles = report.imported, "seeded the store");
     Ok(())
 }
 

@@ -10,6 +10,23 @@ use serde_json::json;
 
 use crate::error::{ErrorBody, GraphError};
 use crate::model::edm::{format_error_date, now_ticks};
+use crate::ops::RequestTag;
+
+/// Route labels of requests no dispatcher tagged: operator endpoints and `$batch`.
+fn operator_route(path: &str) -> Option<&'static str> {
+    Some(match path {
+        "/healthz" => "healthz",
+        "/readyz" => "readyz",
+        "/metrics" => "metrics",
+        "/_graphsec/reset" => "admin_reset",
+        "/_graphsec/info" => "admin_info",
+        // Answered by the batch middleware before the dispatcher could tag it.
+        p if p.len() >= 7 && p.as_bytes()[p.len() - 7..].eq_ignore_ascii_case(b"/$batch") => {
+            "batch"
+        }
+        _ => return None,
+    })
+}
 
 /// The ids of one request, available to handlers as an extension.
 #[derive(Debug, Clone)]
@@ -105,12 +122,23 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
             GraphError::Internal.into_response()
         }
     };
+    let took = started.elapsed();
+    let status = resp.status().as_u16();
+    let tag = resp.extensions().get::<RequestTag>();
+    let operation = tag
+        .and_then(|t| t.operation)
+        .or_else(|| operator_route(&path))
+        .unwrap_or("unmatched");
+    crate::ops::metrics::record_request(operation, &method, status, took);
+    // The access log: the route template (never the raw path with ids), never a token.
     tracing::info!(
+        target: "graphsec::access",
         request_id = %ids.request_id,
         %method,
-        path,
-        status = resp.status().as_u16(),
-        ms = started.elapsed().as_secs_f64() * 1000.0,
+        route = operation,
+        status,
+        latency_ms = took.as_secs_f64() * 1000.0,
+        tenant = tag.and_then(|t| t.tenant.as_deref()).unwrap_or("-"),
         "request"
     );
     finish(resp, &ids)

@@ -21,6 +21,7 @@ use http::{HeaderValue, Method, header};
 use crate::auth::Operation;
 use crate::error::GraphError;
 use crate::model::validate;
+use crate::ops::RequestTag;
 use crate::store::Store;
 use routes::Route;
 
@@ -35,6 +36,8 @@ pub struct AppState {
     /// Externally visible base URL (behind a proxy), else derived from `Host`.
     pub public_url: Option<String>,
     pub tls: bool,
+    /// The admin API's token (`--admin-token`): refused on the Graph API.
+    pub admin_token: Option<String>,
     /// CORS for browser applications (`--cors-origin`); `None` sends no CORS headers.
     pub cors: Option<tower_http::cors::CorsLayer>,
 }
@@ -62,9 +65,26 @@ fn core(state: Arc<AppState>) -> Router {
 }
 
 async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    match route(&state, req).await {
+    let mut tag = RequestTag::default();
+    let mut resp = match route(&state, req, &mut tag).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
+    };
+    resp.extensions_mut().insert(tag);
+    resp
+}
+
+/// Is this the admin token? It opens the admin API only, never the Graph API.
+fn is_admin_token(state: &AppState, authorization: Option<&str>) -> bool {
+    use subtle::ConstantTimeEq;
+    match (
+        &state.admin_token,
+        authorization.and_then(|a| a.split_once(' ')),
+    ) {
+        (Some(admin), Some((_, presented))) => {
+            bool::from(presented.trim().as_bytes().ct_eq(admin.as_bytes()))
+        }
+        _ => false,
     }
 }
 
@@ -78,28 +98,50 @@ fn method_not_allowed(method: &Method, allowed: &'static str) -> Response {
     resp
 }
 
-async fn route(state: &AppState, req: Request) -> Result<Response, GraphError> {
+async fn route(
+    state: &AppState,
+    req: Request,
+    tag: &mut RequestTag,
+) -> Result<Response, GraphError> {
     // Split now: a borrowed `Request` is not `Send` (its body is not `Sync`).
     let (parts, body) = req.into_parts();
     let resolved = routes::resolve(parts.uri.path());
     if let Ok(r) = &resolved
         && r.route.is_public()
     {
+        tag.operation = Some("document");
         return documents::serve(state, &parts, r);
     }
     // Graph authenticates before it looks at the path: no token, no information.
-    let principal = state
-        .auth
-        .authenticate(
-            parts
-                .headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok()),
-        )
-        .await
-        .map_err(GraphError::from)?;
+    let authorization = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    tag.operation = Some("unauthenticated");
+    if is_admin_token(state, authorization) {
+        crate::ops::metrics::token_rejected("graph");
+        return Err(GraphError::InvalidAuthenticationToken(
+            "The admin token is not accepted on the Graph API; send a Graph access token.".into(),
+        ));
+    }
+    let principal = state.auth.authenticate(authorization).await.map_err(|e| {
+        crate::ops::metrics::token_rejected("graph");
+        GraphError::from(e)
+    })?;
+    tag.tenant = Some(principal.tenant.clone());
+    tag.operation = Some("unknown_path");
     let resolved = resolved?;
     let method = parts.method.clone();
+    tag.operation = Some(match (&resolved.route, &method) {
+        (Route::Collection | Route::CollectionRef, &Method::POST) => "create",
+        (Route::Collection, &Method::GET) => "list",
+        (Route::Count, &Method::GET) => "count",
+        (Route::Entity(_), &Method::GET) => "get",
+        (Route::Entity(_), &Method::PATCH) => "update",
+        (Route::Entity(_), &Method::DELETE) => "delete",
+        (Route::Metadata | Route::ServiceDocument | Route::OpenApi, _) => "document",
+        _ => "method_not_allowed",
+    });
     let operation = if method == Method::GET || method == Method::HEAD {
         Operation::Read
     } else {

@@ -92,6 +92,13 @@ pub struct Page {
 /// Optional precondition on a write: the version the caller last saw.
 pub type IfMatch = Option<i64>;
 
+/// A profile with the tenant it belongs to: the unit of export and import.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantRecord {
+    pub tenant: String,
+    pub record: Record,
+}
+
 /// The persistence interface. Every call is scoped by tenant.
 pub trait Store: Send + Sync {
     /// Inserts a new profile; `Duplicate` if the id exists in the tenant.
@@ -123,6 +130,25 @@ pub trait Store: Send + Sync {
         tenant: &str,
         filter: Option<TypedFilter>,
     ) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// Answers once the backend can both read and write (the readiness probe).
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Deletes every profile of `tenant` (of every tenant with `None`) in one transaction;
+    /// returns how many were deleted.
+    fn reset(&self, tenant: Option<&str>) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// How many profiles each tenant has, ordered by tenant (tenants without profiles are absent).
+    fn tenant_counts(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>>;
+    /// Up to `limit` profiles ordered by (tenant, id), strictly after the `after` (tenant, id)
+    /// position, of one tenant or of all: export pages through the whole store with it.
+    fn export_page(
+        &self,
+        tenant: Option<&str>,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<TenantRecord>, StoreError>>;
+    /// Writes the records exactly as given (timestamps and version included) in one
+    /// transaction, replacing any profile with the same (tenant, id): all or nothing, and
+    /// running it twice leaves the same state (imports resume by rerunning).
+    fn import_chunk(&self, rows: Vec<TenantRecord>) -> BoxFuture<'_, Result<(), StoreError>>;
     /// The secret that signs paging tokens; kept in the store so every node and every restart
     /// agrees on it.
     fn paging_secret(&self) -> &[u8];

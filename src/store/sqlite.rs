@@ -19,7 +19,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::compile::{self, SqlParam};
 use super::schema::{self, Cell, Dialect, quote};
-use super::{BoxFuture, IfMatch, ListSpec, Page, Store, StoreError};
+use super::{BoxFuture, IfMatch, ListSpec, Page, Store, StoreError, TenantRecord};
 use crate::model::edm::now_ticks;
 use crate::model::entity::ENTITY;
 use crate::model::record::{Changes, Record};
@@ -382,6 +382,7 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, stats: &W
             }
         }
         let commit = run_batch(&conn, &mut batch);
+        metrics::histogram!(crate::ops::metrics::GROUP_COMMIT_BATCH).record(batch.len() as f64);
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats
             .writes
@@ -624,6 +625,131 @@ impl Store for SqliteStore {
 
     fn paging_secret(&self) -> &[u8] {
         &self.secret
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let probe = |conn: &Connection| {
+                conn.query_row("SELECT COUNT(*) FROM graphsec_schema", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|_| ())
+                .map_err(map_sqlite)
+            };
+            self.read(probe).await?;
+            // Through the writer: a database another process holds the write lock of is not
+            // ready, though its readers still answer.
+            self.write(probe).await
+        })
+    }
+
+    fn reset(&self, tenant: Option<&str>) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let tenant = tenant.map(str::to_string);
+        Box::pin(self.write(move |conn| {
+            let table = quote(schema::TABLE);
+            let n = match tenant {
+                Some(t) => conn.execute(
+                    &format!(
+                        "DELETE FROM {table} WHERE {} = ?1",
+                        quote(schema::TENANT_COLUMN)
+                    ),
+                    [t],
+                ),
+                None => conn.execute(&format!("DELETE FROM {table}"), []),
+            }
+            .map_err(map_sqlite)?;
+            Ok(n as u64)
+        }))
+    }
+
+    fn tenant_counts(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
+        Box::pin(self.read(|conn| {
+            let tenant = quote(schema::TENANT_COLUMN);
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {tenant}, COUNT(*) FROM {} GROUP BY {tenant} ORDER BY {tenant}",
+                    quote(schema::TABLE)
+                ))
+                .map_err(map_sqlite)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                })
+                .map_err(map_sqlite)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(map_sqlite)
+        }))
+    }
+
+    fn export_page(
+        &self,
+        tenant: Option<&str>,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<TenantRecord>, StoreError>> {
+        let tenant = tenant.map(str::to_string);
+        let statements = self.sql.clone();
+        Box::pin(self.read(move |conn| {
+            let t = quote(schema::TENANT_COLUMN);
+            let key = quote(schema::column(&ENTITY.properties[ENTITY.key_index()]));
+            // Separate statements per shape (rather than `?1 IS NULL OR ...`) so every page is
+            // an index range scan on the (tenant, id) key.
+            let mut conditions = Vec::new();
+            let mut params: Vec<SqlValue> = Vec::new();
+            if let Some(tenant) = tenant {
+                params.push(SqlValue::Text(tenant));
+                conditions.push(format!("{t} = ?{}", params.len()));
+            }
+            if let Some((after_tenant, after_id)) = after {
+                params.push(SqlValue::Text(after_tenant));
+                params.push(SqlValue::Text(after_id));
+                conditions.push(format!(
+                    "({t}, {key}) > (?{}, ?{})",
+                    params.len() - 1,
+                    params.len()
+                ));
+            }
+            params.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+            let where_sql = if conditions.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {}", conditions.join(" AND "))
+            };
+            let sql = format!(
+                "SELECT {}, {t} FROM {} {where_sql} ORDER BY {t}, {key} LIMIT ?{}",
+                statements.select_list,
+                quote(schema::TABLE),
+                params.len()
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(map_sqlite)?;
+            let mut rows = stmt.query(params_from_iter(params)).map_err(map_sqlite)?;
+            let mut out = Vec::with_capacity(limit.min(10_000));
+            while let Some(row) = rows.next().map_err(map_sqlite)? {
+                out.push(TenantRecord {
+                    record: read_record(row, statements.width)?,
+                    tenant: row.get(statements.width).map_err(map_sqlite)?,
+                });
+            }
+            Ok(out)
+        }))
+    }
+
+    fn import_chunk(&self, rows: Vec<TenantRecord>) -> BoxFuture<'_, Result<(), StoreError>> {
+        let sql = self.sql.clone();
+        Box::pin(self.write(move |conn| {
+            let mut delete = conn.prepare_cached(&sql.delete).map_err(map_sqlite)?;
+            let mut insert = conn.prepare_cached(&sql.insert).map_err(map_sqlite)?;
+            for row in rows {
+                delete
+                    .execute(rusqlite::params![row.tenant, row.record.id(), None::<i64>])
+                    .map_err(map_sqlite)?;
+                let mut cells = vec![to_sql(Cell::Text(row.tenant))];
+                cells.extend(schema::encode(&row.record).into_iter().map(to_sql));
+                insert
+                    .execute(params_from_iter(cells))
+                    .map_err(map_sqlite)?;
+            }
+            Ok(())
+        }))
     }
 }
 

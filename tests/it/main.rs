@@ -6,6 +6,7 @@ mod batch;
 mod documents;
 mod durability;
 mod fidelity;
+mod ops;
 mod perf;
 mod query;
 mod resource;
