@@ -122,6 +122,8 @@ where
 pub struct WriteStats {
     pub commits: AtomicU64,
     pub writes: AtomicU64,
+    /// Reads that ran over the inline step budget and were re-run on the blocking pool.
+    pub slow_reads: AtomicU64,
 }
 
 /// The SQLite store.
@@ -456,6 +458,7 @@ impl SqliteStore {
             if !reader.interrupted.load(Ordering::Relaxed) {
                 return r;
             }
+            self.stats.slow_reads.fetch_add(1, Ordering::Relaxed);
         }
         self.read_blocking(work).await
     }
@@ -804,6 +807,30 @@ mod tests {
             commits < writes,
             "group commit: {commits} commits for {writes} writes"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_over_the_inline_budget_finishes_on_the_blocking_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&Location::File(dir.path().to_path_buf())).unwrap();
+        let short = store.get("t", "missing").await;
+        assert_eq!(short, Err(StoreError::NotFound));
+        assert_eq!(store.stats.slow_reads.load(Ordering::Relaxed), 0);
+        // Far more VM steps than the inline budget: interrupted inline, then run to the end.
+        let n: i64 = store
+            .read(|conn| {
+                conn.query_row(
+                    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000) \
+                     SELECT count(*) FROM c",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(map_sqlite)
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 300_000);
+        assert_eq!(store.stats.slow_reads.load(Ordering::Relaxed), 1);
     }
 
     #[test]
