@@ -1,9 +1,11 @@
 //! The OData envelope: base URLs, `@odata.context`, content types, and entity/collection bodies.
 
 use axum::body::Body;
+use axum::response::IntoResponse;
 use axum::response::Response;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use serde_json::{Map, Value as Json};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value as Json;
 
 use crate::model::entity::ENTITY;
 use crate::model::record::{Record, Selection};
@@ -86,30 +88,110 @@ impl Root {
 
 /// A JSON response with graphsec's success headers.
 pub fn json_response(status: StatusCode, body: &Json) -> Response {
-    let mut resp = Response::new(Body::from(body.to_string()));
+    serialized_response(status, body, 1)
+}
+
+/// Serializes `body` straight into the response bytes (no intermediate JSON tree).
+fn serialized_response(status: StatusCode, body: &impl Serialize, records: usize) -> Response {
+    // A profile is about 1 KB: size the buffer once instead of growing it by doubling.
+    let mut bytes = Vec::with_capacity(512 + 1024 * records);
+    match serde_json::to_writer(&mut bytes, body) {
+        Ok(()) => {}
+        Err(e) => {
+            // Only a bug can get here (every value we serialize is valid JSON).
+            tracing::error!(error = %e, "response serialization failed");
+            return crate::error::GraphError::Internal.into_response();
+        }
+    };
+    let mut resp = Response::new(Body::from(bytes));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ODATA_JSON));
     resp
 }
 
-/// One entity with its context first.
+/// One entity with its context first, as a response.
+pub fn entity_response(
+    status: StatusCode,
+    root: &Root,
+    record: &Record,
+    select: Option<&Selection>,
+    names: Option<&str>,
+) -> Response {
+    let context = root.entity_context(names);
+    serialized_response(status, &record.wire(select, Some(&context)), 1)
+}
+
+/// A page of a collection (context, count, value, next link), as a response.
+pub fn collection_response(
+    context: &str,
+    count: Option<u64>,
+    records: &[Record],
+    select: Option<&Selection>,
+    next_link: Option<&str>,
+) -> Response {
+    serialized_response(
+        StatusCode::OK,
+        &Collection {
+            context,
+            count,
+            records,
+            select,
+            next_link,
+        },
+        records.len(),
+    )
+}
+
+struct Collection<'a> {
+    context: &'a str,
+    count: Option<u64>,
+    records: &'a [Record],
+    select: Option<&'a Selection>,
+    next_link: Option<&'a str>,
+}
+
+impl Serialize for Collection<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut out = s.serialize_map(None)?;
+        out.serialize_entry("@odata.context", self.context)?;
+        if let Some(n) = self.count {
+            out.serialize_entry("@odata.count", &n)?;
+        }
+        let value = self.records.iter().map(|r| r.wire(self.select, None));
+        out.serialize_entry("value", &Seq(std::cell::Cell::new(Some(value))))?;
+        if let Some(link) = self.next_link {
+            out.serialize_entry("@odata.nextLink", link)?;
+        }
+        out.end()
+    }
+}
+
+/// Serializes an iterator once, as a JSON array.
+struct Seq<I>(std::cell::Cell<Option<I>>);
+
+impl<I: Iterator<Item = T>, T: Serialize> Serialize for Seq<I> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.take() {
+            Some(items) => s.collect_seq(items),
+            None => s.serialize_unit(),
+        }
+    }
+}
+
+/// One entity with its context first, as a JSON tree (the same serializer as
+/// [`entity_response`], for callers that must edit the body).
 pub fn entity_body(
     root: &Root,
     record: &Record,
     select: Option<&Selection>,
     names: Option<&str>,
 ) -> Json {
-    let mut out = Map::new();
-    out.insert(
-        "@odata.context".into(),
-        Json::String(root.entity_context(names)),
-    );
-    out.extend(record.to_json(select));
-    Json::Object(out)
+    let context = root.entity_context(names);
+    serde_json::to_value(record.wire(select, Some(&context))).unwrap_or(Json::Null)
 }
 
-/// A page of a collection: context, count, value, next link.
+/// A page of a collection as a JSON tree (the same serializer as [`collection_response`]).
 pub fn collection_body(
     context: String,
     count: Option<u64>,
@@ -117,22 +199,12 @@ pub fn collection_body(
     select: Option<&Selection>,
     next_link: Option<String>,
 ) -> Json {
-    let mut out = Map::new();
-    out.insert("@odata.context".into(), Json::String(context));
-    if let Some(n) = count {
-        out.insert("@odata.count".into(), Json::from(n));
-    }
-    out.insert(
-        "value".into(),
-        Json::Array(
-            records
-                .iter()
-                .map(|r| Json::Object(r.to_json(select)))
-                .collect(),
-        ),
-    );
-    if let Some(link) = next_link {
-        out.insert("@odata.nextLink".into(), Json::String(link));
-    }
-    Json::Object(out)
+    serde_json::to_value(Collection {
+        context: &context,
+        count,
+        records,
+        select,
+        next_link: next_link.as_deref(),
+    })
+    .unwrap_or(Json::Null)
 }

@@ -311,16 +311,16 @@ pub async fn create(
     let id = changes
         .requested_id()
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        // Time-ordered (UUIDv7, still a lowercase GUID): new rows land at the end of the
+        // primary key and of the tenant's index ranges instead of on random pages, so a commit
+        // writes (and fsyncs) fewer WAL pages.
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let record = state
         .store
         .create(&ctx.tenant, changes, id.clone())
         .await
         .map_err(|e| store_error(e, &id))?;
-    let mut resp = envelope::json_response(
-        StatusCode::CREATED,
-        &envelope::entity_body(&ctx.root, &record, None, None),
-    );
+    let mut resp = envelope::entity_response(StatusCode::CREATED, &ctx.root, &record, None, None);
     if let Ok(v) = HeaderValue::from_str(&ctx.root.entity_url(record.id())) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
@@ -341,8 +341,13 @@ pub async fn get(
         .await
         .map_err(|e| store_error(e, id))?;
     let (sel, names) = selection(q.select.as_ref());
-    let body = envelope::entity_body(&ctx.root, &record, sel.as_ref(), names.as_deref());
-    Ok(envelope::json_response(StatusCode::OK, &body))
+    Ok(envelope::entity_response(
+        StatusCode::OK,
+        &ctx.root,
+        &record,
+        sel.as_ref(),
+        names.as_deref(),
+    ))
 }
 
 pub async fn list(state: &AppState, ctx: &Ctx, parts: &Parts) -> Result<Response, GraphError> {
@@ -407,14 +412,13 @@ pub async fn list(state: &AppState, ctx: &Ctx, parts: &Parts) -> Result<Response
         _ => None,
     };
     let (sel, names) = selection(q.select.as_ref());
-    let body = envelope::collection_body(
-        ctx.root.collection_context(names.as_deref()),
+    let mut resp = envelope::collection_response(
+        &ctx.root.collection_context(names.as_deref()),
         page.count,
         &page.records,
         sel.as_ref(),
-        next,
+        next.as_deref(),
     );
-    let mut resp = envelope::json_response(StatusCode::OK, &body);
     if let (Some(n), None) = (preferred, q.top)
         && let Ok(v) = HeaderValue::from_str(&format!("odata.maxpagesize={n}"))
     {
@@ -464,9 +468,12 @@ pub async fn update(
         );
         return Ok(resp);
     }
-    Ok(envelope::json_response(
+    Ok(envelope::entity_response(
         StatusCode::OK,
-        &envelope::entity_body(&ctx.root, &record, None, None),
+        &ctx.root,
+        &record,
+        None,
+        None,
     ))
 }
 

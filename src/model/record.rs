@@ -2,10 +2,11 @@
 //!
 //! Values are indexed like `ENTITY.properties`, so every rule here is a walk over the table.
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value as Json};
 
 use super::edm::{self, EdmType};
-use super::entity::{ENTITY, Managed};
+use super::entity::{ENTITY, Managed, NAMESPACE};
 
 /// One property's value.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,60 +129,101 @@ impl Record {
     }
 
     /// The entity's JSON body: `@odata.type`, then declared properties in table order (null
-    /// for unset), then dynamic properties. `select` narrows it (`id` is always kept).
+    /// for unset), then dynamic properties. `select` narrows it (`id` is always kept). The same
+    /// serializer as [`Record::wire`], collected into a map.
     pub fn to_json(&self, select: Option<&Selection>) -> Map<String, Json> {
-        let mut out = Map::new();
-        out.insert(
-            "@odata.type".into(),
-            Json::String(format!("#{}", ENTITY.qualified_name())),
-        );
+        match serde_json::to_value(self.wire(select, None)) {
+            Ok(Json::Object(m)) => m,
+            _ => Map::new(),
+        }
+    }
+
+    /// The record as the wire shows it, optionally preceded by an `@odata.context`: serialized
+    /// straight into the response bytes, without building a JSON tree first (the hot path).
+    pub fn wire<'a>(&'a self, select: Option<&'a Selection>, context: Option<&'a str>) -> Wire<'a> {
+        Wire {
+            record: self,
+            select,
+            context,
+        }
+    }
+}
+
+/// See [`Record::wire`].
+pub struct Wire<'a> {
+    record: &'a Record,
+    select: Option<&'a Selection>,
+    context: Option<&'a str>,
+}
+
+impl Serialize for Wire<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut out = s.serialize_map(None)?;
+        if let Some(c) = self.context {
+            out.serialize_entry("@odata.context", c)?;
+        }
+        out.serialize_entry("@odata.type", &format_args!("#{NAMESPACE}.{}", ENTITY.name))?;
         for (i, prop) in ENTITY.properties.iter().enumerate() {
-            let wanted = match select {
+            let wanted = match self.select {
                 None => true,
                 Some(s) => i == ENTITY.key_index() || s.props.contains(&i),
             };
             if wanted {
-                out.insert(prop.name.into(), value_to_json(&prop.ty, &self.values[i]));
+                out.serialize_entry(prop.name, &Typed(&prop.ty, &self.record.values[i]))?;
             }
         }
-        for (k, v) in &self.dynamic {
-            if select.is_none_or(|s| s.dynamic.iter().any(|d| d == k)) {
-                out.insert(k.clone(), v.clone());
+        for (k, v) in &self.record.dynamic {
+            if self.select.is_none_or(|s| s.dynamic.iter().any(|d| d == k)) {
+                out.serialize_entry(k, v)?;
             }
         }
-        out
+        out.end()
     }
 }
 
-fn primitive_to_json(v: &Value) -> Json {
-    match v {
-        Value::String(s) => Json::String(s.clone()),
-        Value::Bool(b) => Json::Bool(*b),
-        Value::DateTime(t) => Json::String(edm::format_datetime(*t)),
-        _ => Json::Null,
+/// A primitive value (or a collection item) on the wire.
+struct Primitive<'a>(&'a Value);
+
+impl Serialize for Primitive<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::String(v) => s.serialize_str(v),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::DateTime(t) => s.serialize_str(&edm::format_datetime(*t)),
+            _ => s.serialize_unit(),
+        }
     }
 }
 
-/// Serializes one declared property's value by its Edm type.
+/// One declared property's value, serialized by its Edm type.
+struct Typed<'a>(&'a EdmType, &'a Value);
+
+impl Serialize for Typed<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match (self.0, self.1) {
+            (_, Value::Null) => s.serialize_unit(),
+            (EdmType::Primitive(_), v) => Primitive(v).serialize(s),
+            (EdmType::Enum(e), Value::Enum(n)) => match e.by_value(*n) {
+                Some((name, _)) => s.serialize_str(name),
+                None => s.collect_str(n),
+            },
+            (EdmType::Collection(_), Value::Collection(items)) => {
+                s.collect_seq(items.iter().map(Primitive))
+            }
+            (EdmType::Complex(c), Value::Complex(members)) => {
+                let mut m = s.serialize_map(Some(members.len() + 1))?;
+                m.serialize_entry("@odata.type", &format_args!("{NAMESPACE}.{}", c.name))?;
+                for (member, v) in c.members.iter().zip(members) {
+                    m.serialize_entry(member.name, &Primitive(v))?;
+                }
+                m.end()
+            }
+            _ => s.serialize_unit(),
+        }
+    }
+}
+
+/// Serializes one declared property's value by its Edm type, as a JSON tree.
 pub fn value_to_json(ty: &EdmType, v: &Value) -> Json {
-    match (ty, v) {
-        (_, Value::Null) => Json::Null,
-        (EdmType::Primitive(_), v) => primitive_to_json(v),
-        (EdmType::Enum(e), Value::Enum(n)) => match e.by_value(*n) {
-            Some((name, _)) => Json::String(name.into()),
-            None => Json::String(n.to_string()),
-        },
-        (EdmType::Collection(_), Value::Collection(items)) => {
-            Json::Array(items.iter().map(primitive_to_json).collect())
-        }
-        (EdmType::Complex(c), Value::Complex(members)) => {
-            let mut m = Map::new();
-            m.insert("@odata.type".into(), Json::String(c.qualified_name()));
-            for (member, v) in c.members.iter().zip(members) {
-                m.insert(member.name.into(), primitive_to_json(v));
-            }
-            Json::Object(m)
-        }
-        _ => Json::Null,
-    }
+    serde_json::to_value(Typed(ty, v)).unwrap_or(Json::Null)
 }

@@ -3,16 +3,22 @@
 //! Writes go through one writer thread that drains every queued write into one transaction and
 //! commits once (group commit): N concurrent writers pay one fsync, and a write is acknowledged
 //! only after its transaction's COMMIT returned. Each write runs in its own savepoint, so one
-//! client's failure (a duplicate id, a stale If-Match) never undoes another's. Reads use a small
-//! pool of read-only connections (WAL readers never block the writer).
+//! client's failure (a duplicate id, a stale If-Match) never undoes another's.
+//!
+//! Reads (WAL readers never block the writer) run inline on the calling async worker thread, on
+//! a read connection that thread owns, because handing each read to a blocking thread and back
+//! cost far more than the read itself (futex wake-ups dominated a GET by id). A budget guards
+//! the worker: a read that runs more than [`INLINE_BUDGET`] SQLite steps is interrupted and run
+//! again on the blocking pool, so a full scan never stalls the other requests of its worker.
 //!
 //! `--in-memory` uses SQLite's `memdb` VFS, shared by the same connections, so both modes run
 //! the same code.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use rusqlite::config::DbConfig;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OpenFlags, params_from_iter};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -27,8 +33,41 @@ use crate::odata::typecheck::TypedFilter;
 
 /// How many writes one transaction takes at most.
 const MAX_BATCH: usize = 512;
-/// Read connections in the pool.
+/// Read connections in the blocking pool (reads too long to run inline).
 const READERS: usize = 4;
+/// SQLite VM steps between two calls of the inline connections' progress handler.
+const PROGRESS_STEP: i32 = 1000;
+/// Progress-handler calls an inline read may take (about 100,000 VM steps, well under a
+/// millisecond) before it is interrupted and moved to the blocking pool. Index lookups and
+/// `$top`-bounded index walks take a few hundred steps; scans take millions.
+const INLINE_BUDGET: u32 = 100;
+
+/// Hands each thread its own inline-reader slot: threads get consecutive slot numbers on first
+/// use, so the async workers (as many as the slots, by default) never share one.
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static SLOT: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+fn thread_slot() -> usize {
+    SLOT.with(|s| {
+        s.get().unwrap_or_else(|| {
+            let n = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
+            s.set(Some(n));
+            n
+        })
+    })
+}
+
+/// A read connection used inline by the thread that owns its slot, with the step budget that
+/// keeps it short.
+struct InlineReader {
+    conn: Mutex<Connection>,
+    /// Progress-handler calls since the current read started.
+    ticks: Arc<AtomicU64>,
+    /// Set when the handler interrupted the current read.
+    interrupted: Arc<AtomicBool>,
+}
 
 /// Where the database lives.
 #[derive(Debug, Clone)]
@@ -83,6 +122,8 @@ where
 pub struct WriteStats {
     pub commits: AtomicU64,
     pub writes: AtomicU64,
+    /// Reads that ran over the inline step budget and were re-run on the blocking pool.
+    pub slow_reads: AtomicU64,
 }
 
 /// The SQLite store.
@@ -91,6 +132,7 @@ pub struct SqliteStore {
     jobs: mpsc::Sender<Box<dyn Job>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     permits: Arc<Semaphore>,
+    inline: Vec<InlineReader>,
     sql: Arc<Statements>,
     secret: Vec<u8>,
 }
@@ -104,7 +146,12 @@ struct Statements {
     width: usize,
     get: String,
     insert: String,
-    update: String,
+    /// Every record column, quoted (the SET list of an update picks from these).
+    columns: Vec<String>,
+    /// ` WHERE tenant = ?{n+1} AND key = ?{n+2}` needs the two quoted names.
+    table: String,
+    tenant: String,
+    key: String,
     delete: String,
     exists: String,
 }
@@ -118,20 +165,9 @@ impl Statements {
         let key = quote(schema::column(&ENTITY.properties[ENTITY.key_index()]));
         let select_list = cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
         let n = cols.len();
-        let assignments = cols
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{} = ?{}", quote(c), i + 1))
-            .collect::<Vec<_>>()
-            .join(", ");
         Statements {
             get: format!("SELECT {select_list} FROM {table} WHERE {tenant} = ?1 AND {key} = ?2"),
             insert: schema::insert_sql(d),
-            update: format!(
-                "UPDATE {table} SET {assignments} WHERE {tenant} = ?{} AND {key} = ?{}",
-                n + 1,
-                n + 2
-            ),
             delete: format!(
                 "DELETE FROM {table} WHERE {tenant} = ?1 AND {key} = ?2 AND (?3 IS NULL OR {} = ?3)",
                 quote(schema::VERSION_COLUMN)
@@ -139,7 +175,33 @@ impl Statements {
             exists: format!("SELECT 1 FROM {table} WHERE {tenant} = ?1 AND {key} = ?2"),
             select_list,
             width: n,
+            columns: cols.iter().map(|c| quote(c)).collect(),
+            table,
+            tenant,
+            key,
         }
+    }
+
+    /// `UPDATE … SET` only the `changed` columns (indices into the record columns), bound as
+    /// `?1..?k`, then the tenant and key. Setting only what changed lets SQLite leave every
+    /// index whose columns are untouched alone (a PATCH of one property otherwise rewrote
+    /// all of them).
+    fn update(&self, changed: &[usize]) -> String {
+        let assignments = changed
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| format!("{} = ?{}", self.columns[c], i + 1))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let k = changed.len();
+        format!(
+            "UPDATE {} SET {assignments} WHERE {} = ?{} AND {} = ?{}",
+            self.table,
+            self.tenant,
+            k + 1,
+            self.key,
+            k + 2
+        )
     }
 }
 
@@ -276,6 +338,12 @@ impl SqliteStore {
                 .map_err(|e| format!("cannot open {uri}: {e}"))?;
             conn.busy_timeout(std::time::Duration::from_secs(10))
                 .map_err(|e| e.to_string())?;
+            // Query planner stability: plans never depend on bound values. Without it SQLite
+            // re-prepares (re-parses and re-plans) a cached list statement on every run,
+            // because rebinding `LIMIT ?` expires it; graphsec runs no ANALYZE, so value-
+            // dependent plans could not help anyway.
+            conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+                .map_err(|e| e.to_string())?;
             Ok(conn)
         };
         let mut writer = open(flags)?;
@@ -293,6 +361,8 @@ impl SqliteStore {
         writer
             .execute_batch("PRAGMA synchronous=FULL")
             .map_err(|e| e.to_string())?;
+        // PATCHes prepare one UPDATE per set of changed columns: keep the common ones cached.
+        writer.set_prepared_statement_cache_capacity(64);
         migrate(&mut writer)?;
         let secret = load_secret(&writer)?;
         let mut readers = Vec::with_capacity(READERS);
@@ -301,6 +371,34 @@ impl SqliteStore {
             r.execute_batch("PRAGMA query_only=1")
                 .map_err(|e| e.to_string())?;
             readers.push(r);
+        }
+        // One inline reader per async worker thread (tokio starts one per available core).
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut inline = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let mut conn = open(flags)?;
+            conn.execute_batch("PRAGMA query_only=1")
+                .map_err(|e| e.to_string())?;
+            let ticks = Arc::new(AtomicU64::new(0));
+            let interrupted = Arc::new(AtomicBool::new(false));
+            let (t, i) = (ticks.clone(), interrupted.clone());
+            conn.progress_handler(
+                PROGRESS_STEP,
+                Some(move || {
+                    // true interrupts the statement (SQLITE_INTERRUPT).
+                    let over = t.fetch_add(1, Ordering::Relaxed) >= u64::from(INLINE_BUDGET);
+                    if over {
+                        i.store(true, Ordering::Relaxed);
+                    }
+                    over
+                }),
+            )
+            .map_err(|e| e.to_string())?;
+            inline.push(InlineReader {
+                conn: Mutex::new(conn),
+                ticks,
+                interrupted,
+            });
         }
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>(4 * MAX_BATCH);
         let stats = Arc::new(WriteStats::default());
@@ -314,6 +412,7 @@ impl SqliteStore {
             jobs: tx,
             readers: Arc::new(Mutex::new(readers)),
             permits: Arc::new(Semaphore::new(READERS)),
+            inline,
             sql: Arc::new(Statements::new()),
             secret,
         })
@@ -343,7 +442,28 @@ impl SqliteStore {
             .map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
     }
 
+    /// Runs a read inline on this thread's own connection when it is short; a read that exceeds
+    /// the step budget (or finds the thread's connection busy) runs on the blocking pool.
     async fn read<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        F: Fn(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        if let Some(reader) = self.inline.get(thread_slot() % self.inline.len().max(1))
+            && let Ok(conn) = reader.conn.try_lock()
+        {
+            reader.ticks.store(0, Ordering::Relaxed);
+            reader.interrupted.store(false, Ordering::Relaxed);
+            let r = work(&conn);
+            if !reader.interrupted.load(Ordering::Relaxed) {
+                return r;
+            }
+            self.stats.slow_reads.fetch_add(1, Ordering::Relaxed);
+        }
+        self.read_blocking(work).await
+    }
+
+    async fn read_blocking<R, F>(&self, work: F) -> Result<R, StoreError>
     where
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
@@ -375,10 +495,22 @@ impl SqliteStore {
 fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, stats: &WriteStats) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
+        // Let the request threads run before committing: on a server with one core the writer
+        // wakes as soon as the first write is queued, and without yielding it would commit
+        // that write alone while the others wait for the next fsync. Keep yielding while more
+        // writes arrive, so a burst becomes one transaction (on idle cores this costs one
+        // sched_yield per batch).
+        loop {
+            std::thread::yield_now();
+            let before = batch.len();
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(j) => batch.push(j),
+                    Err(_) => break,
+                }
+            }
+            if batch.len() == before || batch.len() >= MAX_BATCH {
+                break;
             }
         }
         let commit = run_batch(&conn, &mut batch);
@@ -510,12 +642,20 @@ impl Store for SqliteStore {
             if if_match.is_some_and(|v| v != record.version) {
                 return Err(StoreError::VersionMismatch);
             }
+            let before = schema::encode(&record);
             record.apply(changes, now_ticks());
-            let mut cells: Vec<SqlValue> =
-                schema::encode(&record).into_iter().map(to_sql).collect();
+            let (changed, mut cells): (Vec<usize>, Vec<SqlValue>) = schema::encode(&record)
+                .into_iter()
+                .zip(before)
+                .enumerate()
+                .filter(|(_, (now, was))| now != was)
+                .map(|(i, (now, _))| (i, to_sql(now)))
+                .unzip();
             cells.push(SqlValue::Text(tenant));
             cells.push(SqlValue::Text(id));
-            let mut stmt = conn.prepare_cached(&sql.update).map_err(map_sqlite)?;
+            let mut stmt = conn
+                .prepare_cached(&sql.update(&changed))
+                .map_err(map_sqlite)?;
             stmt.execute(params_from_iter(cells)).map_err(map_sqlite)?;
             Ok(record)
         }))
@@ -695,11 +835,12 @@ impl Store for SqliteStore {
             // an index range scan on the (tenant, id) key.
             let mut conditions = Vec::new();
             let mut params: Vec<SqlValue> = Vec::new();
-            if let Some(tenant) = tenant {
+            // `read` may run this closure twice (inline, then on the blocking pool): clone.
+            if let Some(tenant) = tenant.clone() {
                 params.push(SqlValue::Text(tenant));
                 conditions.push(format!("{t} = ?{}", params.len()));
             }
-            if let Some((after_tenant, after_id)) = after {
+            if let Some((after_tenant, after_id)) = after.clone() {
                 params.push(SqlValue::Text(after_tenant));
                 params.push(SqlValue::Text(after_id));
                 conditions.push(format!(
@@ -793,6 +934,30 @@ mod tests {
             commits < writes,
             "group commit: {commits} commits for {writes} writes"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_over_the_inline_budget_finishes_on_the_blocking_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&Location::File(dir.path().to_path_buf())).unwrap();
+        let short = store.get("t", "missing").await;
+        assert_eq!(short, Err(StoreError::NotFound));
+        assert_eq!(store.stats.slow_reads.load(Ordering::Relaxed), 0);
+        // Far more VM steps than the inline budget: interrupted inline, then run to the end.
+        let n: i64 = store
+            .read(|conn| {
+                conn.query_row(
+                    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000) \
+                     SELECT count(*) FROM c",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(map_sqlite)
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 300_000);
+        assert_eq!(store.stats.slow_reads.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -17,105 +17,18 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use graphsec::model::edm::parse_datetime;
-use graphsec::model::entity::ENTITY;
-use graphsec::model::record::{Record, Value as V};
 use graphsec::odata::query::parse_list_query;
 use graphsec::store::compile::{SqlParam, compile_filter, compile_keyset, compile_order_by};
-use graphsec::store::schema::{self, Cell, Dialect, quote};
+use graphsec::store::schema::{self, Dialect, quote};
 use rusqlite::types::Value as Sql;
 use serde_json::Value;
 
 use crate::support::{COLLECTION, Server};
 
-const PLATFORMS: &[&str] = &[
-    "Windows", "macOS", "Linux", "Android", "iOS", "ChromeOS", "Web", "Other",
-];
-const PROVIDERS: &[&str] = &["MCAS", "Microsoft", "Contoso", "Fabrikam", "Tailspin"];
-/// Seeded rows are created from this instant on, 30 s apart (about a year for 1M rows).
-const BASE: &str = "2025-11-25T00:00:00Z";
+#[path = "../../benches/data.rs"]
+mod data;
 
-fn mix(mut x: u64) -> u64 {
-    // splitmix64: reproducible pseudo-random values from the row number.
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-fn created_ticks(i: u64) -> i64 {
-    parse_datetime(BASE).expect("base")
-        + (i as i64) * 30 * 10_000_000
-        + (mix(i) % 300_000_000) as i64
-}
-
-/// One seeded profile. 1 row in 1000 has the rare platform 'Solaris' (a selective filter).
-fn record(i: u64) -> Record {
-    let set = |values: &mut Vec<V>, name: &str, v: V| {
-        let at = ENTITY.index_of(name).expect("property");
-        values[at] = v;
-    };
-    let h = mix(i);
-    let mut values = vec![V::Null; ENTITY.properties.len()];
-    let s = |t: String| V::String(t);
-    set(&mut values, "id", s(format!("{:016x}{:016x}", h, mix(h))));
-    set(&mut values, "name", s(format!("profile {i:07}")));
-    let platform = if i % 1000 == 7 {
-        "Solaris"
-    } else {
-        PLATFORMS[(h % 8) as usize]
-    };
-    set(&mut values, "platform", s(platform.into()));
-    let created = created_ticks(i);
-    set(&mut values, "createdDateTime", V::DateTime(created));
-    set(
-        &mut values,
-        "lastModifiedDateTime",
-        V::DateTime(created + (h % 864_000_000_000) as i64),
-    );
-    set(
-        &mut values,
-        "publisher",
-        s(format!("publisher {}", h % 5000)),
-    );
-    set(
-        &mut values,
-        "azureTenantId",
-        s(format!("tenant-{:04}", h % 1000)),
-    );
-    set(&mut values, "riskScore", s((h % 101).to_string()));
-    set(&mut values, "isSigned", V::Bool(h.is_multiple_of(3)));
-    set(&mut values, "permissionsRequired", V::Enum((h % 6) as i64));
-    set(
-        &mut values,
-        "tags",
-        V::Collection(vec![s(format!("t{}", h % 20)), s(format!("t{}", h % 7))]),
-    );
-    set(
-        &mut values,
-        "vendorInformation",
-        V::Complex(vec![
-            s(PROVIDERS[(h % 5) as usize].into()),
-            s("1.0".into()),
-            V::Null,
-            s("Microsoft".into()),
-        ]),
-    );
-    Record {
-        values,
-        dynamic: serde_json::Map::new(),
-        version: 1,
-    }
-}
-
-fn to_sql(c: Cell) -> Sql {
-    match c {
-        Cell::Null => Sql::Null,
-        Cell::Int(i) => Sql::Integer(i),
-        Cell::Bool(b) => Sql::Integer(i64::from(b)),
-        Cell::Text(t) => Sql::Text(t),
-    }
-}
+use data::{created_ticks, mix, seed};
 
 fn bind(p: &SqlParam) -> Sql {
     match p {
@@ -125,45 +38,6 @@ fn bind(p: &SqlParam) -> Sql {
         SqlParam::Text(t) => Sql::Text(t.clone()),
         SqlParam::Bool(b) => Sql::Integer(i64::from(*b)),
     }
-}
-
-/// Seeds `rows` profiles of `tenant` (indexes dropped during the load and rebuilt after).
-fn seed(db: &Path, tenant: &str, rows: u64) {
-    let started = Instant::now();
-    let mut conn = rusqlite::Connection::open(db).expect("open");
-    conn.execute_batch("PRAGMA synchronous=OFF")
-        .expect("pragma");
-    let ddl = schema::create_ddl(Dialect::Sqlite);
-    let indexes: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .expect("indexes");
-    for ix in &indexes {
-        conn.execute_batch(&format!("DROP INDEX {}", quote(ix)))
-            .expect("drop index");
-    }
-    let sql = schema::insert_sql(Dialect::Sqlite);
-    let tx = conn.transaction().expect("tx");
-    {
-        let mut stmt = tx.prepare(&sql).expect("insert");
-        for i in 0..rows {
-            let mut cells = vec![Sql::Text(tenant.to_string())];
-            cells.extend(schema::encode(&record(i)).into_iter().map(to_sql));
-            stmt.execute(rusqlite::params_from_iter(cells))
-                .expect("row");
-        }
-    }
-    tx.commit().expect("commit");
-    let loaded = started.elapsed();
-    for stmt in ddl.iter().filter(|s| s.starts_with("CREATE INDEX")) {
-        conn.execute_batch(stmt).expect("create index");
-    }
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
-        .expect("checkpoint");
-    eprintln!(
-        "seeded {rows} rows in {loaded:.1?}, indexes rebuilt, total {:.1?}",
-        started.elapsed()
-    );
 }
 
 /// `EXPLAIN QUERY PLAN` of the page query `SqliteStore::list` runs for these options (and of
@@ -362,7 +236,7 @@ async fn perf_query_latency_on_a_million_profiles() {
         rusqlite::Connection::open(&db)
             .and_then(|c| c.execute(&format!("DELETE FROM {}", quote(schema::TABLE)), []))
             .expect("clear");
-        seed(&db, &tenant, rows);
+        seed(&db, &[&tenant], rows);
     }
     let tenant = tenant_of(&db);
     // The server never runs ANALYZE; GRAPHSEC_BENCH_ANALYZE=1 measures with statistics (and
