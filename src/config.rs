@@ -84,4 +84,10 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub tls: TlsArgs,
+
+    #[command(flatten)]
+    pub admission: crate::api::admission::AdmissionArgs,
+
+    #[command(flatten)]
+    pub limits: crate::api::limits::LimitArgs,
 }

@@ -27,6 +27,8 @@ pub enum GraphError {
         message: String,
         retry_after_secs: u64,
     },
+    UriTooLong(String),
+    RequestTimeout(String),
 }
 
 /// The rendered parts of an error, carried in response extensions until the middleware writes
@@ -52,6 +54,8 @@ impl GraphError {
             GraphError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             GraphError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             GraphError::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            GraphError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            GraphError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -69,6 +73,8 @@ impl GraphError {
             GraphError::TooManyRequests { .. } => "TooManyRequests",
             GraphError::Internal => "InternalServerError",
             GraphError::ServiceUnavailable { .. } => "ServiceNotAvailable",
+            GraphError::UriTooLong(_) => "RequestUriTooLong",
+            GraphError::RequestTimeout(_) => "RequestTimeout",
         }
     }
 
@@ -83,6 +89,8 @@ impl GraphError {
             | GraphError::PreconditionFailed(m)
             | GraphError::PayloadTooLarge(m)
             | GraphError::UnsupportedMediaType(m)
+            | GraphError::UriTooLong(m)
+            | GraphError::RequestTimeout(m)
             | GraphError::TooManyRequests { message: m, .. }
             | GraphError::ServiceUnavailable { message: m, .. } => m.clone(),
             GraphError::Internal => {
@@ -106,6 +114,9 @@ impl GraphError {
             ),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => {
                 GraphError::UnsupportedMediaType("Send the body as application/json.".into())
+            }
+            StatusCode::URI_TOO_LONG => {
+                GraphError::UriTooLong("The request URL is longer than the server accepts.".into())
             }
             s if s.is_client_error() => {
                 GraphError::BadRequest(format!("The request failed ({s})."))

@@ -14,6 +14,8 @@ pub mod error;
 pub mod model;
 /// The OData query engine: `$filter` grammar, type checking, system query options (pure).
 pub mod odata;
+/// The accept loop: connection limits and a graceful shutdown bounded in time.
+pub mod serve;
 /// Startup, listening, graceful shutdown.
 pub mod server;
 /// Persistence behind a tenant-scoped trait; the SQL schema derived from the entity table.

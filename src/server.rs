@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use crate::api::admission::Admission;
 use crate::api::{self, AppState};
 use crate::auth::Authenticator;
 use crate::config::ServeArgs;
@@ -83,7 +84,14 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         page_size: usize::from(args.page_size),
         public_url: args.public_url.clone(),
         tls: tls_setup.is_some(),
+        admission: Admission::from_args(&args.admission)?,
+        limits: args.limits.clone(),
     });
+    tracing::info!(
+        admission = Admission::describe(&args.admission),
+        "throttling"
+    );
+    state.admission.spawn_housekeeping();
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -92,18 +100,12 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     match tls_setup {
         None => {
             announce("http", addr);
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-                .map_err(|e| format!("server error: {e}"))?;
+            crate::serve::serve(listener, app, &args.limits, shutdown_signal()).await;
         }
         Some((config, _)) => {
             let listener = tls::TlsListener::new(listener, config).map_err(|e| e.to_string())?;
             announce("https", addr);
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-                .map_err(|e| format!("server error: {e}"))?;
+            crate::serve::serve(listener, app, &args.limits, shutdown_signal()).await;
         }
     }
     tracing::info!("stopped");

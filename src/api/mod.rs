@@ -1,10 +1,14 @@
 //! The HTTP API: state, the router, and the dispatch from a [`routes::Route`] to a thin handler.
 
+pub mod admission;
 pub mod context;
 pub mod envelope;
+pub mod faults;
 pub mod handlers;
+pub mod limits;
 pub mod paging;
 pub mod routes;
+pub mod throttle;
 
 use std::sync::Arc;
 
@@ -30,14 +34,17 @@ pub struct AppState {
     /// Externally visible base URL (behind a proxy), else derived from `Host`.
     pub public_url: Option<String>,
     pub tls: bool,
+    /// Throttle and fault injection, applied to every request after authentication.
+    pub admission: admission::Admission,
+    /// Request-level limits (URL length, timeout, concurrency), layered on in [`router`].
+    pub limits: limits::LimitArgs,
 }
 
 /// The whole application as a router: every path goes through [`dispatch`].
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .fallback(dispatch)
-        .with_state(state)
-        .layer(axum::middleware::from_fn(context::middleware))
+    let limits = state.limits.clone();
+    let router = Router::new().fallback(dispatch).with_state(state);
+    limits::apply(router, &limits).layer(axum::middleware::from_fn(context::middleware))
 }
 
 async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
@@ -71,6 +78,10 @@ async fn route(state: &AppState, req: Request) -> Result<Response, GraphError> {
         )
         .await
         .map_err(GraphError::from)?;
+    // Throttle and injected faults, per request (and so per `$batch` sub-request).
+    if let Err(refused) = state.admission.admit(&principal, &parts.method).await {
+        return Ok(refused);
+    }
     let resolved = routes::resolve(parts.uri.path())?;
     let method = parts.method.clone();
     let operation = if method == Method::GET || method == Method::HEAD {

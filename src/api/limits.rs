@@ -1,0 +1,110 @@
+//! Protective limits, each a flag with a default: URL length (414), request timeout (408),
+//! concurrent requests (503 + Retry-After beyond the cap), and the connection-level settings the
+//! serve loop ([`crate::serve`]) applies (header read timeout, idle keep-alive timeout, maximum
+//! connections, shutdown timeout). The request-level ones are layers inside the request-context
+//! middleware, so their refusals get the Graph error envelope and request ids.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use clap::Args;
+
+use super::throttle::parse_duration;
+use crate::error::GraphError;
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+}
+
+/// Limit flags.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Longest accepted request URL (path and query), in bytes; longer gets 414.
+    #[arg(long, env = "GRAPHSEC_MAX_URL_LENGTH", default_value_t = 16 * 1024)]
+    pub max_url_length: usize,
+
+    /// Most time a request may take from its headers to its response (a slow body upload
+    /// included); beyond it the request gets 408. Units: ms, s, m, h.
+    #[arg(long, env = "GRAPHSEC_REQUEST_TIMEOUT", default_value = "60s", value_parser = duration)]
+    pub request_timeout: Duration,
+
+    /// Most time a request's headers may take to arrive, counted from when the connection starts
+    /// waiting for them (so it also closes a connection idle that long). A slowloris client is
+    /// cut off after it.
+    #[arg(long, env = "GRAPHSEC_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub header_read_timeout: Duration,
+
+    /// An HTTP/1.1 keep-alive connection with no request in flight is closed after this long
+    /// (0 disables keep-alive).
+    #[arg(long, env = "GRAPHSEC_KEEP_ALIVE_TIMEOUT", default_value = "20s", value_parser = duration)]
+    pub keep_alive_timeout: Duration,
+
+    /// Requests handled at once; beyond it requests get 503 with Retry-After.
+    #[arg(long, env = "GRAPHSEC_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
+    pub max_concurrent_requests: usize,
+
+    /// Open connections at once; further connections wait in the listen backlog.
+    #[arg(long, env = "GRAPHSEC_MAX_CONNECTIONS", default_value_t = 1000)]
+    pub max_connections: usize,
+
+    /// On SIGTERM/SIGINT: time to finish in-flight requests before exiting anyway.
+    #[arg(long, env = "GRAPHSEC_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub shutdown_timeout: Duration,
+}
+
+/// Retry-After sent with the concurrency cap's 503.
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
+
+/// Adds the request-level limits to the Graph router (call before the context middleware is
+/// layered on, so it wraps them).
+pub fn apply(router: Router, args: &LimitArgs) -> Router {
+    let max_url = args.max_url_length;
+    let timeout = args.request_timeout;
+    // Outermost first: URL length is refused before taking a concurrency slot; the timeout
+    // runs inside the slot, so a timed-out request frees it.
+    let concurrency = tower::ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+            GraphError::ServiceUnavailable {
+                message: "The server is handling too many requests. Retry later.".into(),
+                retry_after_secs: BUSY_RETRY_AFTER_SECS,
+            }
+        }))
+        .load_shed()
+        .concurrency_limit(args.max_concurrent_requests.max(1));
+    router
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| request_timeout(req, next, timeout),
+        ))
+        .layer(concurrency)
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| url_length(req, next, max_url),
+        ))
+}
+
+async fn url_length(req: Request, next: Next, max: usize) -> Response {
+    let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if len > max {
+        return GraphError::UriTooLong(format!(
+            "The request URL is {len} bytes long; the server accepts at most {max}."
+        ))
+        .into_response();
+    }
+    next.run(req).await
+}
+
+async fn request_timeout(req: Request, next: Next, limit: Duration) -> Response {
+    // Dropping the handler future on timeout is safe for writes: a write already handed to the
+    // store's writer commits or not as a whole, and it was never acknowledged.
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => GraphError::RequestTimeout(format!(
+            "The request did not complete within {} s.",
+            limit.as_secs_f64()
+        ))
+        .into_response(),
+    }
+}
