@@ -5,6 +5,7 @@ mod auth;
 mod durability;
 mod perf;
 mod query;
+mod resilience;
 mod resource;
 mod spec_pages;
 mod support;
