@@ -56,12 +56,19 @@ pub struct AdmissionArgs {
 /// Why a request was not admitted (for logs and, later, metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
+    /// 429 from the per-(tenant, app) throttle.
     Throttled,
+    /// An injected fault with this status.
     InjectedFault(u16),
+    /// 503 from the concurrency cap (`--max-concurrent-requests`); no tenant known yet.
+    Overloaded,
+    /// 408 from `--request-timeout`.
+    TimedOut,
 }
 
-/// The hook for counting refusals: every throttled request and injected fault passes here.
-pub fn record(refusal: Refusal, tenant: &str) {
+/// The hook for counting refusals: every throttled request, injected fault, concurrency-cap 503
+/// and request timeout passes here (the tenant when it is known).
+pub fn record(refusal: Refusal, tenant: Option<&str>) {
     tracing::debug!(target: "graphsec::admission", ?refusal, tenant, "request not admitted");
 }
 
@@ -151,7 +158,7 @@ impl Admission {
         if let Some(t) = &self.throttle
             && let Err(e) = t.check(&principal.tenant, principal.app.as_deref())
         {
-            record(Refusal::Throttled, &principal.tenant);
+            record(Refusal::Throttled, Some(&principal.tenant));
             return Err(e.into_response());
         }
         let Some(f) = &self.faults else {
@@ -163,10 +170,57 @@ impl Admission {
         }
         match decision.fault {
             Some(status) => {
-                record(Refusal::InjectedFault(status.as_u16()), &principal.tenant);
+                record(
+                    Refusal::InjectedFault(status.as_u16()),
+                    Some(&principal.tenant),
+                );
                 Err(f.response(status))
             }
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: AdmissionArgs,
+    }
+
+    fn from(argv: &[&str]) -> Result<Admission, String> {
+        let cli = Cli::try_parse_from(std::iter::once("x").chain(argv.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Admission::from_args(&cli.args)
+    }
+
+    #[test]
+    fn defaults_throttle_and_inject_nothing() {
+        let a = from(&[]).unwrap();
+        assert!(a.throttle.is_some());
+        assert!(a.faults.is_none());
+        assert!(from(&["--throttle", "off"]).unwrap().throttle.is_none());
+    }
+
+    #[test]
+    fn bad_fault_flags_are_refused_at_startup() {
+        for argv in [
+            &["--fault-rate", "1.5"][..],
+            &["--fault-rate", "0.1", "--fault-statuses", "200"],
+            &["--latency", "10..5"],
+            &["--throttle", "fast"],
+        ] {
+            assert!(from(argv).is_err(), "{argv:?}");
+        }
+        assert!(
+            from(&["--fault-rate", "0.1", "--latency", "1..5"])
+                .unwrap()
+                .faults
+                .is_some()
+        );
     }
 }

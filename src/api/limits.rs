@@ -13,6 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use clap::Args;
 
+use super::admission::{Refusal, record};
 use super::throttle::parse_duration;
 use crate::error::GraphError;
 
@@ -68,6 +69,7 @@ pub fn apply(router: Router, args: &LimitArgs) -> Router {
     // runs inside the slot, so a timed-out request frees it.
     let concurrency = tower::ServiceBuilder::new()
         .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+            record(Refusal::Overloaded, None);
             GraphError::ServiceUnavailable {
                 message: "The server is handling too many requests. Retry later.".into(),
                 retry_after_secs: BUSY_RETRY_AFTER_SECS,
@@ -101,10 +103,13 @@ async fn request_timeout(req: Request, next: Next, limit: Duration) -> Response 
     // store's writer commits or not as a whole, and it was never acknowledged.
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(resp) => resp,
-        Err(_) => GraphError::RequestTimeout(format!(
-            "The request did not complete within {} s.",
-            limit.as_secs_f64()
-        ))
-        .into_response(),
+        Err(_) => {
+            record(Refusal::TimedOut, None);
+            GraphError::RequestTimeout(format!(
+                "The request did not complete within {} s.",
+                limit.as_secs_f64()
+            ))
+            .into_response()
+        }
     }
 }

@@ -389,3 +389,39 @@ async fn shutdown_is_bounded_by_the_shutdown_timeout() {
     // The stuck request was never answered: no acknowledgement of anything.
     assert!(stuck.await.unwrap().is_err());
 }
+
+#[tokio::test]
+async fn a_request_over_the_request_timeout_gets_408_and_a_slow_body_is_cut_off() {
+    let s = Server::start_with(&["--request-timeout", "1s", "--latency", "600000"]);
+    // A handler that would take ten minutes (injected latency).
+    let r = s.get(COLLECTION).await;
+    expect_error(r, 408, "RequestTimeout").await;
+    // A body that trickles in, one byte every half second, never complete (no latency here:
+    // the handler waits for the body).
+    let s = Server::start_with(&["--request-timeout", "1s"]);
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST {COLLECTION} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{",
+        s.token
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..60 {
+        if slow.write_all(b" ").await.is_err() {
+            break;
+        }
+        let mut buf = [0u8; 4096];
+        match tokio::time::timeout(Duration::from_millis(500), slow.read(&mut buf)).await {
+            Err(_) => continue,
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+        if got.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+}
