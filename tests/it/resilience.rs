@@ -425,3 +425,26 @@ async fn a_request_over_the_request_timeout_gets_408_and_a_slow_body_is_cut_off(
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_wait_until_one_closes() {
+    let s = Server::start_with(&[
+        "--max-connections",
+        "1",
+        "--keep-alive-timeout",
+        "10m",
+        "--header-read-timeout",
+        "10m",
+        "--auth",
+        "none",
+    ]);
+    let addr = s.base.trim_start_matches("http://").to_string();
+    // The one connection slot, held by an idle client.
+    let holder = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (client, url) = (s.client.clone(), s.url(COLLECTION));
+    let waiting = tokio::spawn(async move { client.get(url).send().await.unwrap().status() });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!waiting.is_finished(), "a second connection was served");
+    drop(holder);
+    assert_eq!(waiting.await.unwrap(), 200);
+}
