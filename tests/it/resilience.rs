@@ -274,9 +274,12 @@ async fn a_slowloris_client_is_cut_off_and_others_are_served() {
 }
 
 #[tokio::test]
-async fn an_idle_keep_alive_connection_is_closed() {
-    // A long header read timeout, so only the keep-alive timeout can close the connection.
+async fn an_idle_keep_alive_connection_is_closed_but_a_slow_request_is_not() {
+    // A long header read timeout, so only the keep-alive timeout can close the connection; a
+    // request that takes longer than the keep-alive timeout (injected latency) still completes.
     let s = Server::start_with(&[
+        "--latency",
+        "1500",
         "--keep-alive-timeout",
         "1s",
         "--header-read-timeout",
