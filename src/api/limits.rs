@@ -76,7 +76,11 @@ pub fn apply(router: Router, args: &LimitArgs) -> Router {
             }
         }))
         .load_shed()
-        .concurrency_limit(args.max_concurrent_requests.max(1));
+        // Global: one semaphore shared by every route the layer is applied to (the plain
+        // layer would give each route its own cap).
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            args.max_concurrent_requests.max(1),
+        ));
     router
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| request_timeout(req, next, timeout),
