@@ -304,7 +304,7 @@ async fn an_idle_keep_alive_connection_is_closed_but_a_slow_request_is_not() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn beyond_the_concurrency_cap_requests_get_503_with_retry_after() {
     // Injected latency keeps the first requests in flight while the others arrive.
-    let s = Server::start_with(&["--max-concurrent-requests", "2", "--latency", "1500..1500"]);
+    let s = Server::start_with(&["--max-concurrent-requests", "2", "--latency", "3000..3000"]);
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let (client, url) = (s.client.clone(), s.url(COLLECTION));
