@@ -116,7 +116,10 @@ impl Connection {
         if closing {
             conn.as_mut().graceful_shutdown();
         }
-        let keep_alive = self.keep_alive.max(Duration::from_millis(1));
+        // Without keep-alive hyper closes after each response; the idle timer is not needed
+        // (and would close a fresh connection before its first request).
+        let watch_idle = !self.keep_alive.is_zero();
+        let keep_alive = self.keep_alive;
         let mut idle_check = keep_alive;
         loop {
             tokio::select! {
@@ -132,7 +135,7 @@ impl Connection {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
-                _ = tokio::time::sleep(idle_check), if !closing => {
+                _ = tokio::time::sleep(idle_check), if watch_idle && !closing => {
                     let last = Duration::from_millis(activity.last_ms.load(Ordering::Acquire));
                     let idle_for = started.elapsed().saturating_sub(last);
                     if activity.in_flight.load(Ordering::Acquire) == 0 && idle_for >= keep_alive {

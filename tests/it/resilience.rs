@@ -451,3 +451,23 @@ async fn connections_beyond_the_cap_wait_until_one_closes() {
     drop(holder);
     assert_eq!(waiting.await.unwrap(), 200);
 }
+
+#[tokio::test]
+async fn keep_alive_off_closes_after_each_response() {
+    let s = Server::start_with(&["--keep-alive-timeout", "0", "--auth", "none"]);
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    c.write_all(format!("GET {COLLECTION} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    // The server answers and closes: read to the end (bounded by the harness's patience).
+    let read = tokio::time::timeout(Duration::from_secs(30), c.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "connection kept open");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
+    );
+}
