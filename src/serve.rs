@@ -1,6 +1,6 @@
-//! The accept loop: hyper HTTP/1.1 connections with the connection-level limits of
-//! [`crate::api::limits::LimitArgs`] (header read timeout against slowloris clients, idle
-//! keep-alive timeout, maximum open connections), and a graceful shutdown bounded in time:
+//! The accept loop: hyper HTTP/1.1 and HTTP/2 connections with the connection-level limits of
+//! [`crate::api::limits::LimitArgs`] (HTTP/1.1 header read timeout against slowloris clients,
+//! idle keep-alive timeout, maximum open connections), and a graceful shutdown bounded in time:
 //! on the signal, stop accepting, let every connection finish its in-flight request (hyper
 //! then closes it), and give up after the shutdown timeout.
 
@@ -13,7 +13,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::serve::Listener;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
 
@@ -106,11 +107,15 @@ impl Connection {
                 resp
             }
         });
-        let mut builder = hyper::server::conn::http1::Builder::new();
+        // HTTP/1.1 and HTTP/2 (by ALPN over TLS, by prior knowledge in cleartext), as
+        // `axum::serve` did.
+        let mut builder = Builder::new(TokioExecutor::new());
         builder
+            .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_read_timeout)
             .keep_alive(!self.keep_alive.is_zero());
+        builder.http2().timer(TokioTimer::new());
         let mut conn = std::pin::pin!(builder.serve_connection(TokioIo::new(io), service));
         let mut closing = *stop.borrow();
         if closing {

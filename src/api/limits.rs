@@ -1,4 +1,5 @@
-//! Protective limits, each a flag with a default: URL length (414), request timeout (408),
+//! Protective limits, each a flag with a default: URL length (414, enforced in [`super::wire`]),
+//! request timeout (408),
 //! concurrent requests (503 + Retry-After beyond the cap), and the connection-level settings the
 //! serve loop ([`crate::serve`]) applies (header read timeout, idle keep-alive timeout, maximum
 //! connections, shutdown timeout). The request-level ones are layers inside the request-context
@@ -24,8 +25,9 @@ fn duration(s: &str) -> Result<Duration, String> {
 /// Limit flags.
 #[derive(Debug, Clone, Args)]
 pub struct LimitArgs {
-    /// Longest accepted request URL (path and query), in bytes; longer gets 414.
-    #[arg(long, env = "GRAPHSEC_MAX_URL_LENGTH", default_value_t = 16 * 1024)]
+    /// Longest accepted request URL (path and query), in bytes; longer gets 414 (checked by the
+    /// wire layers, [`super::wire`]).
+    #[arg(long, env = "GRAPHSEC_MAX_URL_LENGTH", default_value_t = super::wire::MAX_URI_BYTES)]
     pub max_url_length: usize,
 
     /// Most time a request may take from its headers to its response (a slow body upload
@@ -63,10 +65,8 @@ const BUSY_RETRY_AFTER_SECS: u64 = 1;
 /// Adds the request-level limits to the Graph router (call before the context middleware is
 /// layered on, so it wraps them).
 pub fn apply(router: Router, args: &LimitArgs) -> Router {
-    let max_url = args.max_url_length;
     let timeout = args.request_timeout;
-    // Outermost first: URL length is refused before taking a concurrency slot; the timeout
-    // runs inside the slot, so a timed-out request frees it.
+    // The timeout runs inside the concurrency slot, so a timed-out request frees it.
     let concurrency = tower::ServiceBuilder::new()
         .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
             record(Refusal::Overloaded, None);
@@ -86,20 +86,6 @@ pub fn apply(router: Router, args: &LimitArgs) -> Router {
             move |req: Request, next: Next| request_timeout(req, next, timeout),
         ))
         .layer(concurrency)
-        .layer(axum::middleware::from_fn(
-            move |req: Request, next: Next| url_length(req, next, max_url),
-        ))
-}
-
-async fn url_length(req: Request, next: Next, max: usize) -> Response {
-    let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
-    if len > max {
-        return GraphError::UriTooLong(format!(
-            "The request URL is {len} bytes long; the server accepts at most {max}."
-        ))
-        .into_response();
-    }
-    next.run(req).await
 }
 
 async fn request_timeout(req: Request, next: Next, limit: Duration) -> Response {

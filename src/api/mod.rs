@@ -9,6 +9,7 @@ pub mod limits;
 pub mod paging;
 pub mod routes;
 pub mod throttle;
+pub mod wire;
 
 use std::sync::Arc;
 
@@ -38,13 +39,19 @@ pub struct AppState {
     pub admission: admission::Admission,
     /// Request-level limits (URL length, timeout, concurrency), layered on in [`router`].
     pub limits: limits::LimitArgs,
+    /// CORS for browser applications (`--cors-origin`); `None` sends no CORS headers.
+    pub cors: Option<tower_http::cors::CorsLayer>,
 }
 
-/// The whole application as a router: every path goes through [`dispatch`].
+/// The whole application as a router: every path goes through [`dispatch`], inside the wire
+/// layers (request ids and error envelope, compression, CORS, request decoding).
 pub fn router(state: Arc<AppState>) -> Router {
+    let cors = state.cors.clone();
     let limits = state.limits.clone();
-    let router = Router::new().fallback(dispatch).with_state(state);
-    limits::apply(router, &limits).layer(axum::middleware::from_fn(context::middleware))
+    let core = Router::new().fallback(dispatch).with_state(state);
+    // The request limits (timeout, concurrency cap) sit inside the wire layers, so their
+    // refusals get the Graph envelope from the context middleware.
+    wire::layer(limits::apply(core, &limits), cors, limits.max_url_length)
 }
 
 async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {

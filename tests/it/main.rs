@@ -3,6 +3,7 @@
 
 mod auth;
 mod durability;
+mod fidelity;
 mod perf;
 mod query;
 mod resilience;
