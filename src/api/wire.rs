@@ -41,12 +41,14 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 pub const REQUEST_CODINGS: &str = "gzip, deflate, br, identity";
 
 /// Headers a browser application may read (CONTRACT §6).
-const EXPOSED_HEADERS: [&str; 5] = [
+const EXPOSED_HEADERS: [&str; 6] = [
     context::REQUEST_ID,
     context::CLIENT_REQUEST_ID,
     "location",
     "etag",
     "retry-after",
+    // So a browser application rehearsing failures can tell injected ones apart.
+    super::faults::FAULT_HEADER,
 ];
 
 /// How long a browser may cache a preflight answer.
