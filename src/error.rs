@@ -33,6 +33,8 @@ pub enum GraphError {
     },
     /// 408: the request did not complete within `--request-timeout`.
     RequestTimeout(String),
+    /// A `$batch` sub-request not run because a request it depends on failed.
+    FailedDependency(String),
 }
 
 /// The rendered parts of an error, carried in response extensions until the middleware writes
@@ -61,6 +63,7 @@ impl GraphError {
             GraphError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             GraphError::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             GraphError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            GraphError::FailedDependency(_) => StatusCode::FAILED_DEPENDENCY,
         }
     }
 
@@ -81,6 +84,7 @@ impl GraphError {
             GraphError::Internal => "InternalServerError",
             GraphError::ServiceUnavailable { .. } => "ServiceNotAvailable",
             GraphError::RequestTimeout(_) => "RequestTimeout",
+            GraphError::FailedDependency(_) => "FailedDependency",
         }
     }
 
@@ -95,6 +99,7 @@ impl GraphError {
             | GraphError::PreconditionFailed(m)
             | GraphError::PayloadTooLarge(m)
             | GraphError::UnsupportedMediaType(m)
+            | GraphError::FailedDependency(m)
             | GraphError::UriTooLong(m)
             | GraphError::RequestTimeout(m)
             | GraphError::HeadersTooLarge(m)

@@ -1,11 +1,15 @@
 //! The HTTP API: state, the router, and the dispatch from a [`routes::Route`] to a thin handler.
 
 pub mod admission;
+pub mod batch;
 pub mod context;
+pub mod documents;
 pub mod envelope;
 pub mod faults;
 pub mod handlers;
 pub mod limits;
+pub mod metadata;
+pub mod openapi;
 pub mod paging;
 pub mod routes;
 pub mod throttle;
@@ -44,14 +48,27 @@ pub struct AppState {
 }
 
 /// The whole application as a router: every path goes through [`dispatch`], inside the wire
-/// layers (request ids and error envelope, compression, CORS, request decoding).
+/// layers (request ids and error envelope, compression, CORS, request decoding). `$batch` is
+/// answered by [`batch::middleware`] inside those layers; it runs each sub-request through the
+/// same stack a direct call goes through (wire layers included), never a copy of it.
 pub fn router(state: Arc<AppState>) -> Router {
     let cors = state.cors.clone();
     let limits = state.limits.clone();
-    let core = Router::new().fallback(dispatch).with_state(state);
-    // The request limits (timeout, concurrency cap) sit inside the wire layers, so their
-    // refusals get the Graph envelope from the context middleware.
-    wire::layer(limits::apply(core, &limits), cors, limits.max_url_length)
+    let direct_call = wire::layer(core(state.clone()), cors.clone(), limits.max_url_length);
+    let target = batch::Target::new(state.clone(), direct_call);
+    let outer = core(state).layer(axum::middleware::from_fn_with_state(
+        target,
+        batch::middleware,
+    ));
+    // The request limits (timeout, concurrency cap) apply per HTTP request (a `$batch` takes
+    // one slot; its sub-requests are throttled one by one in `route`) and sit inside the wire
+    // layers, so their refusals get the Graph envelope.
+    wire::layer(limits::apply(outer, &limits), cors, limits.max_url_length)
+}
+
+/// Routing, authentication, permissions and validation (inside [`dispatch`]).
+fn core(state: Arc<AppState>) -> Router {
+    Router::new().fallback(dispatch).with_state(state)
 }
 
 async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
@@ -74,6 +91,12 @@ fn method_not_allowed(method: &Method, allowed: &'static str) -> Response {
 async fn route(state: &AppState, req: Request) -> Result<Response, GraphError> {
     // Split now: a borrowed `Request` is not `Send` (its body is not `Sync`).
     let (parts, body) = req.into_parts();
+    let resolved = routes::resolve(parts.uri.path());
+    if let Ok(r) = &resolved
+        && r.route.is_public()
+    {
+        return documents::serve(state, &parts, r);
+    }
     // Graph authenticates before it looks at the path: no token, no information.
     let principal = state
         .auth
@@ -89,7 +112,7 @@ async fn route(state: &AppState, req: Request) -> Result<Response, GraphError> {
     if let Err(refused) = state.admission.admit(&principal, &parts.method).await {
         return Ok(refused);
     }
-    let resolved = routes::resolve(parts.uri.path())?;
+    let resolved = resolved?;
     let method = parts.method.clone();
     let operation = if method == Method::GET || method == Method::HEAD {
         Operation::Read
@@ -112,5 +135,14 @@ async fn route(state: &AppState, req: Request) -> Result<Response, GraphError> {
         }
         (Route::Entity(id), &Method::DELETE) => handlers::delete(state, &ctx, &id).await,
         (Route::Entity(_), _) => Ok(method_not_allowed(&method, "GET, PATCH, DELETE")),
+        // Only reached for a method other than POST ([`batch::middleware`] takes the POSTs).
+        (Route::Batch, _) => Ok(method_not_allowed(&method, "POST")),
+        (route @ (Route::Metadata | Route::ServiceDocument | Route::OpenApi), _) => {
+            let resolved = routes::Resolved {
+                route,
+                versioned: resolved.versioned,
+            };
+            documents::serve(state, &parts, &resolved)
+        }
     }
 }

@@ -2,6 +2,8 @@
 //! 127.0.0.1:0 with its own store.
 
 mod auth;
+mod batch;
+mod documents;
 mod durability;
 mod fidelity;
 mod perf;
