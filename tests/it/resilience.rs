@@ -471,3 +471,38 @@ async fn keep_alive_off_closes_after_each_response() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn batch_sub_requests_are_throttled_one_by_one() {
+    let s = Server::start_with(&["--throttle", "3/1h"]);
+    let requests: Vec<serde_json::Value> = (0..5)
+        .map(|i| json!({"id": format!("r{i}"), "method": "GET", "url": "/security/cloudAppSecurityProfiles"}))
+        .collect();
+    let r = s
+        .client
+        .post(s.url("/beta/$batch"))
+        .json(&json!({ "requests": requests }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    let responses = v["responses"].as_array().expect("responses");
+    let statuses: Vec<i64> = responses
+        .iter()
+        .map(|r| r["status"].as_i64().unwrap())
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 3, "{v}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 2, "{v}");
+    for r in responses.iter().filter(|r| r["status"] == 429) {
+        assert_eq!(r["body"]["error"]["code"], "TooManyRequests", "{r}");
+        let headers = r["headers"].as_object().expect("headers");
+        let retry = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+            .map(|(_, v)| v.clone());
+        assert!(retry.is_some(), "no Retry-After in {r}");
+    }
+    // The budget is spent for direct calls too.
+    expect_error(s.get(COLLECTION).await, 429, "TooManyRequests").await;
+}
