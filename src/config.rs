@@ -29,13 +29,9 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "parsed once at startup; boxing would only add noise"
-)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a development token that a server with the same --data-dir accepts (dev mode).
     ///
     /// Example: graphsec token --data-dir ./graphsec-data --tenant contoso --scope SecurityEvents.ReadWrite.All
@@ -178,4 +174,10 @@ pub struct ServeArgs {
     /// Default: no CORS headers (browsers refuse cross-origin calls).
     #[arg(long, env = "GRAPHSEC_CORS_ORIGIN", value_name = "ORIGIN")]
     pub cors_origin: Vec<String>,
+
+    #[command(flatten)]
+    pub admission: crate::api::admission::AdmissionArgs,
+
+    #[command(flatten)]
+    pub limits: crate::api::limits::LimitArgs,
 }

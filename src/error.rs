@@ -31,6 +31,8 @@ pub enum GraphError {
         message: String,
         retry_after_secs: u64,
     },
+    /// 408: the request did not complete within `--request-timeout`.
+    RequestTimeout(String),
     /// A `$batch` sub-request not run because a request it depends on failed.
     FailedDependency(String),
 }
@@ -60,6 +62,7 @@ impl GraphError {
             GraphError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             GraphError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             GraphError::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            GraphError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             GraphError::FailedDependency(_) => StatusCode::FAILED_DEPENDENCY,
         }
     }
@@ -80,6 +83,7 @@ impl GraphError {
             GraphError::TooManyRequests { .. } => "TooManyRequests",
             GraphError::Internal => "InternalServerError",
             GraphError::ServiceUnavailable { .. } => "ServiceNotAvailable",
+            GraphError::RequestTimeout(_) => "RequestTimeout",
             GraphError::FailedDependency(_) => "FailedDependency",
         }
     }
@@ -97,6 +101,7 @@ impl GraphError {
             | GraphError::UnsupportedMediaType(m)
             | GraphError::FailedDependency(m)
             | GraphError::UriTooLong(m)
+            | GraphError::RequestTimeout(m)
             | GraphError::HeadersTooLarge(m)
             | GraphError::TooManyRequests { message: m, .. }
             | GraphError::ServiceUnavailable { message: m, .. } => m.clone(),

@@ -16,6 +16,8 @@ pub mod model;
 pub mod odata;
 /// Operator tools: probes, metrics, the admin API, NDJSON export/import.
 pub mod ops;
+/// The accept loop: connection limits and a graceful shutdown bounded in time.
+pub mod serve;
 /// Startup, listening, graceful shutdown.
 pub mod server;
 /// Persistence behind a tenant-scoped trait; the SQL schema derived from the entity table.

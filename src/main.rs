@@ -18,7 +18,7 @@ fn main() -> std::process::ExitCode {
         },
         Command::Serve(args) => {
             init_tracing(&args.log, args.log_format);
-            block_on("graphsec", graphsec::server::run(args))
+            block_on("graphsec", graphsec::server::run(*args))
         }
         Command::Export(args) => {
             init_tracing(&args.log, LogFormat::Text);

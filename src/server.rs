@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use crate::api::admission::Admission;
 use crate::api::{self, AppState};
 use crate::auth::Authenticator;
 use crate::config::ServeArgs;
@@ -93,7 +94,14 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         tls: tls_setup.is_some(),
         admin_token: args.admin_token.clone(),
         cors: api::wire::cors_layer(&args.cors_origin)?,
+        admission: Admission::from_args(&args.admission)?,
+        limits: args.limits.clone(),
     });
+    tracing::info!(
+        admission = Admission::describe(&args.admission),
+        "throttling"
+    );
+    state.admission.spawn_housekeeping();
     let mut features = vec![format!("auth: {}", state.auth.describe())];
     for (on, name) in [
         (tls_setup.is_some(), "tls"),
@@ -136,22 +144,21 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     // Operator endpoints first (exact paths); everything else is the Graph API.
     // The same wire layers (request ids, error envelope, compression), without CORS: browsers
     // have no business with operator endpoints.
-    let app = api::wire::layer(ops::http::router(ops_state), None).merge(api::router(state));
+    let app = api::wire::layer(
+        ops::http::router(ops_state),
+        None,
+        args.limits.max_url_length,
+    )
+    .merge(api::router(state));
     match tls_setup {
         None => {
             announce("http", addr);
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-                .map_err(|e| format!("server error: {e}"))?;
+            crate::serve::serve(listener, app, &args.limits, shutdown_signal()).await;
         }
         Some((config, _)) => {
             let listener = tls::TlsListener::new(listener, config).map_err(|e| e.to_string())?;
             announce("https", addr);
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-                .map_err(|e| format!("server error: {e}"))?;
+            crate::serve::serve(listener, app, &args.limits, shutdown_signal()).await;
         }
     }
     tracing::info!("stopped");

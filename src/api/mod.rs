@@ -1,14 +1,18 @@
 //! The HTTP API: state, the router, and the dispatch from a [`routes::Route`] to a thin handler.
 
+pub mod admission;
 pub mod batch;
 pub mod context;
 pub mod documents;
 pub mod envelope;
+pub mod faults;
 pub mod handlers;
+pub mod limits;
 pub mod metadata;
 pub mod openapi;
 pub mod paging;
 pub mod routes;
+pub mod throttle;
 pub mod wire;
 
 use std::sync::Arc;
@@ -38,6 +42,10 @@ pub struct AppState {
     pub tls: bool,
     /// The admin API's token (`--admin-token`): refused on the Graph API.
     pub admin_token: Option<String>,
+    /// Throttle and fault injection, applied to every request after authentication.
+    pub admission: admission::Admission,
+    /// Request-level limits (URL length, timeout, concurrency), layered on in [`router`].
+    pub limits: limits::LimitArgs,
     /// CORS for browser applications (`--cors-origin`); `None` sends no CORS headers.
     pub cors: Option<tower_http::cors::CorsLayer>,
 }
@@ -48,15 +56,17 @@ pub struct AppState {
 /// same stack a direct call goes through (wire layers included), never a copy of it.
 pub fn router(state: Arc<AppState>) -> Router {
     let cors = state.cors.clone();
-    let direct_call = wire::layer(core(state.clone()), cors.clone());
+    let limits = state.limits.clone();
+    let direct_call = wire::layer(core(state.clone()), cors.clone(), limits.max_url_length);
     let target = batch::Target::new(state.clone(), direct_call);
-    wire::layer(
-        core(state).layer(axum::middleware::from_fn_with_state(
-            target,
-            batch::middleware,
-        )),
-        cors,
-    )
+    let outer = core(state).layer(axum::middleware::from_fn_with_state(
+        target,
+        batch::middleware,
+    ));
+    // The request limits (timeout, concurrency cap) apply per HTTP request (a `$batch` takes
+    // one slot; its sub-requests are throttled one by one in `route`) and sit inside the wire
+    // layers, so their refusals get the Graph envelope.
+    wire::layer(limits::apply(outer, &limits), cors, limits.max_url_length)
 }
 
 /// Routing, authentication, permissions and validation (inside [`dispatch`]).
@@ -130,6 +140,10 @@ async fn route(
     })?;
     tag.tenant = Some(principal.tenant.clone());
     tag.operation = Some("unknown_path");
+    // Throttle and injected faults, per request (and so per `$batch` sub-request).
+    if let Err(refused) = state.admission.admit(&principal, &parts.method).await {
+        return Ok(refused);
+    }
     let resolved = resolved?;
     let method = parts.method.clone();
     tag.operation = Some(match (&resolved.route, &method) {

@@ -28,7 +28,8 @@ use tower_http::decompression::RequestDecompressionLayer;
 use super::context;
 use crate::error::GraphError;
 
-/// Longest request target (path and query) served; longer is 414. Generous for `$filter`
+/// Default longest request target (path and query) served (`--max-url-length`); longer is 414.
+/// Generous for `$filter`
 /// (at most 8 KiB of text, up to three times that percent-encoded) and below hyper's own
 /// 64 KiB limit, whose 414 has no body.
 pub const MAX_URI_BYTES: usize = 32 * 1024;
@@ -40,25 +41,29 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 pub const REQUEST_CODINGS: &str = "gzip, deflate, br, identity";
 
 /// Headers a browser application may read (CONTRACT §6).
-const EXPOSED_HEADERS: [&str; 5] = [
+const EXPOSED_HEADERS: [&str; 6] = [
     context::REQUEST_ID,
     context::CLIENT_REQUEST_ID,
     "location",
     "etag",
     "retry-after",
+    // So a browser application rehearsing failures can tell injected ones apart.
+    super::faults::FAULT_HEADER,
 ];
 
 /// How long a browser may cache a preflight answer.
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(3600);
 
 /// Wraps the Graph router in the wire layers (see the module doc for the order and why).
-pub fn layer(router: Router, cors: Option<CorsLayer>) -> Router {
+pub fn layer(router: Router, cors: Option<CorsLayer>, max_uri_bytes: usize) -> Router {
     let mut router = router.layer(RequestDecompressionLayer::new());
     if let Some(cors) = cors {
         router = router.layer(cors);
     }
     router
-        .layer(axum::middleware::from_fn(limits))
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| limits(req, next, max_uri_bytes),
+        ))
         .layer(axum::middleware::from_fn(context::middleware))
         .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(has_body)))
 }
@@ -123,11 +128,11 @@ pub fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, String> {
 /// Refuses over-long request targets and header sections with the Graph envelope, gives
 /// HTTP/2 requests a `Host`, and lower-cases `Content-Encoding` (codings are case-insensitive,
 /// RFC 9110 §8.4.1; the decoder matches them exactly).
-async fn limits(mut req: Request, next: Next) -> Response {
+async fn limits(mut req: Request, next: Next, max_uri_bytes: usize) -> Response {
     let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
-    if uri_len > MAX_URI_BYTES {
+    if uri_len > max_uri_bytes {
         return GraphError::UriTooLong(format!(
-            "The request URI is {uri_len} bytes long; at most {MAX_URI_BYTES} are accepted."
+            "The request URI is {uri_len} bytes long; at most {max_uri_bytes} are accepted."
         ))
         .into_response();
     }

@@ -9,6 +9,7 @@ mod fidelity;
 mod ops;
 mod perf;
 mod query;
+mod resilience;
 mod resource;
 mod spec_pages;
 mod support;

@@ -1,0 +1,105 @@
+//! Protective limits, each a flag with a default: URL length (414, enforced in [`super::wire`]),
+//! request timeout (408),
+//! concurrent requests (503 + Retry-After beyond the cap), and the connection-level settings the
+//! serve loop ([`crate::serve`]) applies (header read timeout, idle keep-alive timeout, maximum
+//! connections, shutdown timeout). The request-level ones are layers inside the request-context
+//! middleware, so their refusals get the Graph error envelope and request ids.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use clap::Args;
+
+use super::admission::{Refusal, record};
+use super::throttle::parse_duration;
+use crate::error::GraphError;
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+}
+
+/// Limit flags.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Longest accepted request URL (path and query), in bytes; longer gets 414 (checked by the
+    /// wire layers, [`super::wire`]).
+    #[arg(long, env = "GRAPHSEC_MAX_URL_LENGTH", default_value_t = super::wire::MAX_URI_BYTES)]
+    pub max_url_length: usize,
+
+    /// Most time a request may take from its headers to its response (a slow body upload
+    /// included); beyond it the request gets 408. Units: ms, s, m, h.
+    #[arg(long, env = "GRAPHSEC_REQUEST_TIMEOUT", default_value = "60s", value_parser = duration)]
+    pub request_timeout: Duration,
+
+    /// Most time a request's headers may take to arrive, counted from when the connection starts
+    /// waiting for them (so it also closes a connection idle that long). A slowloris client is
+    /// cut off after it.
+    #[arg(long, env = "GRAPHSEC_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub header_read_timeout: Duration,
+
+    /// An HTTP/1.1 keep-alive connection with no request in flight is closed after this long
+    /// (0 disables keep-alive).
+    #[arg(long, env = "GRAPHSEC_KEEP_ALIVE_TIMEOUT", default_value = "20s", value_parser = duration)]
+    pub keep_alive_timeout: Duration,
+
+    /// Requests handled at once; beyond it requests get 503 with Retry-After.
+    #[arg(long, env = "GRAPHSEC_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
+    pub max_concurrent_requests: usize,
+
+    /// Open connections at once; further connections wait in the listen backlog.
+    #[arg(long, env = "GRAPHSEC_MAX_CONNECTIONS", default_value_t = 1000)]
+    pub max_connections: usize,
+
+    /// On SIGTERM/SIGINT: time to finish in-flight requests before exiting anyway.
+    #[arg(long, env = "GRAPHSEC_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub shutdown_timeout: Duration,
+}
+
+/// Retry-After sent with the concurrency cap's 503.
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
+
+/// Adds the request-level limits to the Graph router (call before the context middleware is
+/// layered on, so it wraps them).
+pub fn apply(router: Router, args: &LimitArgs) -> Router {
+    let timeout = args.request_timeout;
+    // The timeout runs inside the concurrency slot, so a timed-out request frees it.
+    let concurrency = tower::ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+            record(Refusal::Overloaded, None);
+            GraphError::ServiceUnavailable {
+                message: "The server is handling too many requests. Retry later.".into(),
+                retry_after_secs: BUSY_RETRY_AFTER_SECS,
+            }
+        }))
+        .load_shed()
+        // Global: one semaphore shared by every route the layer is applied to (the plain
+        // layer would give each route its own cap).
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            args.max_concurrent_requests.max(1),
+        ));
+    router
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| request_timeout(req, next, timeout),
+        ))
+        .layer(concurrency)
+}
+
+async fn request_timeout(req: Request, next: Next, limit: Duration) -> Response {
+    // Dropping the handler future on timeout is safe for writes: a write already handed to the
+    // store's writer commits or not as a whole, and it was never acknowledged.
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            record(Refusal::TimedOut, None);
+            GraphError::RequestTimeout(format!(
+                "The request did not complete within {} s.",
+                limit.as_secs_f64()
+            ))
+            .into_response()
+        }
+    }
+}
