@@ -2,6 +2,7 @@
 
 pub mod context;
 pub mod envelope;
+pub mod etag;
 pub mod handlers;
 pub mod paging;
 pub mod routes;
@@ -92,7 +93,7 @@ async fn route(state: &AppState, req: Request) -> Result<Response, GraphError> {
         (Route::Entity(id), &Method::PATCH) => {
             handlers::update(state, &ctx, &parts, body, &id).await
         }
-        (Route::Entity(id), &Method::DELETE) => handlers::delete(state, &ctx, &id).await,
+        (Route::Entity(id), &Method::DELETE) => handlers::delete(state, &ctx, &parts, &id).await,
         (Route::Entity(_), _) => Ok(method_not_allowed(&method, "GET, PATCH, DELETE")),
     }
 }

@@ -639,16 +639,10 @@ pub fn compile_order_by(keys: &[OrderKey], dialect: Dialect) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeysetError(pub String);
 
-/// The condition "row comes after the row whose key values are `last`" in the total order of
-/// [`key_columns`], expanded term by term so that NULLs are placed exactly as
-/// [`compile_order_by`] places them (no row-value comparison, which NULLs would break).
-/// `last` holds one value per key column, `SqlParam::Null` for a null value.
-pub fn compile_keyset(
-    keys: &[OrderKey],
-    last: &[SqlParam],
-    dialect: Dialect,
-    first_param: usize,
-) -> Result<SqlFragment, KeysetError> {
+/// Checks that keyset values fit the order of these keys (one value of the column's type per
+/// [`key_columns`] entry, null only where the column is nullable); returns the columns.
+/// Dialect-free, so the paging layer can refuse a bad `$skiptoken` before any store sees it.
+pub fn check_keyset(keys: &[OrderKey], last: &[SqlParam]) -> Result<Vec<KeyColumn>, KeysetError> {
     let cols = key_columns(keys);
     if cols.len() != last.len() {
         return Err(KeysetError(format!(
@@ -657,12 +651,6 @@ pub fn compile_keyset(
             last.len()
         )));
     }
-    let mut c = Compiler {
-        dialect,
-        first_param,
-        params: Vec::new(),
-    };
-    let mut bound: Vec<Option<String>> = Vec::with_capacity(cols.len());
     for (k, v) in cols.iter().zip(last) {
         let fits = matches!(
             (k.ty, v),
@@ -676,6 +664,28 @@ pub fn compile_keyset(
                 k.column
             )));
         }
+    }
+    Ok(cols)
+}
+
+/// The condition "row comes after the row whose key values are `last`" in the total order of
+/// [`key_columns`], expanded term by term so that NULLs are placed exactly as
+/// [`compile_order_by`] places them (no row-value comparison, which NULLs would break).
+/// `last` holds one value per key column, `SqlParam::Null` for a null value.
+pub fn compile_keyset(
+    keys: &[OrderKey],
+    last: &[SqlParam],
+    dialect: Dialect,
+    first_param: usize,
+) -> Result<SqlFragment, KeysetError> {
+    let cols = check_keyset(keys, last)?;
+    let mut c = Compiler {
+        dialect,
+        first_param,
+        params: Vec::new(),
+    };
+    let mut bound: Vec<Option<String>> = Vec::with_capacity(cols.len());
+    for v in last {
         bound.push(if *v == SqlParam::Null {
             None
         } else {

@@ -19,8 +19,8 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::compile::{self, SqlParam};
 use super::schema::{self, Cell, Dialect, quote};
-use super::{BoxFuture, IfMatch, ListSpec, Page, Store, StoreError};
-use crate::model::edm::now_ticks;
+use super::{BoxFuture, ListSpec, Page, Precondition, Store, StoreError};
+use crate::model::edm::unique_ticks;
 use crate::model::entity::ENTITY;
 use crate::model::record::{Changes, Record};
 use crate::odata::typecheck::TypedFilter;
@@ -106,7 +106,8 @@ struct Statements {
     insert: String,
     update: String,
     delete: String,
-    exists: String,
+    /// The current version of one entity (its precondition check before a delete).
+    version: String,
 }
 
 impl Statements {
@@ -132,11 +133,11 @@ impl Statements {
                 n + 1,
                 n + 2
             ),
-            delete: format!(
-                "DELETE FROM {table} WHERE {tenant} = ?1 AND {key} = ?2 AND (?3 IS NULL OR {} = ?3)",
+            delete: format!("DELETE FROM {table} WHERE {tenant} = ?1 AND {key} = ?2"),
+            version: format!(
+                "SELECT {} FROM {table} WHERE {tenant} = ?1 AND {key} = ?2",
                 quote(schema::VERSION_COLUMN)
             ),
-            exists: format!("SELECT 1 FROM {table} WHERE {tenant} = ?1 AND {key} = ?2"),
             select_list,
             width: n,
         }
@@ -475,7 +476,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, Result<Record, StoreError>> {
         let (tenant, sql) = (tenant.to_string(), self.sql.clone());
         Box::pin(self.write(move |conn| {
-            let record = Record::create(changes, id, now_ticks());
+            let record = Record::create(changes, id, unique_ticks());
             let mut cells = vec![to_sql(Cell::Text(tenant))];
             cells.extend(schema::encode(&record).into_iter().map(to_sql));
             let mut stmt = conn.prepare_cached(&sql.insert).map_err(map_sqlite)?;
@@ -501,15 +502,14 @@ impl Store for SqliteStore {
         tenant: &str,
         id: &str,
         changes: Changes,
-        if_match: IfMatch,
+        pre: Precondition,
     ) -> BoxFuture<'_, Result<Record, StoreError>> {
         let (tenant, id, sql) = (tenant.to_string(), id.to_string(), self.sql.clone());
+        // The single writer thread makes read-check-write atomic: no other write runs between.
         Box::pin(self.write(move |conn| {
             let mut record = fetch_one(conn, &sql, &tenant, &id)?;
-            if if_match.is_some_and(|v| v != record.version) {
-                return Err(StoreError::VersionMismatch);
-            }
-            record.apply(changes, now_ticks());
+            pre.check(record.version)?;
+            record.apply(changes, unique_ticks());
             let mut cells: Vec<SqlValue> =
                 schema::encode(&record).into_iter().map(to_sql).collect();
             cells.push(SqlValue::Text(tenant));
@@ -524,26 +524,24 @@ impl Store for SqliteStore {
         &self,
         tenant: &str,
         id: &str,
-        if_match: IfMatch,
+        pre: Precondition,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         let (tenant, id, sql) = (tenant.to_string(), id.to_string(), self.sql.clone());
         Box::pin(self.write(move |conn| {
-            let n = conn
-                .prepare_cached(&sql.delete)
-                .and_then(|mut s| s.execute(rusqlite::params![tenant, id, if_match]))
+            let version: Option<i64> = conn
+                .prepare_cached(&sql.version)
+                .and_then(|mut s| s.query_row([&tenant, &id], |r| r.get(0)))
+                .map(Some)
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                    e => Err(e),
+                })
                 .map_err(map_sqlite)?;
-            if n == 1 {
-                return Ok(());
-            }
-            let exists = conn
-                .prepare_cached(&sql.exists)
-                .and_then(|mut s| s.exists([&tenant, &id]))
+            pre.check(version.ok_or(StoreError::NotFound)?)?;
+            conn.prepare_cached(&sql.delete)
+                .and_then(|mut s| s.execute([&tenant, &id]))
                 .map_err(map_sqlite)?;
-            Err(if exists {
-                StoreError::VersionMismatch
-            } else {
-                StoreError::NotFound
-            })
+            Ok(())
         }))
     }
 

@@ -3,6 +3,7 @@
 
 mod auth;
 mod durability;
+mod etag;
 mod perf;
 mod query;
 mod resource;
