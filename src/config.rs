@@ -84,4 +84,7 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub tls: TlsArgs,
+
+    #[command(flatten)]
+    pub database: crate::store::postgres::DatabaseArgs,
 }

@@ -8,6 +8,8 @@ use crate::api::{self, AppState};
 use crate::auth::Authenticator;
 use crate::config::ServeArgs;
 use crate::model::validate;
+use crate::store::Store;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::{Location, SqliteStore};
 use crate::tls;
 
@@ -18,19 +20,7 @@ const DEV_TOKEN_TTL_SECS: u64 = 24 * 3600;
 
 /// Runs the server until a shutdown signal arrives.
 pub async fn run(args: ServeArgs) -> Result<(), String> {
-    let location = if args.in_memory {
-        Location::Memory
-    } else {
-        Location::File(args.data_dir.clone())
-    };
-    let store = SqliteStore::open(&location)?;
-    match &location {
-        Location::File(dir) => tracing::info!(
-            database = %SqliteStore::database_path(dir).display(),
-            "embedded SQLite store (WAL, synchronous=FULL)"
-        ),
-        Location::Memory => tracing::info!("in-memory store: nothing is written to disk"),
-    }
+    let store = open_store(&args).await?;
     let data_dir = (!args.in_memory).then_some(args.data_dir.as_path());
     let auth = Authenticator::from_args(&args.auth, data_dir)?;
     let listen_addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(&args.listen)
@@ -75,7 +65,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     }
     let state = Arc::new(AppState {
         auth,
-        store: Arc::new(store),
+        store,
         validation: validate::Options {
             strict: args.strict_properties,
         },
@@ -108,6 +98,27 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The PostgreSQL store when --database-url is given, else the embedded SQLite store.
+async fn open_store(args: &ServeArgs) -> Result<Arc<dyn Store>, String> {
+    if let Some(url) = &args.database.database_url {
+        return Ok(Arc::new(PostgresStore::open(&args.database, url).await?));
+    }
+    let location = if args.in_memory {
+        Location::Memory
+    } else {
+        Location::File(args.data_dir.clone())
+    };
+    let store = SqliteStore::open(&location)?;
+    match &location {
+        Location::File(dir) => tracing::info!(
+            database = %SqliteStore::database_path(dir).display(),
+            "embedded SQLite store (WAL, synchronous=FULL)"
+        ),
+        Location::Memory => tracing::info!("in-memory store: nothing is written to disk"),
+    }
+    Ok(Arc::new(store))
 }
 
 /// Scripts and tests wait for this exact form on stdout.

@@ -2,6 +2,7 @@
 //! it; the conformance tests run against each.
 
 pub mod compile;
+pub mod postgres;
 pub mod schema;
 pub mod sqlite;
 

@@ -436,23 +436,6 @@ fn bind(p: SqlParam) -> SqlValue {
     }
 }
 
-/// `"table" WHERE tenant = ?1 [AND (filter)]` and its parameters. The compiled filter is a
-/// top-level conjunct, as the compiler requires (NULL and FALSE both mean "not selected").
-fn where_clause(tenant: &str, filter: Option<&TypedFilter>) -> (String, Vec<SqlParam>) {
-    let mut sql = format!(
-        "{} WHERE {} = ?1",
-        quote(schema::TABLE),
-        quote(schema::TENANT_COLUMN)
-    );
-    let mut params = vec![SqlParam::Text(tenant.to_string())];
-    if let Some(f) = filter {
-        let frag = compile::compile_filter(f, Dialect::Sqlite, 2);
-        sql.push_str(&format!(" AND ({})", frag.sql));
-        params.extend(frag.params);
-    }
-    (sql, params)
-}
-
 fn fetch_one(
     conn: &Connection,
     sql: &Statements,
@@ -549,31 +532,17 @@ impl Store for SqliteStore {
         let tenant = tenant.to_string();
         let statements = self.sql.clone();
         Box::pin(self.read(move |conn| {
-            let d = Dialect::Sqlite;
-            let (mut sql, mut params) = where_clause(&tenant, spec.filter.as_ref());
-            let count_sql = format!("SELECT COUNT(*) FROM {sql}");
-            let count_params = params.clone();
-            if let Some(after) = &spec.after {
-                let frag = compile::compile_keyset(&spec.order_by, after, d, params.len() + 1)
-                    .map_err(|e| StoreError::Internal(format!("keyset: {}", e.0)))?;
-                sql.push_str(&format!(" AND ({})", frag.sql));
-                params.extend(frag.params);
-            }
-            let n = params.len();
-            let sql = format!(
-                "SELECT {} FROM {sql} ORDER BY {} LIMIT ?{} OFFSET ?{}",
-                statements.select_list,
-                compile::compile_order_by(&spec.order_by, d),
-                n + 1,
-                n + 2
-            );
-            params.push(SqlParam::Int(
-                i64::try_from(spec.limit.saturating_add(1)).unwrap_or(i64::MAX),
-            ));
-            params.push(SqlParam::Int(i64::try_from(spec.skip).unwrap_or(i64::MAX)));
-            let mut stmt = conn.prepare_cached(&sql).map_err(map_sqlite)?;
+            let q = compile::list_sql(
+                Dialect::Sqlite,
+                &statements.select_list,
+                &tenant,
+                &spec,
+            )
+            .map_err(|e| StoreError::Internal(format!("keyset: {}", e.0)))?;
+            let (count_sql, count_params) = (q.count, q.count_params);
+            let mut stmt = conn.prepare_cached(&q.page).map_err(map_sqlite)?;
             let mut rows = stmt
-                .query(params_from_iter(params.into_iter().map(bind)))
+                .query(params_from_iter(q.page_params.into_iter().map(bind)))
                 .map_err(map_sqlite)?;
             let mut records = Vec::new();
             while let Some(row) = rows.next().map_err(map_sqlite)? {
@@ -609,9 +578,9 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
         let tenant = tenant.to_string();
         Box::pin(self.read(move |conn| {
-            let (sql, params) = where_clause(&tenant, filter.as_ref());
+            let (sql, params) = compile::count_sql(Dialect::Sqlite, &tenant, filter.as_ref());
             let n: i64 = conn
-                .prepare_cached(&format!("SELECT COUNT(*) FROM {sql}"))
+                .prepare_cached(&sql)
                 .and_then(|mut s| {
                     s.query_row(params_from_iter(params.into_iter().map(bind)), |r| r.get(0))
                 })
