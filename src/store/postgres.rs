@@ -20,11 +20,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
+use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
-use deadpool_postgres::GenericClient;
-use tokio_postgres::Row;
 
 use super::compile::{self, SqlParam};
 use super::schema::{self, Cell, Dialect, quote};
@@ -54,12 +54,20 @@ pub struct DatabaseArgs {
 
     /// Server-side limit of one SQL statement, in milliseconds (PostgreSQL statement_timeout);
     /// a statement cut by it is a 503 for that request.
-    #[arg(long, env = "GRAPHSEC_DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "GRAPHSEC_DATABASE_STATEMENT_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
     pub database_statement_timeout_ms: u64,
 
     /// How long startup waits for the database to become reachable (logging each attempt)
     /// before giving up.
-    #[arg(long, env = "GRAPHSEC_DATABASE_STARTUP_WAIT_SECS", default_value_t = 60)]
+    #[arg(
+        long,
+        env = "GRAPHSEC_DATABASE_STARTUP_WAIT_SECS",
+        default_value_t = 60
+    )]
     pub database_startup_wait_secs: u64,
 }
 
@@ -89,8 +97,10 @@ impl Statements {
         let table = quote(schema::TABLE);
         let tenant = quote(schema::TENANT_COLUMN);
         let key = quote(schema::column(&ENTITY.properties[ENTITY.key_index()]));
-        let cols: Vec<(String, &str, bool)> =
-            schema::columns(Dialect::Postgres).into_iter().skip(1).collect();
+        let cols: Vec<(String, &str, bool)> = schema::columns(Dialect::Postgres)
+            .into_iter()
+            .skip(1)
+            .collect();
         let select_list = cols
             .iter()
             .map(|(c, ty, _)| {
@@ -628,10 +638,7 @@ async fn count_rows(
     sql: &str,
     params: &[Param],
 ) -> Result<u64, StoreError> {
-    let row = client
-        .query_one(sql, &refs(params))
-        .await
-        .map_err(map_pg)?;
+    let row = client.query_one(sql, &refs(params)).await.map_err(map_pg)?;
     let n: i64 = row
         .try_get(0)
         .map_err(|e| StoreError::Internal(e.to_string()))?;

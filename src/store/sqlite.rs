@@ -532,13 +532,8 @@ impl Store for SqliteStore {
         let tenant = tenant.to_string();
         let statements = self.sql.clone();
         Box::pin(self.read(move |conn| {
-            let q = compile::list_sql(
-                Dialect::Sqlite,
-                &statements.select_list,
-                &tenant,
-                &spec,
-            )
-            .map_err(|e| StoreError::Internal(format!("keyset: {}", e.0)))?;
+            let q = compile::list_sql(Dialect::Sqlite, &statements.select_list, &tenant, &spec)
+                .map_err(|e| StoreError::Internal(format!("keyset: {}", e.0)))?;
             let (count_sql, count_params) = (q.count, q.count_params);
             let mut stmt = conn.prepare_cached(&q.page).map_err(map_sqlite)?;
             let mut rows = stmt

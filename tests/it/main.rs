@@ -5,6 +5,7 @@ mod auth;
 mod durability;
 mod etag;
 mod perf;
+mod pg;
 mod query;
 mod resource;
 mod spec_pages;

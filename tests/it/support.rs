@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::pg;
+
 use serde_json::Value;
 
 pub const COLLECTION: &str = "/beta/security/cloudAppSecurityProfiles";
@@ -27,6 +29,8 @@ pub struct Server {
     // Held so the directory outlives the server; `None` when the caller owns the directory.
     _temp: Option<tempfile::TempDir>,
     pub client: reqwest::Client,
+    /// The PostgreSQL database this server runs on, when the harness runs on PostgreSQL.
+    pub database: Option<String>,
 }
 
 impl Server {
@@ -50,12 +54,19 @@ impl Server {
     }
 
     pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
+        // Under GRAPHSEC_TEST_STORE=postgres every server keeps its data in its own database
+        // (named in its data directory, so a restart on the same directory finds it again).
+        let database =
+            (pg::selected() && !extra.contains(&"--in-memory")).then(|| pg::database_for(dir));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_graphsec"));
         cmd.arg("serve")
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
-            .args(extra)
-            .env("GRAPHSEC_LOG", "warn")
+            .args(extra);
+        if let Some(db) = &database {
+            cmd.args(["--database-url", &pg::url(db)]);
+        }
+        cmd.env("GRAPHSEC_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("spawn graphsec");
@@ -98,6 +109,7 @@ impl Server {
             token,
             _temp: None,
             client,
+            database,
         }
     }
 
@@ -259,6 +271,11 @@ fn client_for(dir: &Path, https: bool, token: Option<&str>) -> reqwest::Client {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+        // A database of a harness-owned directory dies with it (a caller-owned directory may
+        // be restarted on, so its database is left for that restart).
+        if let (Some(db), Some(_)) = (&self.database, &self._temp) {
+            pg::drop_database(db);
+        }
     }
 }
 
