@@ -2,6 +2,7 @@
 //! 127.0.0.1:0 with its own store.
 
 mod auth;
+mod cluster;
 mod durability;
 mod etag;
 mod perf;
