@@ -31,7 +31,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    /// (Boxed: the flags make it much larger than the other variants.)
+    Serve(Box<ServeArgs>),
     /// Print a development token that a server with the same --data-dir accepts (dev mode).
     ///
     /// Example: graphsec token --data-dir ./graphsec-data --tenant contoso --scope SecurityEvents.ReadWrite.All

@@ -28,7 +28,7 @@ fn main() -> std::process::ExitCode {
                     return std::process::ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(graphsec::server::run(args)) {
+            match runtime.block_on(graphsec::server::run(*args)) {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("graphsec: {e}");
