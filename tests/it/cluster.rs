@@ -397,3 +397,29 @@ async fn three_nodes_behind_haproxy_share_data_paging_and_lose_no_racing_update(
     }
     assert_eq!(counter_of(&client, &entity).await, (final_count, final_tag));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_waits_for_an_unreachable_database_instead_of_exiting() {
+    let Some(db) = Db::create() else { return };
+    let proxy = Proxy::start(pg_addr()).await;
+    proxy.sever();
+    let url = pg::url(&db.0).replacen(
+        &pg_addr().port().to_string(),
+        &proxy.addr.port().to_string(),
+        1,
+    );
+    // The harness blocks until the node prints its listening line: start it on a thread and
+    // let the database come back while it waits.
+    let starting = std::thread::spawn(move || node(&url));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !starting.is_finished(),
+        "the node waits while the database is away"
+    );
+    proxy.restore();
+    let s = tokio::task::spawn_blocking(move || starting.join().expect("node started"))
+        .await
+        .unwrap();
+    s.create(&json!({"id": "after-wait"})).await;
+    assert_eq!(s.all_ids().await, vec!["after-wait".to_string()]);
+}
