@@ -423,3 +423,27 @@ async fn startup_waits_for_an_unreachable_database_instead_of_exiting() {
     s.create(&json!({"id": "after-wait"})).await;
     assert_eq!(s.all_ids().await, vec!["after-wait".to_string()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_starting_together_on_an_empty_database_migrate_it_once() {
+    let Some(db) = Db::create() else { return };
+    let url = pg::url(&db.0);
+    let starting: Vec<_> = (0..3)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || node(&url))
+        })
+        .collect();
+    let nodes = tokio::task::spawn_blocking(move || {
+        starting
+            .into_iter()
+            .map(|t| t.join().expect("node started"))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    nodes[0].create(&json!({"id": "one"})).await;
+    for n in &nodes {
+        assert_eq!(n.all_ids().await, vec!["one".to_string()]);
+    }
+}
