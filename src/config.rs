@@ -86,6 +86,13 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub tls: TlsArgs,
 
+    /// Origins of browser applications allowed to call graphsec (CORS), e.g.
+    /// https://app.example.com; repeat the flag or separate with commas; `*` allows any origin
+    /// (development only). Preflights from allowed origins are answered without a token.
+    /// Default: no CORS headers (browsers refuse cross-origin calls).
+    #[arg(long, env = "GRAPHSEC_CORS_ORIGIN", value_name = "ORIGIN")]
+    pub cors_origin: Vec<String>,
+
     #[command(flatten)]
     pub database: crate::store::postgres::DatabaseArgs,
 }

@@ -17,6 +17,10 @@ pub enum GraphError {
     PreconditionFailed(String),
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
+    /// 414: the request target is longer than graphsec serves.
+    UriTooLong(String),
+    /// 431: the request headers are larger than graphsec serves.
+    HeadersTooLarge(String),
     TooManyRequests {
         message: String,
         retry_after_secs: u64,
@@ -49,6 +53,8 @@ impl GraphError {
             GraphError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             GraphError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             GraphError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            GraphError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            GraphError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             GraphError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             GraphError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             GraphError::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -66,6 +72,8 @@ impl GraphError {
             GraphError::PreconditionFailed(_) => "PreconditionFailed",
             GraphError::PayloadTooLarge(_) => "RequestEntityTooLarge",
             GraphError::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            GraphError::UriTooLong(_) => "RequestUriTooLong",
+            GraphError::HeadersTooLarge(_) => "RequestHeaderFieldsTooLarge",
             GraphError::TooManyRequests { .. } => "TooManyRequests",
             GraphError::Internal => "InternalServerError",
             GraphError::ServiceUnavailable { .. } => "ServiceNotAvailable",
@@ -83,6 +91,8 @@ impl GraphError {
             | GraphError::PreconditionFailed(m)
             | GraphError::PayloadTooLarge(m)
             | GraphError::UnsupportedMediaType(m)
+            | GraphError::UriTooLong(m)
+            | GraphError::HeadersTooLarge(m)
             | GraphError::TooManyRequests { message: m, .. }
             | GraphError::ServiceUnavailable { message: m, .. } => m.clone(),
             GraphError::Internal => {
@@ -107,6 +117,12 @@ impl GraphError {
             StatusCode::UNSUPPORTED_MEDIA_TYPE => {
                 GraphError::UnsupportedMediaType("Send the body as application/json.".into())
             }
+            StatusCode::URI_TOO_LONG => {
+                GraphError::UriTooLong("The request URI is longer than the server accepts.".into())
+            }
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => GraphError::HeadersTooLarge(
+                "The request headers are larger than the server accepts.".into(),
+            ),
             s if s.is_client_error() => {
                 GraphError::BadRequest(format!("The request failed ({s})."))
             }

@@ -73,6 +73,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         page_size: usize::from(args.page_size),
         public_url: args.public_url.clone(),
         tls: tls_setup.is_some(),
+        cors: api::wire::cors_layer(&args.cors_origin)?,
     });
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

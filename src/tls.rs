@@ -140,9 +140,9 @@ fn build(
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| format!("TLS certificate/key rejected: {e}"))?;
-    // The server speaks HTTP/1.1 only (axum's `http1` feature); advertise exactly that. Add
-    // b"h2" here if the `http2` feature is ever enabled.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // axum's `http1` and `http2` features: hyper-util's auto builder serves whichever the
+    // connection speaks, so offer both, HTTP/2 first (as Graph does).
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

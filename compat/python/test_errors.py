@@ -54,10 +54,14 @@ async def test_duplicate_id_is_409(client, marker):
     assert got.name == "first"  # the failed create changed nothing
 
 
-async def test_patch_changing_the_id_is_400(client, marker):
+async def test_patch_ignores_a_foreign_id(client, marker):
+    # OData: key values in an update body are ignored (CONTRACT §3 "Changed"); the URL names
+    # the entity, and no other one is created or written.
     profiles = client.security.cloud_app_security_profiles
     created = await profiles.post(CloudAppSecurityProfile(name=marker))
     item = profiles.by_cloud_app_security_profile_id(created.id)
-    with raises_odata_error(400, "BadRequest"):
-        await item.patch(CloudAppSecurityProfile(id=f"{created.id}-other", name="moved"))
-    assert (await item.get()).name == marker
+    patched = await item.patch(CloudAppSecurityProfile(id=f"{created.id}-other", name="moved"))
+    assert (patched.id, patched.name) == (created.id, "moved")
+    assert (await item.get()).name == "moved"
+    with raises_odata_error(404, "ResourceNotFound"):
+        await profiles.by_cloud_app_security_profile_id(f"{created.id}-other").get()

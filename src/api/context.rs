@@ -50,7 +50,17 @@ pub fn finish(mut resp: Response, ids: &RequestIds) -> Response {
     if status.is_client_error() || status.is_server_error() {
         let body = rendered.unwrap_or_else(|| {
             // A response made outside our handlers (the HTTP stack's own rejection).
-            let e = GraphError::from_status(status);
+            let e = if status == http::StatusCode::UNSUPPORTED_MEDIA_TYPE
+                && resp.headers().contains_key(header::ACCEPT_ENCODING)
+            {
+                // The request decoder's refusal of a Content-Encoding (it names the codings).
+                GraphError::UnsupportedMediaType(format!(
+                    "The request body's Content-Encoding is not supported; use one of: {}.",
+                    super::wire::REQUEST_CODINGS
+                ))
+            } else {
+                GraphError::from_status(status)
+            };
             ErrorBody {
                 code: e.code(),
                 message: e.message(),

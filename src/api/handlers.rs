@@ -92,13 +92,31 @@ fn with_etag(mut resp: Response, version: i64) -> Response {
     resp
 }
 
+/// `application/json`, in any case, with any parameters, and a `charset` (if any) that spells
+/// UTF-8 (`utf-8`, `UTF8`, `"utf-8"`): JSON is UTF-8 on the wire (RFC 8259 §8.1).
 fn is_json_content_type(headers: &HeaderMap) -> bool {
-    headers
+    let Some(value) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+    else {
+        return false;
+    };
+    let mut parts = value.split(';');
+    let essence_ok = parts
+        .next()
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"));
+    essence_ok
+        && parts.filter_map(|p| p.split_once('=')).all(|(k, v)| {
+            !k.trim().eq_ignore_ascii_case("charset")
+                || matches!(
+                    v.trim().trim_matches('"').to_ascii_lowercase().as_str(),
+                    "utf-8" | "utf8"
+                )
+        })
 }
+
+/// RFC 8259 §8.1 lets a parser ignore a leading byte order mark; some clients send one.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Reads and parses a JSON body under the size limit.
 async fn json_body(state: &AppState, parts: &Parts, body: Body) -> Result<Json, GraphError> {
@@ -118,7 +136,7 @@ async fn json_body(state: &AppState, parts: &Parts, body: Body) -> Result<Json, 
     }
     if !is_json_content_type(&parts.headers) {
         return Err(GraphError::UnsupportedMediaType(format!(
-            "The request body must be sent with Content-Type: application/json (got {}).",
+            "The request body must be sent with Content-Type: application/json and UTF-8 (got {}).",
             parts
                 .headers
                 .get(header::CONTENT_TYPE)
@@ -134,16 +152,20 @@ async fn json_body(state: &AppState, parts: &Parts, body: Body) -> Result<Json, 
             return Err(if limit {
                 too_large()
             } else {
-                GraphError::BadRequest("The request body could not be read.".into())
+                GraphError::BadRequest(
+                    "The request body could not be read or does not decode as its Content-Encoding declares."
+                        .into(),
+                )
             });
         }
     };
+    let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(&bytes);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(GraphError::BadRequest(
             "The request body is empty; send a JSON object.".into(),
         ));
     }
-    serde_json::from_slice(&bytes)
+    serde_json::from_slice(bytes)
         .map_err(|e| GraphError::BadRequest(format!("The request body is not valid JSON: {e}.")))
 }
 
@@ -445,7 +467,7 @@ pub async fn update(
 ) -> Result<Response, GraphError> {
     let minimal = prefers_minimal(&parts.headers);
     let body = json_body(state, parts, body).await?;
-    let changes = validate::changes_from_json(&body, Mode::Patch(id), state.validation)
+    let changes = validate::changes_from_json(&body, Mode::Patch, state.validation)
         .map_err(|e| GraphError::BadRequest(e.0))?;
     let record = state
         .store

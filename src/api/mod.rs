@@ -6,6 +6,7 @@ pub mod etag;
 pub mod handlers;
 pub mod paging;
 pub mod routes;
+pub mod wire;
 
 use std::sync::Arc;
 
@@ -31,14 +32,15 @@ pub struct AppState {
     /// Externally visible base URL (behind a proxy), else derived from `Host`.
     pub public_url: Option<String>,
     pub tls: bool,
+    /// CORS for browser applications (`--cors-origin`); `None` sends no CORS headers.
+    pub cors: Option<tower_http::cors::CorsLayer>,
 }
 
-/// The whole application as a router: every path goes through [`dispatch`].
+/// The whole application as a router: every path goes through [`dispatch`], inside the wire
+/// layers (request ids and error envelope, compression, CORS, request decoding).
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .fallback(dispatch)
-        .with_state(state)
-        .layer(axum::middleware::from_fn(context::middleware))
+    let cors = state.cors.clone();
+    wire::layer(Router::new().fallback(dispatch).with_state(state), cors)
 }
 
 async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {

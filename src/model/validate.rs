@@ -13,10 +13,10 @@ pub struct BodyError(pub String);
 
 /// What the body is for.
 #[derive(Debug, Clone, Copy)]
-pub enum Mode<'a> {
+pub enum Mode {
     Create,
-    /// A PATCH of the profile with this id.
-    Patch(&'a str),
+    /// A PATCH: the URL names the entity, so a key value in the body never changes which one.
+    Patch,
 }
 
 /// Validation switches from configuration.
@@ -123,7 +123,7 @@ fn declared(ty: &EdmType, v: &Json, name: &str, mode: Mode) -> Result<Option<Cha
                         "Invalid value '{s}' for property '{name}': '{member}' is a sentinel that clients may not send. Valid values: {}.",
                         valid_members(e)
                     )),
-                    Mode::Patch(_) => Ok(None),
+                    Mode::Patch => Ok(None),
                 },
                 Some((_, value)) => Ok(Some(Change::Set(Value::Enum(value)))),
                 None => err(format!(
@@ -296,13 +296,10 @@ fn changes_from_map(
                     changes.props[i] = Some(Change::Set(Value::String(id)));
                 }
                 (Mode::Create, _) => {}
-                (Mode::Patch(path_id), Some(Change::Set(Value::String(id)))) if id == path_id => {}
-                (Mode::Patch(path_id), _) => {
-                    return err(format!(
-                        "The id in the body ({}) does not match the id in the URL ('{path_id}'); the id cannot be changed.",
-                        serde_json::to_string(v).unwrap_or_default()
-                    ));
-                }
+                // OData: key values in an update body are ignored (CONTRACT §3 "Changed"), like
+                // the other read-only values, after the type check above; so GET -> modify ->
+                // PATCH of a copy of another entity still writes the entity in the URL.
+                (Mode::Patch, _) => {}
             },
             // Type-checked above, then owned by the server's clock.
             Managed::Created | Managed::Modified => {}
@@ -346,7 +343,7 @@ mod tests {
         assert!(create(json!({"permissionsRequired": 4})).is_err());
         let p = changes_from_json(
             &json!({"permissionsRequired": "unknownFutureValue"}),
-            Mode::Patch("x"),
+            Mode::Patch,
             Options::default(),
         )
         .unwrap();
@@ -420,8 +417,11 @@ mod tests {
         assert!(create(json!({"id": 5})).is_err());
         let e = create(json!({"@odata.id": "https://graph.microsoft.com/beta/x"})).unwrap_err();
         assert!(e.0.contains("contained"), "{}", e.0);
-        let patch = |v| changes_from_json(&v, Mode::Patch("a"), Options::default());
-        assert!(patch(json!({"id": "a"})).is_ok());
-        assert!(patch(json!({"id": "b"})).is_err());
+        let patch = |v| changes_from_json(&v, Mode::Patch, Options::default());
+        for id in [json!("a"), json!("b"), json!(null)] {
+            let c = patch(json!({"id": id, "name": "n"})).unwrap();
+            assert_eq!(c.requested_id(), None, "a PATCH never sets the key");
+        }
+        assert!(patch(json!({"id": 5})).is_err(), "still type-checked");
     }
 }

@@ -4,6 +4,7 @@
 //! never a panic. The store turns the typed tree into SQL (`crate::store::compile`).
 
 pub mod ast;
+pub mod names;
 pub mod parser;
 pub mod query;
 pub mod typecheck;
@@ -88,6 +89,18 @@ mod fuzz {
         "custom",
         "é",
         "$",
+        // Names and keywords in other cases (CONTRACT §4 "Case").
+        "NAME",
+        "VendorInformation",
+        "EQ",
+        "And",
+        "NOT",
+        "In",
+        "TRUE",
+        "Null",
+        "ANY",
+        "StartsWith",
+        "Microsoft.Graph.ApplicationPermissionsRequired'USER'",
     ];
 
     /// Cases per fuzz property: 2,000 in CI (a few seconds); set `GRAPHSEC_FUZZ_CASES` to run

@@ -11,6 +11,7 @@
 
 use super::QueryError;
 use super::ast::{CmpOp, Expr, ExprKind, LambdaKind, Literal, Segment, Span};
+use super::names;
 use crate::model::edm;
 
 /// Size limits for one `$filter`; exceeding any of them is a 400, never a slow query.
@@ -500,13 +501,14 @@ impl Parser<'_, '_> {
         loop {
             let t = self.peek();
             let Tok::Ident(word) = &t.tok else { break };
-            let Some((lbp, rbp)) = infix_power(word) else {
+            // Operators are keywords: any case (OData 4.01).
+            let word = names::keyword(word);
+            let Some((lbp, rbp)) = infix_power(&word) else {
                 break;
             };
             if lbp < min_bp {
                 break;
             }
-            let word = word.clone();
             self.bump();
             let start = lhs.span.start;
             match word.as_str() {
@@ -659,7 +661,7 @@ impl Parser<'_, '_> {
 
     fn word(&mut self, word: String, span: Span, depth: usize) -> Result<Expr, QueryError> {
         let next = self.peek();
-        match word.as_str() {
+        match names::keyword(&word).as_str() {
             "not" if Self::starts_expression(&next.tok) => {
                 let operand = self.expr(NOT_POWER, depth + 1)?;
                 let whole = Span {
@@ -668,8 +670,10 @@ impl Parser<'_, '_> {
                 };
                 return self.node(ExprKind::Not(Box::new(operand)), whole);
             }
-            "true" | "false" | "null" if next.tok != Tok::Slash && next.tok != Tok::LParen => {
-                let lit = match word.as_str() {
+            kw @ ("true" | "false" | "null")
+                if next.tok != Tok::Slash && next.tok != Tok::LParen =>
+            {
+                let lit = match kw {
                     "true" => Literal::Bool(true),
                     "false" => Literal::Bool(false),
                     _ => Literal::Null,
@@ -695,8 +699,9 @@ impl Parser<'_, '_> {
                     ),
                 ));
             };
-            if (name == "any" || name == "all") && self.peek().tok == Tok::LParen {
-                let kind = if name == "any" {
+            let any = names::is_keyword(&name, "any");
+            if (any || names::is_keyword(&name, "all")) && self.peek().tok == Tok::LParen {
+                let kind = if any {
                     LambdaKind::Any
                 } else {
                     LambdaKind::All
@@ -1007,7 +1012,12 @@ mod tests {
             err("é eq 'a' $x"),
             "Syntax error at position 9 in '$filter': unexpected character '$'."
         );
-        assert!(err("name EQ 'a'").contains("found 'EQ'"));
+        // Keywords are case-insensitive (OData 4.01); a non-keyword still names itself.
+        assert_eq!(
+            show(&ok("name EQ 'a' AND NOT b Or c In (TRUE, Null)")),
+            show(&ok("name eq 'a' and not b or c in (true, null)"))
+        );
+        assert!(err("name EQQ 'a'").contains("found 'EQQ'"));
         assert!(err("x eq 12abc").contains("'12abc' is not a valid number"));
         assert!(err("x eq 99999999999999999999").contains("out of range"));
         assert!(err("x eq 1e999").contains("out of range"));

@@ -6,6 +6,7 @@
 //! (they are the client's own). Everything is checked against the entity table.
 
 use super::QueryError;
+use super::names;
 use super::typecheck::{TypedFilter, parse_and_check};
 use crate::model::edm::{EdmType, Member};
 use crate::model::entity::{ENTITY, Property};
@@ -217,14 +218,16 @@ fn parse_select(value: &str) -> Result<Option<Select>, QueryError> {
         }
         if part.contains('/') {
             let head = part.split('/').next().unwrap_or("");
-            return Err(QueryError::new(match ENTITY.property(head).map(|p| p.ty) {
-                Some(EdmType::Complex(_)) => format!(
-                    "The '$select' item '{shown}' selects a member of a complex property; select '{head}' as a whole."
-                ),
-                _ => format!("The '$select' item '{shown}' is not a property name."),
-            }));
+            return Err(QueryError::new(
+                match names::property(&ENTITY, head).map(|p| p.ty) {
+                    Some(EdmType::Complex(_)) => format!(
+                        "The '$select' item '{shown}' selects a member of a complex property; select '{head}' as a whole."
+                    ),
+                    _ => format!("The '$select' item '{shown}' is not a property name."),
+                },
+            ));
         }
-        let item = match ENTITY.property(part) {
+        let item = match names::property(&ENTITY, part) {
             Some(p) => SelectItem::Declared(p),
             None if ENTITY.open && is_identifier(part) => SelectItem::Dynamic(part.to_string()),
             None => {
@@ -252,8 +255,8 @@ fn parse_order_by(value: &str) -> Result<Vec<OrderKey>, QueryError> {
         let shown = super::parser::shorten(part.trim());
         let (path, descending) = match words.as_slice() {
             [path] => (*path, false),
-            [path, "asc"] => (*path, false),
-            [path, "desc"] => (*path, true),
+            [path, dir] if names::is_keyword(dir, "asc") => (*path, false),
+            [path, dir] if names::is_keyword(dir, "desc") => (*path, true),
             [] => return Err(QueryError::new("The '$orderby' has an empty item.")),
             _ => {
                 return Err(QueryError::new(format!(
@@ -283,7 +286,7 @@ fn sort_target(path: &str, shown: &str) -> Result<SortTarget, QueryError> {
     let head = segments.next().unwrap_or("");
     let member = segments.next();
     let extra = segments.next();
-    let Some(prop) = ENTITY.property(head) else {
+    let Some(prop) = names::property(&ENTITY, head) else {
         let why = if ENTITY.open && is_identifier(head) {
             "dynamic properties cannot be used in $orderby"
         } else {
@@ -302,9 +305,7 @@ fn sort_target(path: &str, shown: &str) -> Result<SortTarget, QueryError> {
     }
     match (prop.ty, member, extra) {
         (EdmType::Primitive(_) | EdmType::Enum(_), None, _) => Ok(SortTarget::Property(prop)),
-        (EdmType::Complex(c), Some(m), None) => c
-            .member_index(m)
-            .and_then(|i| c.members.get(i))
+        (EdmType::Complex(c), Some(m), None) => names::member(c, m)
             .map(|m| SortTarget::Member(prop, m))
             .ok_or_else(|| {
                 QueryError::new(format!(
@@ -509,8 +510,12 @@ mod tests {
                 .contains("optionally followed by 'asc' or 'desc'")
         );
         assert!(
-            err(&[("$orderby", "name DESC")]).contains("optionally followed by 'asc' or 'desc'")
+            err(&[("$orderby", "name DOWN")]).contains("optionally followed by 'asc' or 'desc'")
         );
+        // Keywords and names in any case (CONTRACT §4 "Case").
+        let o = q(&[("$orderby", "Name DESC,VendorInformation/PROVIDER Asc")]).unwrap();
+        assert!(o.order_by[0].descending && !o.order_by[1].descending);
+        assert_eq!(o.order_by[1].target.path(), "vendorInformation/provider");
         assert!(err(&[("$orderby", "name,name desc")]).contains("names 'name' more than once"));
         assert!(err(&[("$orderby", "name,")]).contains("empty item"));
         assert!(err(&[("$orderby", "")]).contains("empty item"));

@@ -18,6 +18,7 @@
 
 use super::QueryError;
 use super::ast::{CmpOp, Expr, ExprKind, LambdaKind, Literal, Segment, Span};
+use super::names;
 use super::parser::{char_position, shorten, snippet};
 use crate::model::edm::{ComplexType, EdmType, EnumType, Member, Primitive};
 use crate::model::entity::{ENTITY, Property};
@@ -103,7 +104,7 @@ pub enum Func {
 
 impl Func {
     fn by_name(name: &str) -> Option<Func> {
-        Some(match name {
+        Some(match names::keyword(name).as_str() {
             "startswith" => Func::StartsWith,
             "endswith" => Func::EndsWith,
             "contains" => Func::Contains,
@@ -300,7 +301,9 @@ impl Checker<'_> {
             Literal::DateTime(t) => typed(TKind::DateTime(*t), Ty::DateTime, false),
             Literal::Date(d) => typed(TKind::Date(*d), Ty::Date, false),
             Literal::Enum { type_name, member } => {
-                let Some(ty) = enum_types().find(|e| e.qualified_name() == *type_name) else {
+                let Some(ty) =
+                    enum_types().find(|e| names::is_keyword(type_name, &e.qualified_name()))
+                else {
                     return Err(self.error(span, format!("unknown type '{}'", shorten(type_name))));
                 };
                 let value = self.enum_member(ty, member, span)?;
@@ -310,17 +313,19 @@ impl Checker<'_> {
     }
 
     fn enum_member(&self, ty: &EnumType, member: &str, span: Span) -> Result<i64, QueryError> {
-        ty.by_name(member).map(|(_, v)| v).ok_or_else(|| {
-            self.error(
-                span,
-                format!(
-                    "'{}' is not a member of {} (members: {})",
-                    shorten(member),
-                    ty.qualified_name(),
-                    ty.member_list()
-                ),
-            )
-        })
+        names::enum_member(ty, member)
+            .map(|(_, v)| v)
+            .ok_or_else(|| {
+                self.error(
+                    span,
+                    format!(
+                        "'{}' is not a member of {} (members: {})",
+                        shorten(member),
+                        ty.qualified_name(),
+                        ty.member_list()
+                    ),
+                )
+            })
     }
 
     fn path(&self, segments: &[Segment]) -> Result<Typed, QueryError> {
@@ -356,7 +361,7 @@ impl Checker<'_> {
                 true,
             ));
         }
-        if let Some(prop) = ENTITY.property(&first.name) {
+        if let Some(prop) = names::property(&ENTITY, &first.name) {
             if !prop.filterable {
                 return Err(self.error(
                     first.span,
@@ -387,8 +392,7 @@ impl Checker<'_> {
                 EdmType::Complex(c) => match rest {
                     [] => Ok(typed(TKind::Presence(prop), Ty::Complex(c), prop.nullable)),
                     [seg, more @ ..] => {
-                        let Some(member) = c.member_index(&seg.name).and_then(|i| c.members.get(i))
-                        else {
+                        let Some(member) = names::member(c, &seg.name) else {
                             return Err(self.error(
                                 seg.span,
                                 format!(
@@ -602,15 +606,10 @@ impl Checker<'_> {
 
     fn call(&mut self, name: &Segment, args: &[Expr], span: Span) -> Result<Typed, QueryError> {
         let Some(func) = Func::by_name(&name.name) else {
-            let hint = if Func::by_name(&name.name.to_lowercase()).is_some() {
-                " (function names are lowercase)"
-            } else {
-                ""
-            };
             return Err(self.error(
                 name.span,
                 format!(
-                    "unknown function '{}'{hint}; supported functions: {}",
+                    "unknown function '{}'; supported functions: {}",
                     shorten(&name.name),
                     Func::NAMES
                 ),
@@ -855,10 +854,10 @@ mod tests {
                 .contains("'tags' is a collection and cannot be compared; use tags/any(x: ...)")
         );
         assert!(err("'x' eq tags").contains("position 7"));
-        assert!(
-            err("StartsWith(name,'a')")
-                .contains("unknown function 'StartsWith' (function names are lowercase)")
-        );
+        ok("StartsWith(NAME,'a') and ToLower(vendorInformation/Provider) eq 'x'");
+        ok("PermissionsRequired eq 'ADMINISTRATOR' and permissionsrequired in ('Guest')");
+        ok("permissionsRequired eq Microsoft.Graph.ApplicationPermissionsRequired'User'");
+        assert!(err("StartWith(name,'a')").contains("unknown function 'StartWith'"));
         assert!(err("now()").contains("unknown function 'now'"));
         assert!(err("permissionsRequired eq 'admin'").contains(
             "'admin' is not a member of microsoft.graph.applicationPermissionsRequired (members: unknown, anonymous"

@@ -5,6 +5,7 @@ mod auth;
 mod cluster;
 mod durability;
 mod etag;
+mod fidelity;
 mod perf;
 mod pg;
 mod query;

@@ -776,10 +776,196 @@ struct Case {
     skip: Option<usize>,
     count: bool,
     select: bool,
+    /// Seed of [`recase`]: the request spells option names, declared names, keywords,
+    /// functions and enum members in random case (CONTRACT §4 "Case"); `None` keeps the
+    /// canonical spelling.
+    casing: Option<u64>,
+}
+
+/// Words that OData's case rules let a client spell in any case: keywords and functions of
+/// the generated grammar, and the declared names (properties, complex members, the enum type).
+fn case_insensitive_words() -> HashSet<String> {
+    use graphsec::model::edm::EdmType;
+    use graphsec::model::entity::ENTITY;
+    let mut words: HashSet<String> = [
+        "eq",
+        "ne",
+        "gt",
+        "ge",
+        "lt",
+        "le",
+        "and",
+        "or",
+        "not",
+        "in",
+        "true",
+        "false",
+        "null",
+        "any",
+        "all",
+        "asc",
+        "desc",
+        "tolower",
+        "toupper",
+        "startswith",
+        "endswith",
+        "contains",
+        "length", // system query option names
+        "filter",
+        "orderby",
+        "top",
+        "skip",
+        "count",
+        "select",
+    ]
+    .iter()
+    .map(|w| w.to_string())
+    .collect();
+    words.insert(ENUM_TYPE.to_ascii_lowercase());
+    for p in ENTITY.properties {
+        words.insert(p.name.to_ascii_lowercase());
+        if let EdmType::Complex(c) = p.ty {
+            words.extend(c.members.iter().map(|m| m.name.to_ascii_lowercase()));
+        }
+    }
+    words
+}
+
+/// Rewrites `src` with every case-insensitive word (see [`case_insensitive_words`]) and every
+/// quoted enum member in a random case from `seed`. String literals, dynamic property names
+/// and lambda variables keep their spelling: those are case-sensitive.
+fn recase(src: &str, seed: u64) -> String {
+    static WORDS: std::sync::OnceLock<HashSet<String>> = std::sync::OnceLock::new();
+    let words = WORDS.get_or_init(case_insensitive_words);
+    let mut state = seed | 1;
+    let mut flip = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state & 1 == 1
+    };
+    let mut recased = |w: &str| -> String {
+        w.chars()
+            .map(|c| {
+                if flip() {
+                    c.to_ascii_uppercase()
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
+            .collect()
+    };
+    let chars: Vec<char> = src.chars().collect();
+    let mut out = String::with_capacity(src.len());
+    // Inside `permissionsRequired <op> '...'` or `... in ('...', ...)`: quoted enum members.
+    let mut enum_operand = false;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\'' {
+            let start = i;
+            i += 1;
+            while i < chars.len() {
+                if chars[i] == '\'' {
+                    if chars.get(i + 1) == Some(&'\'') {
+                        i += 2;
+                        continue;
+                    }
+                    break;
+                }
+                i += 1;
+            }
+            let inner: String = chars[start + 1..i.min(chars.len())].iter().collect();
+            let member = MEMBERS.iter().any(|(m, _)| *m == inner);
+            if enum_operand && member {
+                out.push('\'');
+                out.push_str(&recased(&inner));
+                out.push('\'');
+            } else {
+                out.extend(&chars[start..(i + 1).min(chars.len())]);
+            }
+            i += 1;
+        } else if c.is_ascii_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || "_.".contains(chars[i])) {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            let lower = word.to_ascii_lowercase();
+            if lower == "permissionsrequired" || lower == ENUM_TYPE.to_ascii_lowercase() {
+                enum_operand = true;
+            } else if lower == "and" || lower == "or" {
+                enum_operand = false;
+            }
+            if words.contains(&lower) {
+                out.push_str(&recased(&word));
+            } else {
+                out.push_str(&word);
+            }
+        } else if c.is_ascii_digit() {
+            // Numbers and unquoted dates (`2020-01-01T00:00:00Z`) stay as they are.
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || "-:.+".contains(chars[i]))
+            {
+                out.push(chars[i]);
+                i += 1;
+            }
+        } else {
+            if c == ')' {
+                enum_operand = false;
+            }
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn recase_touches_only_case_insensitive_words() {
+    let src = "(name eq 'name' and tags/any(t: tolower(t) eq 'x')) or custom ne null \
+               or permissionsRequired in ('user', microsoft.graph.applicationPermissionsRequired'guest') \
+               or createdDateTime gt 2020-01-01T00:00:00Z";
+    for seed in 1..50u64 {
+        let r = recase(src, seed);
+        assert_eq!(r.to_ascii_lowercase(), src.to_ascii_lowercase(), "{r}");
+        for kept in [
+            "'name'",
+            "t: ",
+            "(t)",
+            "'x'",
+            "custom",
+            "2020-01-01T00:00:00Z",
+        ] {
+            assert!(r.contains(kept), "{kept} in {r}");
+        }
+    }
+    assert!(
+        (1..50u64).any(|seed| !recase(src, seed).contains("'user'")),
+        "enum members recased"
+    );
+    assert!(
+        (1..50u64).any(|seed| !recase(src, seed).contains("name eq")),
+        "names recased"
+    );
 }
 
 impl Case {
     fn params(&self) -> Vec<(String, String)> {
+        let plain = self.canonical_params();
+        match self.casing {
+            None => plain,
+            Some(seed) => plain
+                .into_iter()
+                .enumerate()
+                .map(|(i, (k, v))| {
+                    let seed = seed.wrapping_add(i as u64 * 0x9e37_79b9);
+                    (recase(&k, seed ^ 0x5555), recase(&v, seed))
+                })
+                .collect(),
+        }
+    }
+
+    fn canonical_params(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if let Some(f) = &self.filter {
             out.push(("$filter".to_string(), f.render()));
@@ -829,14 +1015,16 @@ fn case(pools: &Arc<Pools>) -> BoxedStrategy<Case> {
         proptest::option::weighted(0.2, 0usize..=12),
         any::<bool>(),
         proptest::bool::weighted(0.15),
+        proptest::option::weighted(0.5, any::<u64>()),
     )
-        .prop_map(|(filter, order, top, skip, count, select)| Case {
+        .prop_map(|(filter, order, top, skip, count, select, casing)| Case {
             filter,
             order,
             top,
             skip,
             count,
             select,
+            casing,
         })
         .boxed()
 }

@@ -242,25 +242,60 @@ async fn client_chosen_ids_duplicates_and_bad_ids() {
     assert_eq!(s.all_ids().await.len(), 3);
 }
 
+/// CONTRACT §3 "Changed": a key value in a PATCH body is ignored like the other read-only
+/// values, so the entity in the URL (and only it) is written.
 #[tokio::test]
-async fn patch_with_a_different_id_is_400_and_the_same_id_is_fine() {
+async fn patch_ignores_a_foreign_id_and_read_only_values() {
     let s = Server::start();
     let id = s.create(&json!({"name": "a"})).await["id"]
         .as_str()
         .unwrap()
         .to_string();
+    let other = s.create(&json!({"name": "other"})).await;
+    let other_id = other["id"].as_str().unwrap().to_string();
+    let before: Value = s.get(&entity(&id)).await.json().await.unwrap();
+    let r = s
+        .patch(
+            &entity(&id),
+            &json!({
+                "id": other_id,
+                "name": "b",
+                "createdDateTime": "2001-01-01T00:00:00Z",
+                "lastModifiedDateTime": "2001-01-01T00:00:00Z"
+            }),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["id"], id.as_str(), "the URL names the entity");
+    assert_eq!(v["name"], "b");
+    assert_eq!(v["createdDateTime"], before["createdDateTime"]);
+    assert_ne!(v["lastModifiedDateTime"], "2001-01-01T00:00:00Z");
+    // The other entity is untouched, and no third one appeared.
+    let o: Value = s.get(&entity(&other_id)).await.json().await.unwrap();
+    assert_eq!(o["name"], "other");
+    assert_eq!(s.all_ids().await.len(), 2);
+    // GET -> modify -> PATCH: the whole body read back (context, type, key, timestamps) is
+    // accepted, on the same entity and onto another one.
+    let mut copy = o.clone();
+    copy["name"] = json!("copied");
+    let r = s.patch(&entity(&id), &copy).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = s.get(&entity(&id)).await.json().await.unwrap();
+    assert_eq!(
+        (v["id"].as_str(), v["name"].as_str()),
+        (Some(id.as_str()), Some("copied"))
+    );
+    // A key of the wrong type is still a type error, and nothing is written.
     let msg = expect_error(
-        s.patch(&entity(&id), &json!({"id": "other", "name": "b"}))
-            .await,
+        s.patch(&entity(&id), &json!({"id": 5, "name": "no"})).await,
         400,
         "BadRequest",
     )
     .await;
-    assert!(msg.contains("id"), "{msg}");
-    let r = s.patch(&entity(&id), &json!({"id": id, "name": "c"})).await;
-    assert_eq!(r.status(), 200);
+    assert!(msg.contains("id") && msg.contains("Edm.String"), "{msg}");
     let v: Value = s.get(&entity(&id)).await.json().await.unwrap();
-    assert_eq!(v["name"], "c");
+    assert_eq!(v["name"], "copied");
 }
 
 #[tokio::test]

@@ -251,21 +251,25 @@ fn client_for(dir: &Path, https: bool, token: Option<&str>) -> reqwest::Client {
         b = b.default_headers(headers);
     }
     if https {
-        let mut roots = rustls::RootCertStore::empty();
-        let cert = dir.join(graphsec::tls::SELF_SIGNED_CERT_FILE);
-        for c in rustls::pki_types::CertificateDer::pem_file_iter(&cert).expect("certificate file")
-        {
-            roots.add(c.expect("certificate")).expect("root");
-        }
-        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("tls versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        b = b.use_preconfigured_tls(tls);
+        b = b.use_preconfigured_tls(tls_trusting(dir));
     }
     b.build().expect("client")
+}
+
+/// A rustls client configuration that trusts exactly the self-signed certificate in `dir`
+/// (no ALPN: add `alpn_protocols` to offer HTTP/2).
+pub fn tls_trusting(dir: &Path) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    let cert = dir.join(graphsec::tls::SELF_SIGNED_CERT_FILE);
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(&cert).expect("certificate file") {
+        roots.add(c.expect("certificate")).expect("root");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("tls versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
 }
 
 impl Drop for Server {

@@ -161,7 +161,8 @@ async fn malformed_and_empty_json_are_400() {
         "   ",
         "nul",
         "{\"a\":1}{",
-        "\u{feff}{}",
+        "\u{feff}",
+        "\u{feff}\u{feff}{}",
     ] {
         let r = s
             .client

@@ -1,0 +1,160 @@
+//! Wire fidelity (CONTRACT §3 "Encoding", §6): the HTTP-level layers around the Graph router.
+//!
+//! From the outside in:
+//! 1. response compression (tower-http `CompressionLayer`, gzip/br, never 204/304 or tiny bodies);
+//! 2. the request-context middleware (ids, the Graph error envelope): inside compression, so the
+//!    error bodies it writes are compressed like any other body, and outside everything else, so
+//!    every response below it (CORS preflights, 415s from the decoder, 414/431) carries ids;
+//! 3. [`limits`]: 414/431 in the Graph envelope before hyper's own, much larger, limits apply
+//!    (and `Host` from `:authority` on HTTP/2);
+//! 4. CORS (tower-http `CorsLayer`, only with `--cors-origin`): preflights answered before
+//!    authentication;
+//! 5. request decompression (tower-http `RequestDecompressionLayer`, gzip/deflate/br): unknown
+//!    codings are 415 with `Accept-Encoding`; the decoded stream is what the handlers read under
+//!    `--max-body-bytes`, so a zip bomb ends as a 413 after at most that many decoded bytes.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderName, HeaderValue, Method, StatusCode, Version, header};
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+use tower_http::decompression::RequestDecompressionLayer;
+
+use super::context;
+use crate::error::GraphError;
+
+/// Longest request target (path and query) served; longer is 414. Generous for `$filter`
+/// (at most 8 KiB of text, up to three times that percent-encoded) and below hyper's own
+/// 64 KiB limit, whose 414 has no body.
+pub const MAX_URI_BYTES: usize = 32 * 1024;
+/// Largest total size of the request headers (names and values); larger is 431. Below hyper's
+/// own buffer limit (about 400 KiB), whose 431 has no body.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// The content codings graphsec decodes, as named in a 415's `Accept-Encoding`.
+pub const REQUEST_CODINGS: &str = "gzip, deflate, br, identity";
+
+/// Headers a browser application may read (CONTRACT §6).
+const EXPOSED_HEADERS: [&str; 5] = [
+    context::REQUEST_ID,
+    context::CLIENT_REQUEST_ID,
+    "location",
+    "etag",
+    "retry-after",
+];
+
+/// How long a browser may cache a preflight answer.
+const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// Wraps the Graph router in the wire layers (see the module doc for the order and why).
+pub fn layer(router: Router, cors: Option<CorsLayer>) -> Router {
+    let mut router = router.layer(RequestDecompressionLayer::new());
+    if let Some(cors) = cors {
+        router = router.layer(cors);
+    }
+    router
+        .layer(axum::middleware::from_fn(limits))
+        .layer(axum::middleware::from_fn(context::middleware))
+        .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(has_body)))
+}
+
+/// 204 and 304 never carry a body, so they are never compressed (and get no
+/// `Content-Encoding` that would confuse a cache).
+fn has_body(status: StatusCode, _: Version, _: &http::HeaderMap, _: &http::Extensions) -> bool {
+    status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED
+}
+
+/// The CORS layer for `--cors-origin` (none: no CORS headers at all, as before), or why the
+/// flag's value is wrong. Built once at startup.
+pub fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, String> {
+    let origins: Vec<&str> = origins
+        .iter()
+        .flat_map(|o| o.split(','))
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .collect();
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let allow_origin = if origins.contains(&"*") {
+        AllowOrigin::any()
+    } else {
+        let mut list = Vec::with_capacity(origins.len());
+        for o in origins {
+            // An origin is `scheme://host[:port]`, compared byte for byte by browsers.
+            let o = o.trim_end_matches('/');
+            if !(o.starts_with("http://") || o.starts_with("https://")) {
+                return Err(format!(
+                    "--cors-origin '{o}' is not an origin (expected e.g. https://app.example.com, or * for development)"
+                ));
+            }
+            list.push(
+                HeaderValue::from_str(o)
+                    .map_err(|_| format!("--cors-origin '{o}' is not valid"))?,
+            );
+        }
+        AllowOrigin::list(list)
+    };
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([
+                Method::GET,
+                Method::HEAD,
+                Method::POST,
+                Method::PATCH,
+                Method::PUT,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
+            // Graph clients send Authorization, client-request-id, Prefer, If-Match,
+            // ConsistencyLevel, SdkVersion...: whatever the preflight asks for is allowed.
+            .allow_headers(AllowHeaders::mirror_request())
+            .expose_headers(EXPOSED_HEADERS.map(HeaderName::from_static))
+            .max_age(PREFLIGHT_MAX_AGE),
+    ))
+}
+
+/// Refuses over-long request targets and header sections with the Graph envelope, gives
+/// HTTP/2 requests a `Host`, and lower-cases `Content-Encoding` (codings are case-insensitive,
+/// RFC 9110 §8.4.1; the decoder matches them exactly).
+async fn limits(mut req: Request, next: Next) -> Response {
+    let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri_len > MAX_URI_BYTES {
+        return GraphError::UriTooLong(format!(
+            "The request URI is {uri_len} bytes long; at most {MAX_URI_BYTES} are accepted."
+        ))
+        .into_response();
+    }
+    let header_len: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if header_len > MAX_HEADER_BYTES {
+        return GraphError::HeadersTooLarge(format!(
+            "The request headers are {header_len} bytes; at most {MAX_HEADER_BYTES} are accepted."
+        ))
+        .into_response();
+    }
+    // HTTP/2 carries the host in `:authority`, not `Host` (RFC 9113 §8.3.1); everything that
+    // derives URLs from `Host` (@odata.context, nextLink, Location) sees it there.
+    if !req.headers().contains_key(header::HOST)
+        && let Some(authority) = req.uri().authority()
+        && let Ok(v) = HeaderValue::from_str(authority.as_str())
+    {
+        req.headers_mut().insert(header::HOST, v);
+    }
+    if let Some(v) = req.headers().get(header::CONTENT_ENCODING)
+        && v.as_bytes().iter().any(u8::is_ascii_uppercase)
+        && let Ok(lower) = HeaderValue::from_bytes(&v.as_bytes().to_ascii_lowercase())
+    {
+        req.headers_mut().insert(header::CONTENT_ENCODING, lower);
+    }
+    next.run(req).await
+}
