@@ -87,23 +87,59 @@ pub fn selected() -> bool {
 /// A fresh database; dropped by [`drop_database`].
 pub fn create_database() -> String {
     let name = format!("graphsec_it_{}", uuid::Uuid::new_v4().simple());
-    let sql = format!("CREATE DATABASE {name}");
-    blocking(move |c| Box::pin(async move { c.batch_execute(&sql).await }))
-        .expect("PostgreSQL helper")
-        .expect("CREATE DATABASE");
+    ensure_database(&name);
     name
 }
 
-/// The database of a data directory, created on first use.
+/// Creates database `name` unless it exists.
+fn ensure_database(name: &str) {
+    let sql = format!("CREATE DATABASE {name}");
+    let r = blocking(move |c| Box::pin(async move { c.batch_execute(&sql).await }))
+        .expect("PostgreSQL helper");
+    if let Err(e) = r
+        && e.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE)
+    {
+        panic!("CREATE DATABASE {name}: {e}");
+    }
+}
+
+/// How many running servers use each database: the last one to stop drops it.
+fn users() -> &'static std::sync::Mutex<std::collections::HashMap<String, usize>> {
+    static USERS: OnceLock<std::sync::Mutex<std::collections::HashMap<String, usize>>> =
+        OnceLock::new();
+    USERS.get_or_init(Default::default)
+}
+
+/// The database of a data directory (named in a file there, so a server restarted on the same
+/// directory finds it again), created when missing. Pair with [`release`].
 pub fn database_for(dir: &Path) -> String {
     let marker = dir.join("postgres-test-database");
-    if let Ok(name) = std::fs::read_to_string(&marker) {
-        return name;
-    }
-    let name = create_database();
+    let name = std::fs::read_to_string(&marker)
+        .unwrap_or_else(|_| format!("graphsec_it_{}", uuid::Uuid::new_v4().simple()));
+    ensure_database(&name);
     std::fs::create_dir_all(dir).expect("data dir");
     std::fs::write(&marker, &name).expect("database marker");
+    *users()
+        .lock()
+        .expect("users")
+        .entry(name.clone())
+        .or_default() += 1;
     name
+}
+
+/// A server on `name` stopped: the database is dropped when no other server uses it (a
+/// restart on the same directory creates it again, empty; the restart tests that need the data
+/// to survive are SQLite's `durability` tests).
+pub fn release(name: &str) {
+    let last = {
+        let mut users = users().lock().expect("users");
+        let n = users.entry(name.to_string()).or_default();
+        *n = n.saturating_sub(1);
+        *n == 0
+    };
+    if last {
+        drop_database(name);
+    }
 }
 
 pub fn drop_database(name: &str) {

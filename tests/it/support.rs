@@ -275,10 +275,8 @@ pub fn tls_trusting(dir: &Path) -> rustls::ClientConfig {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
-        // A database of a harness-owned directory dies with it (a caller-owned directory may
-        // be restarted on, so its database is left for that restart).
-        if let (Some(db), Some(_)) = (&self.database, &self._temp) {
-            pg::drop_database(db);
+        if let Some(db) = &self.database {
+            pg::release(db);
         }
     }
 }
