@@ -31,6 +31,8 @@ pub enum GraphError {
         message: String,
         retry_after_secs: u64,
     },
+    /// A `$batch` sub-request not run because a request it depends on failed.
+    FailedDependency(String),
 }
 
 /// The rendered parts of an error, carried in response extensions until the middleware writes
@@ -58,6 +60,7 @@ impl GraphError {
             GraphError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             GraphError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             GraphError::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            GraphError::FailedDependency(_) => StatusCode::FAILED_DEPENDENCY,
         }
     }
 
@@ -77,6 +80,7 @@ impl GraphError {
             GraphError::TooManyRequests { .. } => "TooManyRequests",
             GraphError::Internal => "InternalServerError",
             GraphError::ServiceUnavailable { .. } => "ServiceNotAvailable",
+            GraphError::FailedDependency(_) => "FailedDependency",
         }
     }
 
@@ -91,6 +95,7 @@ impl GraphError {
             | GraphError::PreconditionFailed(m)
             | GraphError::PayloadTooLarge(m)
             | GraphError::UnsupportedMediaType(m)
+            | GraphError::FailedDependency(m)
             | GraphError::UriTooLong(m)
             | GraphError::HeadersTooLarge(m)
             | GraphError::TooManyRequests { message: m, .. }

@@ -119,7 +119,11 @@ fn is_json_content_type(headers: &HeaderMap) -> bool {
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Reads and parses a JSON body under the size limit.
-async fn json_body(state: &AppState, parts: &Parts, body: Body) -> Result<Json, GraphError> {
+pub(crate) async fn json_body(
+    state: &AppState,
+    parts: &Parts,
+    body: Body,
+) -> Result<Json, GraphError> {
     let too_large = || {
         GraphError::PayloadTooLarge(format!(
             "The request body is larger than {} bytes.",

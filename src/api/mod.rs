@@ -1,9 +1,13 @@
 //! The HTTP API: state, the router, and the dispatch from a [`routes::Route`] to a thin handler.
 
+pub mod batch;
 pub mod context;
+pub mod documents;
 pub mod envelope;
 pub mod etag;
 pub mod handlers;
+pub mod metadata;
+pub mod openapi;
 pub mod paging;
 pub mod routes;
 pub mod wire;
@@ -37,10 +41,25 @@ pub struct AppState {
 }
 
 /// The whole application as a router: every path goes through [`dispatch`], inside the wire
-/// layers (request ids and error envelope, compression, CORS, request decoding).
+/// layers (request ids and error envelope, compression, CORS, request decoding). `$batch` is
+/// answered by [`batch::middleware`] inside those layers; it runs each sub-request through the
+/// same stack a direct call goes through (wire layers included), never a copy of it.
 pub fn router(state: Arc<AppState>) -> Router {
     let cors = state.cors.clone();
-    wire::layer(Router::new().fallback(dispatch).with_state(state), cors)
+    let direct_call = wire::layer(core(state.clone()), cors.clone());
+    let target = batch::Target::new(state.clone(), direct_call);
+    wire::layer(
+        core(state).layer(axum::middleware::from_fn_with_state(
+            target,
+            batch::middleware,
+        )),
+        cors,
+    )
+}
+
+/// Routing, authentication, permissions and validation (inside [`dispatch`]).
+fn core(state: Arc<AppState>) -> Router {
+    Router::new().fallback(dispatch).with_state(state)
 }
 
 async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
@@ -63,6 +82,12 @@ fn method_not_allowed(method: &Method, allowed: &'static str) -> Response {
 async fn route(state: &AppState, req: Request) -> Result<Response, GraphError> {
     // Split now: a borrowed `Request` is not `Send` (its body is not `Sync`).
     let (parts, body) = req.into_parts();
+    let resolved = routes::resolve(parts.uri.path());
+    if let Ok(r) = &resolved
+        && r.route.is_public()
+    {
+        return documents::serve(state, &parts, r);
+    }
     // Graph authenticates before it looks at the path: no token, no information.
     let principal = state
         .auth
@@ -74,7 +99,7 @@ async fn route(state: &AppState, req: Request) -> Result<Response, GraphError> {
         )
         .await
         .map_err(GraphError::from)?;
-    let resolved = routes::resolve(parts.uri.path())?;
+    let resolved = resolved?;
     let method = parts.method.clone();
     let operation = if method == Method::GET || method == Method::HEAD {
         Operation::Read
@@ -97,5 +122,14 @@ async fn route(state: &AppState, req: Request) -> Result<Response, GraphError> {
         }
         (Route::Entity(id), &Method::DELETE) => handlers::delete(state, &ctx, &parts, &id).await,
         (Route::Entity(_), _) => Ok(method_not_allowed(&method, "GET, PATCH, DELETE")),
+        // Only reached for a method other than POST ([`batch::middleware`] takes the POSTs).
+        (Route::Batch, _) => Ok(method_not_allowed(&method, "POST")),
+        (route @ (Route::Metadata | Route::ServiceDocument | Route::OpenApi), _) => {
+            let resolved = routes::Resolved {
+                route,
+                versioned: resolved.versioned,
+            };
+            documents::serve(state, &parts, &resolved)
+        }
     }
 }

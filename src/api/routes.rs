@@ -18,6 +18,36 @@ pub enum Route {
     Count,
     /// `/security/cloudAppSecurityProfiles/{id}` or `…('{id}')`
     Entity(String),
+    /// `/beta/$batch` or `/$batch`: JSON batching (answered by [`crate::api::batch`]).
+    Batch,
+    /// `/beta/$metadata` or `/$metadata`: the CSDL document.
+    Metadata,
+    /// `/beta/` (the version root): the OData service document.
+    ServiceDocument,
+    /// `/openapi.json` or `/beta/openapi.json`.
+    OpenApi,
+}
+
+impl Route {
+    /// Documents anyone may read, as on Graph (`$metadata` needs no token): they describe the
+    /// service, never a tenant's data.
+    pub fn is_public(&self) -> bool {
+        matches!(
+            self,
+            Route::Metadata | Route::ServiceDocument | Route::OpenApi
+        )
+    }
+}
+
+/// The segment that addresses JSON batching.
+pub const BATCH_SEGMENT: &str = "$batch";
+
+/// A cheap test run on every request before [`resolve`]: could this path be `$batch`?
+pub fn may_be_batch(path: &str) -> bool {
+    let tail = path.trim_end_matches('/');
+    tail.len() >= BATCH_SEGMENT.len()
+        && tail.as_bytes()[tail.len() - BATCH_SEGMENT.len()..]
+            .eq_ignore_ascii_case(BATCH_SEGMENT.as_bytes())
 }
 
 /// A resolved path: the route and whether the client addressed the `/beta` version root.
@@ -85,6 +115,20 @@ pub fn resolve(path: &str) -> Result<Resolved, GraphError> {
         i += 1;
     }
     let seg = |i: usize| segs.get(i).map(String::as_str);
+    // The service-level resources, each a single segment under the (optional) version root.
+    let service = match seg(i) {
+        None if versioned => Some(Route::ServiceDocument),
+        Some(s) if s.eq_ignore_ascii_case(BATCH_SEGMENT) => Some(Route::Batch),
+        Some(s) if s.eq_ignore_ascii_case("$metadata") => Some(Route::Metadata),
+        Some(s) if s.eq_ignore_ascii_case("openapi.json") => Some(Route::OpenApi),
+        _ => None,
+    };
+    if let Some(route) = service {
+        return match seg(i + 1) {
+            Some(extra) => Err(not_found_segment(extra)),
+            _ => Ok(Resolved { route, versioned }),
+        };
+    }
     match seg(i) {
         Some(s) if s.eq_ignore_ascii_case(ENTITY.singleton) => i += 1,
         Some(s) => return Err(not_found_segment(s)),
@@ -175,6 +219,16 @@ mod tests {
             r("/security/cloudAppSecurityProfiles/a%20b"),
             Route::Entity("a b".into())
         );
+        assert_eq!(r("/beta/$batch"), Route::Batch);
+        assert_eq!(r("/$BATCH"), Route::Batch);
+        assert_eq!(r("/beta/$metadata"), Route::Metadata);
+        assert_eq!(r("/beta/"), Route::ServiceDocument);
+        assert_eq!(r("/beta"), Route::ServiceDocument);
+        assert_eq!(r("/openapi.json"), Route::OpenApi);
+        assert_eq!(r("/beta/openapi.json"), Route::OpenApi);
+        assert!(resolve("/beta/$batch/x").is_err());
+        assert!(resolve("/").is_err());
+        assert!(may_be_batch("/beta/$Batch/") && !may_be_batch("/beta/security"));
         assert!(
             resolve("/beta/security/cloudAppSecurityProfiles")
                 .unwrap()

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::{COLLECTION, Server, expect_error, tls_trusting};
 
-fn gzip(data: &[u8]) -> Vec<u8> {
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(data).unwrap();
     e.finish().unwrap()

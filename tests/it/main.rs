@@ -2,7 +2,9 @@
 //! 127.0.0.1:0 with its own store.
 
 mod auth;
+mod batch;
 mod cluster;
+mod documents;
 mod durability;
 mod etag;
 mod fidelity;

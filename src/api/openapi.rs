@@ -1,0 +1,321 @@
+//! The OpenAPI 3.1 document (`/openapi.json`, `/beta/openapi.json`), rendered from entity types.
+//!
+//! Like `$metadata`, it is written over a list of [`EntityType`]s: paths, operations, query
+//! options, request/response schemas, the Graph error schema and the bearer security scheme all
+//! follow from the table. The output is deterministic so a golden file can be re-derived.
+
+use serde_json::{Map, Value as Json, json};
+
+use crate::model::edm::{EdmType, Primitive};
+use crate::model::entity::{EntityType, Managed};
+
+/// Where a schema of the components lives.
+fn schema_ref(name: &str) -> Json {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn primitive(p: Primitive) -> Json {
+    match p {
+        Primitive::String => json!({ "type": "string" }),
+        Primitive::Boolean => json!({ "type": "boolean" }),
+        Primitive::DateTimeOffset => json!({ "type": "string", "format": "date-time" }),
+    }
+}
+
+/// A property's schema; `nullable` adds JSON null as a value.
+fn property_schema(ty: &EdmType, nullable: bool) -> Json {
+    let base = match ty {
+        EdmType::Primitive(p) => primitive(*p),
+        EdmType::Enum(e) => schema_ref(&e.qualified_name()),
+        EdmType::Complex(c) => schema_ref(&c.qualified_name()),
+        EdmType::Collection(p) => json!({ "type": "array", "items": primitive(*p) }),
+    };
+    if !nullable {
+        return base;
+    }
+    json!({ "anyOf": [base, { "type": "null" }] })
+}
+
+fn entity_schema(e: &EntityType) -> Json {
+    let mut props = Map::new();
+    let ty = e.qualified_name();
+    // Bodies may name the type with or without `#`; any other type is 400.
+    props.insert(
+        "@odata.type".into(),
+        json!({ "type": "string", "enum": [format!("#{ty}"), ty] }),
+    );
+    for p in e.properties {
+        let mut s = property_schema(&p.ty, p.nullable);
+        if matches!(p.managed, Managed::Created | Managed::Modified)
+            && let Some(o) = s.as_object_mut()
+        {
+            // Sent values are type-checked, then the server's clock wins.
+            o.insert("readOnly".into(), json!(true));
+        }
+        props.insert(p.name.into(), s);
+    }
+    json!({
+        "title": e.name,
+        "type": "object",
+        "properties": props,
+        // Open type: undeclared (dynamic) properties are stored and returned as sent.
+        "additionalProperties": e.open,
+    })
+}
+
+/// The `$select` values: declared properties of the type.
+fn select_names(e: &EntityType) -> Vec<&'static str> {
+    e.properties.iter().map(|p| p.name).collect()
+}
+
+fn query_params(e: &EntityType, list: bool) -> Vec<Json> {
+    let select = json!({
+        "name": "$select", "in": "query", "description": "Properties to return (id always comes back).",
+        "style": "form", "explode": false,
+        "schema": { "type": "array", "uniqueItems": true, "items": { "type": "string", "enum": select_names(e) } }
+    });
+    if !list {
+        return vec![select];
+    }
+    let sortable: Vec<String> = e
+        .properties
+        .iter()
+        .filter(|p| p.sortable)
+        .flat_map(|p| [p.name.to_string(), format!("{} desc", p.name)])
+        .collect();
+    vec![
+        json!({ "name": "$top", "in": "query", "description": "Page size.",
+                "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } }),
+        json!({ "name": "$skip", "in": "query", "description": "Items to skip.",
+                "schema": { "type": "integer", "minimum": 0 } }),
+        json!({ "name": "$filter", "in": "query", "description": "OData filter expression.",
+                "schema": { "type": "string" } }),
+        json!({ "name": "$count", "in": "query", "description": "Include @odata.count.",
+                "schema": { "type": "boolean" } }),
+        json!({ "name": "$orderby", "in": "query", "description": "Order items by property values.",
+                "style": "form", "explode": false,
+                "schema": { "type": "array", "uniqueItems": true, "items": { "type": "string", "enum": sortable } } }),
+        select,
+    ]
+}
+
+/// A JSON response whose body is `schema`.
+fn json_response(description: &str, schema: Json) -> Json {
+    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
+}
+
+/// Success responses plus every client error (Graph's error body).
+fn responses(success: &[(&str, Json)]) -> Json {
+    let mut r = Map::new();
+    for (status, resp) in success {
+        r.insert((*status).into(), resp.clone());
+    }
+    r.insert(
+        "4XX".into(),
+        json!({ "$ref": "#/components/responses/error" }),
+    );
+    Json::Object(r)
+}
+
+fn json_body(schema: Json) -> Json {
+    json!({ "required": true, "content": { "application/json": { "schema": schema } } })
+}
+
+/// The paths of one entity set, relative to the version root.
+fn entity_paths(e: &EntityType, paths: &mut Map<String, Json>) {
+    let collection = format!("/{}/{}", e.singleton, e.collection);
+    let entity = schema_ref(&e.qualified_name());
+    let key = e.properties[e.key_index()].name;
+    let tag = format!("{}.{}", e.singleton, e.name);
+    let op = |verb: &str, what: &str| format!("{}.{}.{verb}", e.singleton, what);
+    let list_schema = json!({
+        "type": "object",
+        "properties": {
+            "@odata.context": { "type": "string" },
+            "@odata.count": { "type": "integer" },
+            "@odata.nextLink": { "type": "string" },
+            "value": { "type": "array", "items": entity },
+        },
+        "required": ["value"],
+    });
+    let location = json!({ "Location": { "description": "The created entity's URL.", "schema": { "type": "string" } } });
+    let mut created = json_response("Created", entity.clone());
+    created["headers"] = location;
+    paths.insert(
+        collection.clone(),
+        json!({
+            "get": {
+                "tags": [tag], "operationId": op("list", e.collection),
+                "summary": format!("List {}", e.collection),
+                "parameters": query_params(e, true),
+                "responses": responses(&[("200", json_response("A page of entities", list_schema))]),
+            },
+            "post": {
+                "tags": [tag], "operationId": op("create", e.collection),
+                "summary": format!("Create {}", e.name),
+                "requestBody": json_body(entity.clone()),
+                "responses": responses(&[("201", created)]),
+            },
+        }),
+    );
+    paths.insert(
+        format!("{collection}/$count"),
+        json!({
+            "get": {
+                "tags": [tag], "operationId": op("count", e.collection),
+                "summary": format!("Count {}", e.collection),
+                "parameters": [{ "name": "$filter", "in": "query", "schema": { "type": "string" } }],
+                "responses": responses(&[("200", json!({
+                    "description": "The number of matching entities",
+                    "content": { "text/plain": { "schema": { "type": "integer", "minimum": 0 } } },
+                }))]),
+            },
+        }),
+    );
+    let key_param = json!({
+        "name": key, "in": "path", "required": true, "description": format!("The {key} of the {}", e.name),
+        "schema": { "type": "string" },
+    });
+    paths.insert(
+        format!("{collection}/{{{key}}}"),
+        json!({
+            "parameters": [key_param],
+            "get": {
+                "tags": [tag], "operationId": op("get", e.name),
+                "summary": format!("Get a {}", e.name),
+                "parameters": query_params(e, false),
+                "responses": responses(&[("200", json_response("The entity", entity.clone()))]),
+            },
+            "patch": {
+                "tags": [tag], "operationId": op("update", e.name),
+                "summary": format!("Update a {}", e.name),
+                "requestBody": json_body(entity.clone()),
+                "responses": responses(&[
+                    ("200", json_response("The updated entity", entity.clone())),
+                    ("204", json!({ "description": "Updated (Prefer: return=minimal)" })),
+                ]),
+            },
+            "delete": {
+                "tags": [tag], "operationId": op("delete", e.name),
+                "summary": format!("Delete a {}", e.name),
+                "responses": responses(&[("204", json!({ "description": "Deleted" }))]),
+            },
+        }),
+    );
+}
+
+fn batch_path() -> Json {
+    let request = json!({
+        "type": "object", "required": ["id", "method", "url"],
+        "properties": {
+            "id": { "type": "string", "minLength": 1 },
+            "method": { "type": "string" },
+            "url": { "type": "string", "minLength": 1 },
+            "headers": { "type": "object", "additionalProperties": { "type": "string" } },
+            "body": {},
+            "dependsOn": { "type": "array", "items": { "type": "string" } },
+        },
+    });
+    let response = json!({
+        "type": "object", "required": ["id", "status"],
+        "properties": {
+            "id": { "type": "string" },
+            "status": { "type": "integer" },
+            "headers": { "type": "object", "additionalProperties": { "type": "string" } },
+            "body": {},
+        },
+    });
+    json!({
+        "post": {
+            "tags": ["batch"], "operationId": "batch",
+            "summary": format!("JSON batching: up to {} requests", super::batch::MAX_REQUESTS),
+            "requestBody": json_body(json!({
+                "type": "object", "required": ["requests"],
+                "properties": { "requests": { "type": "array", "minItems": 1,
+                    "maxItems": super::batch::MAX_REQUESTS, "items": request } },
+            })),
+            "responses": responses(&[("200", json_response("One response per request", json!({
+                "type": "object", "required": ["responses"],
+                "properties": { "responses": { "type": "array", "items": response } },
+            })))]),
+        },
+    })
+}
+
+/// Renders the OpenAPI document for `entities`, with `server` as the version root's URL.
+pub fn render(entities: &[&EntityType], server: &str) -> Json {
+    let mut paths = Map::new();
+    let mut schemas = Map::new();
+    for e in entities {
+        entity_paths(e, &mut paths);
+        schemas.insert(e.qualified_name(), entity_schema(e));
+        for p in e.properties {
+            match p.ty {
+                EdmType::Enum(en) => {
+                    let names: Vec<&str> = en.members.iter().map(|(n, _)| *n).collect();
+                    schemas.insert(
+                        en.qualified_name(),
+                        json!({ "title": en.name, "type": "string", "enum": names }),
+                    );
+                }
+                EdmType::Complex(c) => {
+                    let mut props = Map::new();
+                    for m in c.members {
+                        props.insert(
+                            m.name.into(),
+                            property_schema(&EdmType::Primitive(m.ty), true),
+                        );
+                    }
+                    // Closed: an undeclared member is 400 (annotations such as
+                    // `@odata.type` are allowed on input and never returned).
+                    schemas.insert(
+                        c.qualified_name(),
+                        json!({ "title": c.name, "type": "object", "properties": props,
+                                "patternProperties": { "@": {} },
+                                "additionalProperties": false }),
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    paths.insert(format!("/{}", super::routes::BATCH_SEGMENT), batch_path());
+    schemas.insert(
+        "odata.error".into(),
+        json!({
+            "type": "object", "required": ["error"],
+            "properties": { "error": {
+                "type": "object", "required": ["code", "message"],
+                "properties": {
+                    "code": { "type": "string" },
+                    "message": { "type": "string" },
+                    "innerError": { "type": "object", "properties": {
+                        "date": { "type": "string" },
+                        "request-id": { "type": "string" },
+                        "client-request-id": { "type": "string" },
+                    } },
+                },
+            } },
+        }),
+    );
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "graphsec",
+            "description": "Microsoft Graph beta legacy security API, as served by graphsec.",
+            "version": env!("CARGO_PKG_VERSION"),
+        },
+        "servers": [{ "url": server }],
+        "security": [{ "bearerAuth": [] }],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "responses": {
+                "error": json_response("A Graph error", schema_ref("odata.error")),
+            },
+            "securitySchemes": {
+                "bearerAuth": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" },
+            },
+        },
+    })
+}
