@@ -25,6 +25,7 @@ use super::AppState;
 use super::context::{self, RequestIds};
 use super::routes::{self, Route};
 use crate::error::GraphError;
+use crate::odata::parser::shorten;
 
 /// Graph's limit on requests in one batch.
 pub const MAX_REQUESTS: usize = 20;
@@ -159,7 +160,8 @@ fn parse(doc: &Json) -> Result<Vec<Item>, GraphError> {
             })?;
         if index.insert(id.to_lowercase(), i).is_some() {
             return Err(bad(format!(
-                "The batch contains the request id '{id}' more than once (ids are compared ignoring case)."
+                "The batch contains the request id '{}' more than once (ids are compared ignoring case).",
+                shorten(id)
             )));
         }
     }
@@ -167,20 +169,27 @@ fn parse(doc: &Json) -> Result<Vec<Item>, GraphError> {
 }
 
 fn parse_item(r: &Json, index: &HashMap<String, usize>) -> Result<Item, GraphError> {
-    let id = r.get("id").and_then(Json::as_str).unwrap_or_default();
+    let full_id = r.get("id").and_then(Json::as_str).unwrap_or_default();
+    // Messages quote client input shortened: a batch may hold megabytes of it.
+    let id = shorten(full_id);
     let field = |name: &str| r.get(name).filter(|v| !v.is_null());
     let method = field("method")
         .and_then(Json::as_str)
         .ok_or_else(|| bad(format!("Request '{id}' has no 'method' string.")))?;
-    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
-        .map_err(|_| bad(format!("Request '{id}' has an invalid method '{method}'.")))?;
+    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| {
+        bad(format!(
+            "Request '{id}' has an invalid method '{}'.",
+            shorten(method)
+        ))
+    })?;
     let url = field("url")
         .and_then(Json::as_str)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| bad(format!("Request '{id}' has no 'url' string.")))?;
     let uri = relative_uri(url).ok_or_else(|| {
         bad(format!(
-            "Request '{id}' has the url '{url}', which is not a URL relative to the version root."
+            "Request '{id}' has the url '{}', which is not a URL relative to the version root.",
+            shorten(url)
         ))
     })?;
     if routes::resolve(uri.path()).is_ok_and(|r| r.route == Route::Batch) {
@@ -195,14 +204,15 @@ fn parse_item(r: &Json, index: &HashMap<String, usize>) -> Result<Item, GraphErr
                 "The 'headers' of request '{id}' must be an object."
             ))
         })?;
-        for (name, value) in h {
+        for (full_name, value) in h {
+            let name = shorten(full_name);
             let value = value.as_str().ok_or_else(|| {
                 bad(format!(
                     "Header '{name}' of request '{id}' must be a string."
                 ))
             })?;
             let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(name.as_bytes()),
+                HeaderName::from_bytes(full_name.as_bytes()),
                 HeaderValue::from_str(value),
             ) else {
                 return Err(bad(format!(
@@ -236,14 +246,15 @@ fn parse_item(r: &Json, index: &HashMap<String, usize>) -> Result<Item, GraphErr
             ))
         })?;
         for dep in list {
-            let name = dep.as_str().ok_or_else(|| {
+            let full_name = dep.as_str().ok_or_else(|| {
                 bad(format!(
                     "The 'dependsOn' of request '{id}' must list request ids (strings)."
                 ))
             })?;
-            let i = index.get(&name.to_lowercase()).ok_or_else(|| {
+            let i = index.get(&full_name.to_lowercase()).ok_or_else(|| {
                 bad(format!(
-                    "Request '{id}' depends on '{name}', which is not a request of this batch."
+                    "Request '{id}' depends on '{}', which is not a request of this batch.",
+                    shorten(full_name)
                 ))
             })?;
             if !depends_on.contains(i) {
@@ -252,7 +263,7 @@ fn parse_item(r: &Json, index: &HashMap<String, usize>) -> Result<Item, GraphErr
         }
     }
     Ok(Item {
-        id: id.to_string(),
+        id: full_id.to_string(),
         method,
         uri,
         headers,
@@ -305,9 +316,9 @@ fn schedule(items: &[Item]) -> Result<Vec<usize>, GraphError> {
         release(items, i, &mut waiting, &mut ready);
     }
     if order.len() < items.len() {
-        let stuck: Vec<&str> = (0..items.len())
+        let stuck: Vec<String> = (0..items.len())
             .filter(|i| !order.contains(i))
-            .map(|i| items[i].id.as_str())
+            .map(|i| shorten(&items[i].id))
             .collect();
         return Err(bad(format!(
             "The dependsOn of the batch's requests form a cycle (among: {}).",
@@ -387,7 +398,8 @@ fn release(items: &[Item], i: usize, waiting: &mut [usize], ready: &mut VecDeque
 async fn failed_dependency(item: &Item, dep: &Item) -> Outcome {
     error_outcome(GraphError::FailedDependency(format!(
         "Request '{}' was not run because request '{}', on which it depends, failed.",
-        item.id, dep.id
+        shorten(&item.id),
+        shorten(&dep.id)
     )))
     .await
 }

@@ -279,6 +279,16 @@ fn changes_from_map(
                     ENTITY.qualified_name()
                 ));
             }
+            // A query resolves `Name` to the declared `name` (CONTRACT §4 "Case"), so a dynamic
+            // property spelled like a declared one but for case could be written and never be
+            // selected or filtered again: refuse it, naming the declared spelling.
+            if let Some(p) = crate::odata::names::property(&ENTITY, name) {
+                return err(format!(
+                    "Property '{name}' differs only in case from the declared property '{}' of type '{}'; property names in a request body are case-sensitive.",
+                    p.name,
+                    ENTITY.qualified_name()
+                ));
+            }
             if !is_identifier(name) {
                 return err(format!(
                     "'{name}' is not a valid dynamic property name: use letters, digits and '_' (at most {MAX_DYNAMIC_NAME_BYTES} bytes), starting with a letter or '_'."
@@ -381,6 +391,8 @@ mod tests {
             ),
             (json!([1]), "JSON object"),
             (json!({"bad name": 1}), "dynamic property name"),
+            (json!({"Name": "x"}), "declared property 'name'"),
+            (json!({"ID": "x"}), "declared property 'id'"),
             (json!({"name": "a\u{0}b"}), "U+0000"),
             (json!({"tags": ["ok", "\u{0}"]}), "tags[1]"),
             (json!({"dyn": {"deep": ["\u{0}"]}}), "dyn/deep[0]"),

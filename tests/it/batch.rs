@@ -271,6 +271,35 @@ async fn malformed_batches_are_refused_whole_and_write_nothing() {
     );
 }
 
+/// Client input quoted in a malformed batch's message is shortened: a 100 KB url, id, method,
+/// header name or dependsOn entry is not echoed back whole.
+#[tokio::test]
+async fn messages_quote_huge_batch_input_shortened() {
+    let s = Server::start();
+    let huge = "q".repeat(100_000);
+    let get = |id: &str| json!({"id": id, "method": "GET", "url": SET});
+    let cases = [
+        json!([{"id": "1", "method": "GET", "url": format!("{SET}?$filter={huge} x")}]),
+        json!([{"id": "1", "method": format!("{huge} X"), "url": SET}]),
+        json!([{"id": "1", "method": "GET", "url": SET, "headers": {format!("{huge} x"): "v"}}]),
+        json!([{"id": "1", "method": "GET", "url": SET, "dependsOn": [huge.clone()]}]),
+        json!([get(&huge), get(&huge.to_uppercase())]),
+        json!([{"id": huge.clone(), "method": "GET", "url": SET, "dependsOn": [huge.clone()]}]),
+    ];
+    for requests in cases {
+        let r = batch_with(
+            &s,
+            &s.client,
+            "/beta/$batch",
+            &json!({ "requests": requests }),
+        )
+        .await;
+        let msg = expect_error(r, 400, "BadRequest").await;
+        assert!(msg.contains("..."), "{}", &msg[..msg.len().min(300)]);
+        assert!(msg.len() < 1000, "{} bytes: {}", msg.len(), &msg[..300]);
+    }
+}
+
 #[tokio::test]
 async fn batch_without_version_prefix_and_with_any_case() {
     let s = Server::start();

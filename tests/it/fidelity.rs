@@ -326,6 +326,51 @@ async fn odata_case_rules_over_http() {
     }
 }
 
+/// A body property spelled like a declared one but for case would be stored as a dynamic
+/// property that no query could reach (`$select=Name` means the declared `name`): refused with
+/// 400 on POST and PATCH, nothing written.
+#[tokio::test]
+async fn body_names_differing_from_declared_ones_only_in_case_are_refused() {
+    let s = Server::start();
+    let created = s.create(&json!({"name": "n", "Custom": 1})).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    for body in [
+        json!({"Name": "x"}),
+        json!({"RISKSCORE": "7"}),
+        json!({"name": "ok", "PermissionsRequired": "administrator"}),
+    ] {
+        let msg = expect_error(s.post(COLLECTION, &body).await, 400, "BadRequest").await;
+        assert!(msg.contains("differs only in case"), "{body}: {msg}");
+    }
+    let one = format!("{COLLECTION}/{id}");
+    for body in [
+        json!({"ID": "other"}),
+        json!({"name": "p", "CreatedDateTime": "x"}),
+    ] {
+        let msg = expect_error(s.patch(&one, &body).await, 400, "BadRequest").await;
+        assert!(msg.contains("differs only in case"), "{body}: {msg}");
+    }
+    assert_eq!(s.all_ids().await, vec![id.clone()], "nothing created");
+    let now: Value = s.get(&one).await.json().await.unwrap();
+    assert_eq!(now, created, "nothing changed");
+    // Dynamic names that differ from each other only in case stay distinct and reachable.
+    let v = s.create(&json!({"foo": 1, "Foo": 2})).await;
+    let r: Value = s
+        .get_with(
+            COLLECTION,
+            &[("$filter", "Foo eq 2"), ("$select", "foo,Foo")],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["value"][0]["id"], v["id"], "{r}");
+    assert_eq!(
+        (&r["value"][0]["foo"], &r["value"][0]["Foo"]),
+        (&json!(1), &json!(2))
+    );
+}
+
 #[tokio::test]
 async fn cors_preflight_needs_no_token_and_responses_expose_graph_headers() {
     let s = Server::start_with(&[
