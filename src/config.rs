@@ -31,6 +31,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
+    /// (Boxed: the flags make it much larger than the other variants.)
     Serve(Box<ServeArgs>),
     /// Print a development token that a server with the same --data-dir accepts (dev mode).
     ///
@@ -74,6 +75,9 @@ pub struct ExportArgs {
     /// Log filter (tracing syntax).
     #[arg(long, env = "GRAPHSEC_LOG", default_value = "info")]
     pub log: String,
+    /// `--database-url` exports from PostgreSQL instead of the data directory.
+    #[command(flatten)]
+    pub database: crate::store::postgres::DatabaseArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -100,6 +104,9 @@ pub struct ImportArgs {
     /// Log filter (tracing syntax).
     #[arg(long, env = "GRAPHSEC_LOG", default_value = "info")]
     pub log: String,
+    /// `--database-url` imports into PostgreSQL instead of the data directory.
+    #[command(flatten)]
+    pub database: crate::store::postgres::DatabaseArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -180,4 +187,7 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub limits: crate::api::limits::LimitArgs,
+
+    #[command(flatten)]
+    pub database: crate::store::postgres::DatabaseArgs,
 }

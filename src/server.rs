@@ -11,6 +11,7 @@ use crate::config::ServeArgs;
 use crate::model::validate;
 use crate::ops;
 use crate::store::Store;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::{Location, SqliteStore};
 use crate::tls;
 
@@ -21,22 +22,10 @@ const DEV_TOKEN_TTL_SECS: u64 = 24 * 3600;
 
 /// Runs the server until a shutdown signal arrives.
 pub async fn run(args: ServeArgs) -> Result<(), String> {
-    let location = if args.in_memory {
-        Location::Memory
-    } else {
-        Location::File(args.data_dir.clone())
-    };
-    let store = SqliteStore::open(&location)?;
+    let store = open_store(&args).await?;
     // Recorder first: the store and the request path record into it from here on.
     let metrics = ops::metrics::install()?;
-    let store: Arc<dyn Store> = Arc::new(ops::metrics::Instrumented(Arc::new(store)));
-    match &location {
-        Location::File(dir) => tracing::info!(
-            database = %SqliteStore::database_path(dir).display(),
-            "embedded SQLite store (WAL, synchronous=FULL)"
-        ),
-        Location::Memory => tracing::info!("in-memory store: nothing is written to disk"),
-    }
+    let store: Arc<dyn Store> = Arc::new(ops::metrics::Instrumented(store));
     if let Some(seed) = &args.seed {
         seed_store(store.clone(), seed, args.strict_properties).await?;
     }
@@ -119,8 +108,17 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         admin_token: args.admin_token.clone(),
         metrics: args.metrics_listen.is_none().then(|| metrics.clone()),
         info: ops::http::Info {
-            store: "sqlite",
-            location: data_dir.map(|d| d.display().to_string()),
+            store: if args.database.database_url.is_some() {
+                "postgresql"
+            } else {
+                "sqlite"
+            },
+            // Never the database URL itself: it may carry a password.
+            location: if args.database.database_url.is_some() {
+                None
+            } else {
+                data_dir.map(|d| d.display().to_string())
+            },
             features,
         },
     });
@@ -184,6 +182,27 @@ async fn seed_store(store: Arc<dyn Store>, path: &str, strict: bool) -> Result<(
     }
     tracing::info!(file = path, profiles = report.imported, "seeded the store");
     Ok(())
+}
+
+/// The PostgreSQL store when --database-url is given, else the embedded SQLite store.
+async fn open_store(args: &ServeArgs) -> Result<Arc<dyn Store>, String> {
+    if let Some(url) = &args.database.database_url {
+        return Ok(Arc::new(PostgresStore::open(&args.database, url).await?));
+    }
+    let location = if args.in_memory {
+        Location::Memory
+    } else {
+        Location::File(args.data_dir.clone())
+    };
+    let store = SqliteStore::open(&location)?;
+    match &location {
+        Location::File(dir) => tracing::info!(
+            database = %SqliteStore::database_path(dir).display(),
+            "embedded SQLite store (WAL, synchronous=FULL)"
+        ),
+        Location::Memory => tracing::info!("in-memory store: nothing is written to disk"),
+    }
+    Ok(Arc::new(store))
 }
 
 /// Scripts and tests wait for this exact form on stdout.

@@ -312,6 +312,27 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
+/// The TLS client configuration for outgoing connections (JWKS fetches, PostgreSQL): rustls on
+/// the aws-lc-rs provider (the process's one crypto stack) with the operating system's trust
+/// store (which honours `SSL_CERT_FILE` / `SSL_CERT_DIR`, so private CAs can be configured).
+pub fn client_config() -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        // Individual unparsable system certificates are common and harmless; skip them.
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        tracing::warn!("no system CA certificates found; outgoing TLS connections will fail");
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS client setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

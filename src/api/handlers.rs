@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 
 use super::AppState;
 use super::envelope::{self, Root};
-use super::paging;
+use super::{etag, paging};
 use crate::auth::{Operation, Principal};
 use crate::error::GraphError;
 use crate::model::entity::ENTITY;
@@ -16,7 +16,6 @@ use crate::model::record::Selection;
 use crate::model::validate::{self, Mode};
 use crate::odata::query::{ListQuery, Select, SelectItem, parse_list_query};
 use crate::store::compile::{self, SqlParam};
-use crate::store::schema::Dialect;
 use crate::store::{ListSpec, StoreError, key_values};
 
 /// What every handler knows about the request besides its body. It can only be built from an
@@ -61,10 +60,7 @@ fn store_error(e: StoreError, id: &str) -> GraphError {
         StoreError::Duplicate => {
             GraphError::Conflict(format!("A {} with id '{id}' already exists.", ENTITY.name))
         }
-        StoreError::VersionMismatch => GraphError::PreconditionFailed(format!(
-            "The {} with id '{id}' has changed since the version named in If-Match.",
-            ENTITY.name
-        )),
+        StoreError::VersionMismatch => precondition_failed(id),
         StoreError::Unavailable(m) => {
             tracing::warn!(error = %m, "store unavailable");
             GraphError::ServiceUnavailable {
@@ -79,6 +75,21 @@ fn store_error(e: StoreError, id: &str) -> GraphError {
             GraphError::Internal
         }
     }
+}
+
+fn precondition_failed(id: &str) -> GraphError {
+    GraphError::PreconditionFailed(format!(
+        "The {} with id '{id}' does not satisfy the request's If-Match or If-None-Match \
+         condition (it has changed, or the tag is not a current strong ETag).",
+        ENTITY.name
+    ))
+}
+
+/// Adds the entity's `ETag` to a single-entity response.
+fn with_etag(mut resp: Response, version: i64) -> Response {
+    resp.headers_mut()
+        .insert(header::ETAG, etag::header_value(version));
+    resp
 }
 
 /// `application/json`, in any case, with any parameters, and a `charset` (if any) that spells
@@ -324,7 +335,7 @@ pub async fn create(
     if let Ok(v) = HeaderValue::from_str(&ctx.root.entity_url(record.id())) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
-    Ok(resp)
+    Ok(with_etag(resp, record.version))
 }
 
 pub async fn get(
@@ -340,13 +351,26 @@ pub async fn get(
         .get(&ctx.tenant, id)
         .await
         .map_err(|e| store_error(e, id))?;
+    // RFC 9110 §13.2.2: If-Match first (412), then If-None-Match (304 for a GET).
+    let pre = etag::precondition(&parts.headers);
+    if pre.if_match.is_some_and(|t| !t.matches(record.version)) {
+        return Err(precondition_failed(id));
+    }
+    if pre.if_none_match.is_some_and(|t| t.matches(record.version)) {
+        let mut resp = Response::new(Body::empty());
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        return Ok(with_etag(resp, record.version));
+    }
     let (sel, names) = selection(q.select.as_ref());
-    Ok(envelope::entity_response(
-        StatusCode::OK,
-        &ctx.root,
-        &record,
-        sel.as_ref(),
-        names.as_deref(),
+    Ok(with_etag(
+        envelope::entity_response(
+            StatusCode::OK,
+            &ctx.root,
+            &record,
+            sel.as_ref(),
+            names.as_deref(),
+        ),
+        record.version,
     ))
 }
 
@@ -365,8 +389,7 @@ pub async fn list(state: &AppState, ctx: &Ctx, parts: &Parts) -> Result<Response
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(invalid)?;
             // The token is signed, so this only fails for tokens of an incompatible server version.
-            compile::compile_keyset(&q.order_by, &values, Dialect::Sqlite, 1)
-                .map_err(|_| invalid())?;
+            compile::check_keyset(&q.order_by, &values).map_err(|_| invalid())?;
             Some(values)
         }
     };
@@ -456,7 +479,7 @@ pub async fn update(
         .map_err(|e| GraphError::BadRequest(e.0))?;
     let record = state
         .store
-        .update(&ctx.tenant, id, changes, None)
+        .update(&ctx.tenant, id, changes, etag::precondition(&parts.headers))
         .await
         .map_err(|e| store_error(e, id))?;
     if minimal {
@@ -466,21 +489,23 @@ pub async fn update(
             "preference-applied",
             HeaderValue::from_static("return=minimal"),
         );
-        return Ok(resp);
+        return Ok(with_etag(resp, record.version));
     }
-    Ok(envelope::entity_response(
-        StatusCode::OK,
-        &ctx.root,
-        &record,
-        None,
-        None,
+    Ok(with_etag(
+        envelope::entity_response(StatusCode::OK, &ctx.root, &record, None, None),
+        record.version,
     ))
 }
 
-pub async fn delete(state: &AppState, ctx: &Ctx, id: &str) -> Result<Response, GraphError> {
+pub async fn delete(
+    state: &AppState,
+    ctx: &Ctx,
+    parts: &Parts,
+    id: &str,
+) -> Result<Response, GraphError> {
     state
         .store
-        .delete(&ctx.tenant, id, None)
+        .delete(&ctx.tenant, id, etag::precondition(&parts.headers))
         .await
         .map_err(|e| store_error(e, id))?;
     let mut resp = Response::new(Body::empty());

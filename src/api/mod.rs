@@ -5,6 +5,7 @@ pub mod batch;
 pub mod context;
 pub mod documents;
 pub mod envelope;
+pub mod etag;
 pub mod faults;
 pub mod handlers;
 pub mod limits;
@@ -175,7 +176,7 @@ async fn route(
         (Route::Entity(id), &Method::PATCH) => {
             handlers::update(state, &ctx, &parts, body, &id).await
         }
-        (Route::Entity(id), &Method::DELETE) => handlers::delete(state, &ctx, &id).await,
+        (Route::Entity(id), &Method::DELETE) => handlers::delete(state, &ctx, &parts, &id).await,
         (Route::Entity(_), _) => Ok(method_not_allowed(&method, "GET, PATCH, DELETE")),
         // Only reached for a method other than POST ([`batch::middleware`] takes the POSTs).
         (Route::Batch, _) => Ok(method_not_allowed(&method, "POST")),

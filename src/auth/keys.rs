@@ -377,25 +377,10 @@ fn load_file(path: &std::path::Path) -> Result<Vec<Arc<VerifyingKey>>, String> {
     parse_jwks(&text, &format!("JWKS file {}", path.display()))
 }
 
-/// The client for `--jwks-url`: rustls on the aws-lc-rs provider (the one crypto stack of the
-/// process) with the operating system's trust store (which honours `SSL_CERT_FILE` /
-/// `SSL_CERT_DIR`, so private CAs and TLS-inspecting proxies can be configured).
+/// The client for `--jwks-url`, on [`crate::tls::client_config`] (system trust store, so
+/// private CAs and TLS-inspecting proxies can be configured).
 fn http_client() -> Result<reqwest::Client, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for cert in native.certs {
-        // Individual unparsable system certificates are common and harmless; skip them.
-        let _ = roots.add(cert);
-    }
-    if roots.is_empty() {
-        tracing::warn!("no system CA certificates found; https --jwks-url fetches will fail");
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS client setup: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = crate::tls::client_config()?;
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .timeout(FETCH_TIMEOUT)

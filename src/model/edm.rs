@@ -242,6 +242,21 @@ pub fn now_ticks() -> i64 {
     (nanos / 100) as i64
 }
 
+/// [`now_ticks`], but strictly increasing within the process: every write takes one, so the
+/// entity version it stamps (the basis of ETags) never repeats, not even for a delete and a
+/// re-create of the same id within one clock tick.
+pub fn unique_ticks() -> i64 {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let now = now_ticks();
+    let prev = LAST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(now.max(last.saturating_add(1)))
+        })
+        .unwrap_or(now);
+    now.max(prev.saturating_add(1))
+}
+
 /// Graph's `innerError.date` form: UTC, no offset, no fraction.
 pub fn format_error_date(ticks: i64) -> String {
     let s = format_datetime(ticks - ticks.rem_euclid(TICKS_PER_SECOND));

@@ -30,7 +30,9 @@ pub struct Record {
     pub values: Vec<Value>,
     /// The open type's dynamic properties, in the order they were first sent.
     pub dynamic: Map<String, Json>,
-    /// Incremented by every successful write; the basis of ETags.
+    /// Set by every successful write to that write's unique tick (at least one more than the
+    /// previous version): the basis of ETags, so it changes on every write and a re-created id
+    /// does not repeat a deleted entity's versions.
     pub version: i64,
 }
 
@@ -90,7 +92,8 @@ impl Record {
         record
     }
 
-    /// Applies PATCH semantics: absent keeps, null clears, collections replace, complex values
+    /// Applies PATCH semantics (`now` is the write's unique tick, see `edm::unique_ticks`):
+    /// absent keeps, null clears, collections replace, complex values
     /// merge member by member, dynamic properties merge like declared ones.
     pub fn apply(&mut self, changes: Changes, now: i64) {
         for (i, (prop, change)) in ENTITY.properties.iter().zip(changes.props).enumerate() {
@@ -118,7 +121,7 @@ impl Record {
             self.dynamic.insert(k, v);
         }
         self.values[ENTITY.managed_index(Managed::Modified)] = Value::DateTime(now);
-        self.version += 1;
+        self.version = now.max(self.version.saturating_add(1));
     }
 
     pub fn id(&self) -> &str {

@@ -1,6 +1,6 @@
 //! The `graphsec export` and `graphsec import` commands: open the store of a data directory
-//! (safe beside a running server: WAL readers, one writer at a time with a busy timeout) and
-//! run [`transfer`](super::transfer).
+//! (safe beside a running server: WAL readers, one writer at a time with a busy timeout), or the
+//! PostgreSQL database of `--database-url`, and run [`transfer`](super::transfer).
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -9,9 +9,13 @@ use super::transfer::{self, ImportOptions};
 use crate::config::{ExportArgs, ImportArgs};
 use crate::model::validate;
 use crate::store::Store;
+use crate::store::postgres::{DatabaseArgs, PostgresStore};
 use crate::store::sqlite::{Location, SqliteStore};
 
-fn open(dir: &std::path::Path) -> Result<Arc<dyn Store>, String> {
+async fn open(dir: &std::path::Path, database: &DatabaseArgs) -> Result<Arc<dyn Store>, String> {
+    if let Some(url) = &database.database_url {
+        return Ok(Arc::new(PostgresStore::open(database, url).await?));
+    }
     Ok(Arc::new(SqliteStore::open(&Location::File(
         dir.to_path_buf(),
     ))?))
@@ -19,7 +23,7 @@ fn open(dir: &std::path::Path) -> Result<Arc<dyn Store>, String> {
 
 /// `graphsec export`.
 pub async fn export(args: &ExportArgs) -> Result<(), String> {
-    let store = open(&args.data_dir)?;
+    let store = open(&args.data_dir, &args.database).await?;
     let n = match &args.out {
         Some(path) => {
             let file = std::fs::File::create(path)
@@ -43,7 +47,7 @@ pub async fn export(args: &ExportArgs) -> Result<(), String> {
 
 /// `graphsec import`; an error when a line stopped it or some lines were refused.
 pub async fn import(args: &ImportArgs) -> Result<(), String> {
-    let store = open(&args.data_dir)?;
+    let store = open(&args.data_dir, &args.database).await?;
     let opts = ImportOptions {
         tenant: args.tenant.clone(),
         on_error: args.on_error,

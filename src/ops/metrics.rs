@@ -10,7 +10,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::model::record::Changes;
 use crate::odata::typecheck::TypedFilter;
-use crate::store::{BoxFuture, IfMatch, ListSpec, Page, Store, StoreError, TenantRecord};
+use crate::store::{BoxFuture, ListSpec, Page, Precondition, Store, StoreError, TenantRecord};
 
 /// Requests by operation, method and status.
 pub const HTTP_REQUESTS: &str = "graphsec_http_requests_total";
@@ -133,17 +133,17 @@ impl Store for Instrumented {
         tenant: &str,
         id: &str,
         changes: Changes,
-        if_match: IfMatch,
+        pre: Precondition,
     ) -> BoxFuture<'_, Result<crate::model::record::Record, StoreError>> {
-        timed("update", self.0.update(tenant, id, changes, if_match))
+        timed("update", self.0.update(tenant, id, changes, pre))
     }
     fn delete(
         &self,
         tenant: &str,
         id: &str,
-        if_match: IfMatch,
+        pre: Precondition,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        timed("delete", self.0.delete(tenant, id, if_match))
+        timed("delete", self.0.delete(tenant, id, pre))
     }
     fn list(&self, tenant: &str, spec: ListSpec) -> BoxFuture<'_, Result<Page, StoreError>> {
         timed("list", self.0.list(tenant, spec))

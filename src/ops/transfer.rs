@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value as Json};
 
-use crate::model::edm::{self, now_ticks};
+use crate::model::edm::{self, unique_ticks};
 use crate::model::entity::{ENTITY, Managed};
 use crate::model::record::{Record, Value};
 use crate::model::validate::{self, Mode};
@@ -104,7 +104,8 @@ pub fn parse_line(
         .requested_id()
         .ok_or("no id: imported profiles need one (imports are idempotent by tenant and id)")?
         .to_string();
-    let now = now_ticks();
+    // A fresh version per import, like any write: ETags never repeat.
+    let now = unique_ticks();
     let created = timestamp(obj, Managed::Created).unwrap_or(now);
     let modified = timestamp(obj, Managed::Modified).unwrap_or(created);
     let mut record = Record::create(changes, id, now);

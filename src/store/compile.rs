@@ -635,20 +635,90 @@ pub fn compile_order_by(keys: &[OrderKey], dialect: Dialect) -> String {
         .join(", ")
 }
 
+/// The SQL of one list page and of the count of its whole filtered set, for any dialect.
+#[derive(Debug, Clone)]
+pub struct ListSql {
+    pub page: String,
+    pub page_params: Vec<SqlParam>,
+    pub count: String,
+    pub count_params: Vec<SqlParam>,
+}
+
+/// `"table" WHERE tenant = <1> [AND (filter)]` and its parameters. The compiled filter is a
+/// top-level conjunct, as [`compile_filter`] requires (NULL and FALSE both mean "not selected").
+fn tenant_where(
+    dialect: Dialect,
+    tenant: &str,
+    filter: Option<&TypedFilter>,
+) -> (String, Vec<SqlParam>) {
+    let mut sql = format!(
+        "{} WHERE {} = {}",
+        quote(TABLE),
+        quote(schema::TENANT_COLUMN),
+        schema::placeholder(dialect, 1)
+    );
+    let mut params = vec![SqlParam::Text(tenant.to_string())];
+    if let Some(f) = filter {
+        let frag = compile_filter(f, dialect, 2);
+        sql.push_str(&format!(" AND ({})", frag.sql));
+        params.extend(frag.params);
+    }
+    (sql, params)
+}
+
+/// `SELECT COUNT(*)` of a tenant's rows that match the filter.
+pub fn count_sql(
+    dialect: Dialect,
+    tenant: &str,
+    filter: Option<&TypedFilter>,
+) -> (String, Vec<SqlParam>) {
+    let (from, params) = tenant_where(dialect, tenant, filter);
+    (format!("SELECT COUNT(*) FROM {from}"), params)
+}
+
+/// One page of a list: `select_list` columns of the rows after the keyset position, in the
+/// total order, `spec.limit + 1` rows (the extra row tells whether more remain).
+pub fn list_sql(
+    dialect: Dialect,
+    select_list: &str,
+    tenant: &str,
+    spec: &crate::store::ListSpec,
+) -> Result<ListSql, KeysetError> {
+    let (mut from, mut params) = tenant_where(dialect, tenant, spec.filter.as_ref());
+    let count = format!("SELECT COUNT(*) FROM {from}");
+    let count_params = params.clone();
+    if let Some(after) = &spec.after {
+        let frag = compile_keyset(&spec.order_by, after, dialect, params.len() + 1)?;
+        from.push_str(&format!(" AND ({})", frag.sql));
+        params.extend(frag.params);
+    }
+    let n = params.len();
+    let page = format!(
+        "SELECT {select_list} FROM {from} ORDER BY {} LIMIT {} OFFSET {}",
+        compile_order_by(&spec.order_by, dialect),
+        schema::placeholder(dialect, n + 1),
+        schema::placeholder(dialect, n + 2)
+    );
+    params.push(SqlParam::Int(
+        i64::try_from(spec.limit.saturating_add(1)).unwrap_or(i64::MAX),
+    ));
+    params.push(SqlParam::Int(i64::try_from(spec.skip).unwrap_or(i64::MAX)));
+    Ok(ListSql {
+        page,
+        page_params: params,
+        count,
+        count_params,
+    })
+}
+
 /// Why keyset values do not fit the order (a forged or stale `$skiptoken`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeysetError(pub String);
 
-/// The condition "row comes after the row whose key values are `last`" in the total order of
-/// [`key_columns`], expanded term by term so that NULLs are placed exactly as
-/// [`compile_order_by`] places them (no row-value comparison, which NULLs would break).
-/// `last` holds one value per key column, `SqlParam::Null` for a null value.
-pub fn compile_keyset(
-    keys: &[OrderKey],
-    last: &[SqlParam],
-    dialect: Dialect,
-    first_param: usize,
-) -> Result<SqlFragment, KeysetError> {
+/// Checks that keyset values fit the order of these keys (one value of the column's type per
+/// [`key_columns`] entry, null only where the column is nullable); returns the columns.
+/// Dialect-free, so the paging layer can refuse a bad `$skiptoken` before any store sees it.
+pub fn check_keyset(keys: &[OrderKey], last: &[SqlParam]) -> Result<Vec<KeyColumn>, KeysetError> {
     let cols = key_columns(keys);
     if cols.len() != last.len() {
         return Err(KeysetError(format!(
@@ -657,12 +727,6 @@ pub fn compile_keyset(
             last.len()
         )));
     }
-    let mut c = Compiler {
-        dialect,
-        first_param,
-        params: Vec::new(),
-    };
-    let mut bound: Vec<Option<String>> = Vec::with_capacity(cols.len());
     for (k, v) in cols.iter().zip(last) {
         let fits = matches!(
             (k.ty, v),
@@ -676,6 +740,28 @@ pub fn compile_keyset(
                 k.column
             )));
         }
+    }
+    Ok(cols)
+}
+
+/// The condition "row comes after the row whose key values are `last`" in the total order of
+/// [`key_columns`], expanded term by term so that NULLs are placed exactly as
+/// [`compile_order_by`] places them (no row-value comparison, which NULLs would break).
+/// `last` holds one value per key column, `SqlParam::Null` for a null value.
+pub fn compile_keyset(
+    keys: &[OrderKey],
+    last: &[SqlParam],
+    dialect: Dialect,
+    first_param: usize,
+) -> Result<SqlFragment, KeysetError> {
+    let cols = check_keyset(keys, last)?;
+    let mut c = Compiler {
+        dialect,
+        first_param,
+        params: Vec::new(),
+    };
+    let mut bound: Vec<Option<String>> = Vec::with_capacity(cols.len());
+    for v in last {
         bound.push(if *v == SqlParam::Null {
             None
         } else {

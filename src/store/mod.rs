@@ -2,6 +2,7 @@
 //! it; the conformance tests run against each.
 
 pub mod compile;
+pub mod postgres;
 pub mod schema;
 pub mod sqlite;
 
@@ -61,7 +62,7 @@ pub struct ListSpec {
 
 /// The order-key values of a record, as [`ListSpec::after`] wants them for the next page.
 pub fn key_values(record: &Record, order_by: &[OrderKey]) -> Vec<SqlParam> {
-    let names = schema::record_columns(schema::Dialect::Sqlite);
+    let names = schema::record_column_names();
     let cells = schema::encode(record);
     compile::key_columns(order_by)
         .iter()
@@ -89,8 +90,48 @@ pub struct Page {
     pub count: Option<u64>,
 }
 
-/// Optional precondition on a write: the version the caller last saw.
-pub type IfMatch = Option<i64>;
+/// The entity versions a precondition names (`*` is any version of an existing entity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tags {
+    Any,
+    /// The versions named; a tag that names no version of ours is left out, so a list that
+    /// named only foreign tags is empty and matches nothing.
+    Versions(Vec<i64>),
+}
+
+impl Tags {
+    pub fn matches(&self, version: i64) -> bool {
+        match self {
+            Tags::Any => true,
+            Tags::Versions(v) => v.contains(&version),
+        }
+    }
+}
+
+/// The preconditions of a request on one existing entity (`If-Match`, `If-None-Match`), in
+/// typed form. A store checks them against the current version in the same transaction as the
+/// write, so a conditional write can never be applied unconditionally.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Precondition {
+    pub if_match: Option<Tags>,
+    pub if_none_match: Option<Tags>,
+}
+
+impl Precondition {
+    /// `VersionMismatch` unless the entity at `version` satisfies both conditions.
+    pub fn check(&self, version: i64) -> Result<(), StoreError> {
+        let fails_match = self.if_match.as_ref().is_some_and(|t| !t.matches(version));
+        let fails_none = self
+            .if_none_match
+            .as_ref()
+            .is_some_and(|t| t.matches(version));
+        if fails_match || fails_none {
+            Err(StoreError::VersionMismatch)
+        } else {
+            Ok(())
+        }
+    }
+}
 
 /// A profile with the tenant it belongs to: the unit of export and import.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,19 +150,21 @@ pub trait Store: Send + Sync {
         id: String,
     ) -> BoxFuture<'_, Result<Record, StoreError>>;
     fn get(&self, tenant: &str, id: &str) -> BoxFuture<'_, Result<Record, StoreError>>;
-    /// Applies PATCH semantics atomically (read-merge-write in one transaction).
+    /// Applies PATCH semantics atomically (read-merge-write in one transaction), after checking
+    /// `pre` in that transaction (`VersionMismatch` if it fails).
     fn update(
         &self,
         tenant: &str,
         id: &str,
         changes: Changes,
-        if_match: IfMatch,
+        pre: Precondition,
     ) -> BoxFuture<'_, Result<Record, StoreError>>;
+    /// Deletes a profile if `pre` holds, checked in the same transaction.
     fn delete(
         &self,
         tenant: &str,
         id: &str,
-        if_match: IfMatch,
+        pre: Precondition,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
     fn list(&self, tenant: &str, spec: ListSpec) -> BoxFuture<'_, Result<Page, StoreError>>;
     /// Counts the tenant's profiles that match the filter (all of them without one).

@@ -172,6 +172,11 @@ pub fn record_columns(dialect: Dialect) -> Vec<String> {
         .collect()
 }
 
+/// The names of [`record_columns`], which are the same on every dialect.
+pub fn record_column_names() -> Vec<String> {
+    record_columns(Dialect::Sqlite)
+}
+
 fn encode_primitive(v: &Value) -> Cell {
     match v {
         Value::String(s) => Cell::Text(s.clone()),

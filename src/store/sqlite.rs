@@ -25,8 +25,8 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::compile::{self, SqlParam};
 use super::schema::{self, Cell, Dialect, quote};
-use super::{BoxFuture, IfMatch, ListSpec, Page, Store, StoreError, TenantRecord};
-use crate::model::edm::now_ticks;
+use super::{BoxFuture, ListSpec, Page, Precondition, Store, StoreError, TenantRecord};
+use crate::model::edm::unique_ticks;
 use crate::model::entity::ENTITY;
 use crate::model::record::{Changes, Record};
 use crate::odata::typecheck::TypedFilter;
@@ -153,7 +153,8 @@ struct Statements {
     tenant: String,
     key: String,
     delete: String,
-    exists: String,
+    /// The current version of one entity (its precondition check before a delete).
+    version: String,
 }
 
 impl Statements {
@@ -168,11 +169,11 @@ impl Statements {
         Statements {
             get: format!("SELECT {select_list} FROM {table} WHERE {tenant} = ?1 AND {key} = ?2"),
             insert: schema::insert_sql(d),
-            delete: format!(
-                "DELETE FROM {table} WHERE {tenant} = ?1 AND {key} = ?2 AND (?3 IS NULL OR {} = ?3)",
+            delete: format!("DELETE FROM {table} WHERE {tenant} = ?1 AND {key} = ?2"),
+            version: format!(
+                "SELECT {} FROM {table} WHERE {tenant} = ?1 AND {key} = ?2",
                 quote(schema::VERSION_COLUMN)
             ),
-            exists: format!("SELECT 1 FROM {table} WHERE {tenant} = ?1 AND {key} = ?2"),
             select_list,
             width: n,
             columns: cols.iter().map(|c| quote(c)).collect(),
@@ -568,23 +569,6 @@ fn bind(p: SqlParam) -> SqlValue {
     }
 }
 
-/// `"table" WHERE tenant = ?1 [AND (filter)]` and its parameters. The compiled filter is a
-/// top-level conjunct, as the compiler requires (NULL and FALSE both mean "not selected").
-fn where_clause(tenant: &str, filter: Option<&TypedFilter>) -> (String, Vec<SqlParam>) {
-    let mut sql = format!(
-        "{} WHERE {} = ?1",
-        quote(schema::TABLE),
-        quote(schema::TENANT_COLUMN)
-    );
-    let mut params = vec![SqlParam::Text(tenant.to_string())];
-    if let Some(f) = filter {
-        let frag = compile::compile_filter(f, Dialect::Sqlite, 2);
-        sql.push_str(&format!(" AND ({})", frag.sql));
-        params.extend(frag.params);
-    }
-    (sql, params)
-}
-
 fn fetch_one(
     conn: &Connection,
     sql: &Statements,
@@ -608,7 +592,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, Result<Record, StoreError>> {
         let (tenant, sql) = (tenant.to_string(), self.sql.clone());
         Box::pin(self.write(move |conn| {
-            let record = Record::create(changes, id, now_ticks());
+            let record = Record::create(changes, id, unique_ticks());
             let mut cells = vec![to_sql(Cell::Text(tenant))];
             cells.extend(schema::encode(&record).into_iter().map(to_sql));
             let mut stmt = conn.prepare_cached(&sql.insert).map_err(map_sqlite)?;
@@ -634,16 +618,15 @@ impl Store for SqliteStore {
         tenant: &str,
         id: &str,
         changes: Changes,
-        if_match: IfMatch,
+        pre: Precondition,
     ) -> BoxFuture<'_, Result<Record, StoreError>> {
         let (tenant, id, sql) = (tenant.to_string(), id.to_string(), self.sql.clone());
+        // The single writer thread makes read-check-write atomic: no other write runs between.
         Box::pin(self.write(move |conn| {
             let mut record = fetch_one(conn, &sql, &tenant, &id)?;
-            if if_match.is_some_and(|v| v != record.version) {
-                return Err(StoreError::VersionMismatch);
-            }
+            pre.check(record.version)?;
             let before = schema::encode(&record);
-            record.apply(changes, now_ticks());
+            record.apply(changes, unique_ticks());
             let (changed, mut cells): (Vec<usize>, Vec<SqlValue>) = schema::encode(&record)
                 .into_iter()
                 .zip(before)
@@ -665,26 +648,24 @@ impl Store for SqliteStore {
         &self,
         tenant: &str,
         id: &str,
-        if_match: IfMatch,
+        pre: Precondition,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         let (tenant, id, sql) = (tenant.to_string(), id.to_string(), self.sql.clone());
         Box::pin(self.write(move |conn| {
-            let n = conn
-                .prepare_cached(&sql.delete)
-                .and_then(|mut s| s.execute(rusqlite::params![tenant, id, if_match]))
+            let version: Option<i64> = conn
+                .prepare_cached(&sql.version)
+                .and_then(|mut s| s.query_row([&tenant, &id], |r| r.get(0)))
+                .map(Some)
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                    e => Err(e),
+                })
                 .map_err(map_sqlite)?;
-            if n == 1 {
-                return Ok(());
-            }
-            let exists = conn
-                .prepare_cached(&sql.exists)
-                .and_then(|mut s| s.exists([&tenant, &id]))
+            pre.check(version.ok_or(StoreError::NotFound)?)?;
+            conn.prepare_cached(&sql.delete)
+                .and_then(|mut s| s.execute([&tenant, &id]))
                 .map_err(map_sqlite)?;
-            Err(if exists {
-                StoreError::VersionMismatch
-            } else {
-                StoreError::NotFound
-            })
+            Ok(())
         }))
     }
 
@@ -692,31 +673,12 @@ impl Store for SqliteStore {
         let tenant = tenant.to_string();
         let statements = self.sql.clone();
         Box::pin(self.read(move |conn| {
-            let d = Dialect::Sqlite;
-            let (mut sql, mut params) = where_clause(&tenant, spec.filter.as_ref());
-            let count_sql = format!("SELECT COUNT(*) FROM {sql}");
-            let count_params = params.clone();
-            if let Some(after) = &spec.after {
-                let frag = compile::compile_keyset(&spec.order_by, after, d, params.len() + 1)
-                    .map_err(|e| StoreError::Internal(format!("keyset: {}", e.0)))?;
-                sql.push_str(&format!(" AND ({})", frag.sql));
-                params.extend(frag.params);
-            }
-            let n = params.len();
-            let sql = format!(
-                "SELECT {} FROM {sql} ORDER BY {} LIMIT ?{} OFFSET ?{}",
-                statements.select_list,
-                compile::compile_order_by(&spec.order_by, d),
-                n + 1,
-                n + 2
-            );
-            params.push(SqlParam::Int(
-                i64::try_from(spec.limit.saturating_add(1)).unwrap_or(i64::MAX),
-            ));
-            params.push(SqlParam::Int(i64::try_from(spec.skip).unwrap_or(i64::MAX)));
-            let mut stmt = conn.prepare_cached(&sql).map_err(map_sqlite)?;
+            let q = compile::list_sql(Dialect::Sqlite, &statements.select_list, &tenant, &spec)
+                .map_err(|e| StoreError::Internal(format!("keyset: {}", e.0)))?;
+            let (count_sql, count_params) = (q.count, q.count_params);
+            let mut stmt = conn.prepare_cached(&q.page).map_err(map_sqlite)?;
             let mut rows = stmt
-                .query(params_from_iter(params.into_iter().map(bind)))
+                .query(params_from_iter(q.page_params.into_iter().map(bind)))
                 .map_err(map_sqlite)?;
             let mut records = Vec::new();
             while let Some(row) = rows.next().map_err(map_sqlite)? {
@@ -752,9 +714,9 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
         let tenant = tenant.to_string();
         Box::pin(self.read(move |conn| {
-            let (sql, params) = where_clause(&tenant, filter.as_ref());
+            let (sql, params) = compile::count_sql(Dialect::Sqlite, &tenant, filter.as_ref());
             let n: i64 = conn
-                .prepare_cached(&format!("SELECT COUNT(*) FROM {sql}"))
+                .prepare_cached(&sql)
                 .and_then(|mut s| {
                     s.query_row(params_from_iter(params.into_iter().map(bind)), |r| r.get(0))
                 })
@@ -881,7 +843,7 @@ impl Store for SqliteStore {
             let mut insert = conn.prepare_cached(&sql.insert).map_err(map_sqlite)?;
             for row in rows {
                 delete
-                    .execute(rusqlite::params![row.tenant, row.record.id(), None::<i64>])
+                    .execute(rusqlite::params![row.tenant, row.record.id()])
                     .map_err(map_sqlite)?;
                 let mut cells = vec![to_sql(Cell::Text(row.tenant))];
                 cells.extend(schema::encode(&row.record).into_iter().map(to_sql));

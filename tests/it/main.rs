@@ -3,11 +3,14 @@
 
 mod auth;
 mod batch;
+mod cluster;
 mod documents;
 mod durability;
+mod etag;
 mod fidelity;
 mod ops;
 mod perf;
+mod pg;
 mod query;
 mod resilience;
 mod resource;

@@ -1918,13 +1918,17 @@ async fn paging_under_concurrent_inserts_and_deletes_returns_every_surviving_row
             let (page_tx, mut page_rx) = tokio::sync::mpsc::channel::<()>(1);
             let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
             let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            // Racing rounds done so far: the walker waits for one per page, so a slow store
+            // or a loaded machine cannot leave the mutator idle for the whole walk.
+            let raced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let mutator = {
-                let (s, originals, seen, muts, stop) = (
+                let (s, originals, seen, muts, stop, raced) = (
                     s.clone(),
                     originals.clone(),
                     seen.clone(),
                     muts.clone(),
                     stop.clone(),
+                    raced.clone(),
                 );
                 let mut rng = Lcg(rng.next(usize::MAX) as u64 | 1);
                 tokio::spawn(async move {
@@ -1939,6 +1943,7 @@ async fn paging_under_concurrent_inserts_and_deletes_returns_every_surviving_row
                         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                             mutate(&s, &mut rng, &originals, &seen, &muts, n).await;
                             n += 1;
+                            raced.store(n, std::sync::atomic::Ordering::Relaxed);
                             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
                         }
                     }
@@ -1963,8 +1968,15 @@ async fn paging_under_concurrent_inserts_and_deletes_returns_every_surviving_row
                     page_tx.send(()).await.expect("mutator alive");
                     done_rx.recv().await.expect("mutator done");
                 } else {
-                    // Leave the racing mutator time to act between pages.
+                    // Leave the racing mutator time to act between pages (bounded wait).
+                    let pages = walked.len().div_ceil(7);
+                    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
                     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    while raced.load(std::sync::atomic::Ordering::Relaxed) < pages
+                        && std::time::Instant::now() < end
+                    {
+                        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                    }
                 }
                 req = s.client.get(next);
             }

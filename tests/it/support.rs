@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::pg;
+
 use serde_json::Value;
 
 pub const COLLECTION: &str = "/beta/security/cloudAppSecurityProfiles";
@@ -27,6 +29,8 @@ pub struct Server {
     // Held so the directory outlives the server; `None` when the caller owns the directory.
     _temp: Option<tempfile::TempDir>,
     pub client: reqwest::Client,
+    /// The PostgreSQL database this server runs on, when the harness runs on PostgreSQL.
+    pub database: Option<String>,
 }
 
 impl Server {
@@ -50,12 +54,19 @@ impl Server {
     }
 
     pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
+        // Under GRAPHSEC_TEST_STORE=postgres every server keeps its data in its own database
+        // (named in its data directory, so a restart on the same directory finds it again).
+        let database =
+            (pg::selected() && !extra.contains(&"--in-memory")).then(|| pg::database_for(dir));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_graphsec"));
         cmd.arg("serve")
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
-            .args(extra)
-            .env("GRAPHSEC_LOG", "warn")
+            .args(extra);
+        if let Some(db) = &database {
+            cmd.args(["--database-url", &pg::url(db)]);
+        }
+        cmd.env("GRAPHSEC_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("spawn graphsec");
@@ -98,6 +109,7 @@ impl Server {
             token,
             _temp: None,
             client,
+            database,
         }
     }
 
@@ -263,6 +275,9 @@ pub fn tls_trusting(dir: &Path) -> rustls::ClientConfig {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+        if let Some(db) = &self.database {
+            pg::release(db);
+        }
     }
 }
 

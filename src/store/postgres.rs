@@ -1,0 +1,782 @@
+//! The shared store for several graphsec nodes: PostgreSQL (and, by design, the
+//! PostgreSQL-compatible distributed engines) through tokio-postgres with a bounded deadpool.
+//!
+//! Semantics are the SQLite store's, exactly: the same columns derived from the entity table
+//! (`schema::create_ddl`), the same compiled `$filter`/`$orderby` (strings `COLLATE "C"`,
+//! explicit null placement), 100 ns ticks as BIGINT, the same version stamps. Differences kept
+//! inside this module:
+//! - JSONB normalises object key order, so the dynamic properties are also kept verbatim in
+//!   `dynamic_doc` (TEXT) and returned from there; the JSONB `dynamic` column serves `$filter`.
+//! - Every write is one transaction; PATCH and DELETE lock the row (`SELECT ... FOR UPDATE`)
+//!   and check the precondition under that lock, so racing nodes serialise per entity.
+//! - Migrations are numbered and run under a row lock on `graphsec_migrations` (portable to
+//!   CockroachDB, YugabyteDB and Citus, unlike advisory locks), so nodes may start together.
+//! - Connection failures are `StoreError::Unavailable` (503 with `Retry-After`); the pool drops
+//!   broken connections and reconnects on demand, so service resumes by itself.
+
+use std::error::Error as StdError;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, BytesMut};
+use deadpool_postgres::GenericClient;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+
+use super::compile::{self, SqlParam};
+use super::schema::{self, Cell, Dialect, quote};
+use super::{BoxFuture, ListSpec, Page, Precondition, Store, StoreError, TenantRecord};
+use crate::model::edm::unique_ticks;
+use crate::model::entity::ENTITY;
+use crate::model::record::{Changes, Record};
+use crate::odata::typecheck::TypedFilter;
+
+/// The column that keeps the dynamic properties as sent (JSONB reorders object keys).
+const DYNAMIC_DOC_COLUMN: &str = "dynamic_doc";
+
+/// `graphsec serve` flags of the PostgreSQL store.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL, e.g. postgres://graphsec:secret@db:5432/graphsec?sslmode=require.
+    /// Selects the PostgreSQL store (several graphsec nodes may share it); without it the
+    /// embedded SQLite store under --data-dir is used. sslmode=require (or verify-full)
+    /// encrypts and verifies the server certificate against the system trust store
+    /// (SSL_CERT_FILE honoured); without sslmode the connection is not encrypted.
+    #[arg(long, env = "GRAPHSEC_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Most connections this node opens to PostgreSQL.
+    #[arg(long, env = "GRAPHSEC_DATABASE_POOL_SIZE", default_value_t = 16)]
+    pub database_pool_size: usize,
+
+    /// Server-side limit of one SQL statement, in milliseconds (PostgreSQL statement_timeout);
+    /// a statement cut by it is a 503 for that request.
+    #[arg(
+        long,
+        env = "GRAPHSEC_DATABASE_STATEMENT_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub database_statement_timeout_ms: u64,
+
+    /// How long startup waits for the database to become reachable (logging each attempt)
+    /// before giving up.
+    #[arg(
+        long,
+        env = "GRAPHSEC_DATABASE_STARTUP_WAIT_SECS",
+        default_value_t = 60
+    )]
+    pub database_startup_wait_secs: u64,
+}
+
+/// The PostgreSQL store.
+pub struct PostgresStore {
+    pool: Pool,
+    sql: Arc<Statements>,
+    secret: Vec<u8>,
+}
+
+/// The fixed SQL of the store, derived from the entity table once at open.
+struct Statements {
+    /// Every record column in `schema::record_columns` order, as read (JSONB as text, the
+    /// dynamic properties from their verbatim column).
+    select_list: String,
+    width: usize,
+    get: String,
+    get_for_update: String,
+    insert: String,
+    update: String,
+    version_for_update: String,
+    delete: String,
+}
+
+impl Statements {
+    fn new() -> Statements {
+        let table = quote(schema::TABLE);
+        let tenant = quote(schema::TENANT_COLUMN);
+        let key = quote(schema::column(&ENTITY.properties[ENTITY.key_index()]));
+        let cols: Vec<(String, &str, bool)> = schema::columns(Dialect::Postgres)
+            .into_iter()
+            .skip(1)
+            .collect();
+        let select_list = cols
+            .iter()
+            .map(|(c, ty, _)| {
+                if c == schema::DYNAMIC_COLUMN {
+                    quote(DYNAMIC_DOC_COLUMN)
+                } else if *ty == "JSONB" {
+                    format!("{}::text", quote(c))
+                } else {
+                    quote(c)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Written columns: the record's, then the verbatim dynamic document.
+        let mut written: Vec<String> = cols.iter().map(|(c, _, _)| quote(c)).collect();
+        written.push(quote(DYNAMIC_DOC_COLUMN));
+        let n = written.len();
+        let get = format!("SELECT {select_list} FROM {table} WHERE {tenant} = $1 AND {key} = $2");
+        Statements {
+            get_for_update: format!("{get} FOR UPDATE"),
+            get,
+            insert: format!(
+                "INSERT INTO {table} ({tenant}, {}) VALUES ({})",
+                written.join(", "),
+                (1..=n + 1)
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            update: format!(
+                "UPDATE {table} SET {} WHERE {tenant} = ${} AND {key} = ${}",
+                written
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("{c} = ${}", i + 1))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                n + 1,
+                n + 2
+            ),
+            version_for_update: format!(
+                "SELECT {} FROM {table} WHERE {tenant} = $1 AND {key} = $2 FOR UPDATE",
+                quote(schema::VERSION_COLUMN)
+            ),
+            delete: format!("DELETE FROM {table} WHERE {tenant} = $1 AND {key} = $2"),
+            select_list,
+            width: cols.len(),
+        }
+    }
+}
+
+/// The numbered migrations; index + 1 is the schema version each one produces. Released
+/// entries never change: a schema change is a new entry.
+fn migrations() -> Vec<Vec<String>> {
+    let mut first = schema::create_ddl(Dialect::Postgres);
+    first.push(format!(
+        "ALTER TABLE {} ADD COLUMN {} TEXT NOT NULL",
+        quote(schema::TABLE),
+        quote(DYNAMIC_DOC_COLUMN)
+    ));
+    first.push(
+        "CREATE TABLE graphsec_meta (key TEXT COLLATE \"C\" PRIMARY KEY, value TEXT NOT NULL)"
+            .into(),
+    );
+    vec![first]
+}
+
+/// A bind value that encodes itself for whatever type PostgreSQL inferred for its placeholder
+/// (INTEGER and BIGINT columns, TEXT and JSONB, BOOLEAN), so one `SqlParam` serves every
+/// statement.
+#[derive(Debug)]
+struct Param(SqlParam);
+
+impl ToSql for Param {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        match &self.0 {
+            SqlParam::Null => return Ok(IsNull::Yes),
+            SqlParam::Int(i) if *ty == Type::INT8 => out.put_i64(*i),
+            SqlParam::Int(i) if *ty == Type::INT4 => out.put_i32(i32::try_from(*i)?),
+            SqlParam::Int(i) if *ty == Type::INT2 => out.put_i16(i16::try_from(*i)?),
+            SqlParam::Int(i) if *ty == Type::FLOAT8 => out.put_f64(*i as f64),
+            SqlParam::Real(f) if *ty == Type::FLOAT8 => out.put_f64(*f),
+            SqlParam::Bool(b) if *ty == Type::BOOL => out.put_u8(u8::from(*b)),
+            SqlParam::Text(t) if *ty == Type::JSONB => {
+                // JSONB's binary form: a version byte, then the JSON text.
+                out.put_u8(1);
+                out.put_slice(t.as_bytes());
+            }
+            SqlParam::Text(t)
+                if matches!(
+                    *ty,
+                    Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::JSON
+                ) =>
+            {
+                out.put_slice(t.as_bytes())
+            }
+            other => return Err(format!("cannot bind {other:?} as {ty}").into()),
+        }
+        Ok(IsNull::No)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+fn cell_param(c: Cell) -> Param {
+    Param(match c {
+        Cell::Null => SqlParam::Null,
+        Cell::Int(i) => SqlParam::Int(i),
+        Cell::Bool(b) => SqlParam::Bool(b),
+        Cell::Text(t) => SqlParam::Text(t),
+    })
+}
+
+fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
+/// SQLSTATEs that mean "the database is not serving right now", not "this request is wrong".
+fn transient(code: &SqlState) -> bool {
+    let c = code.code();
+    c.starts_with("08") // connection exception
+        || c.starts_with("53") // insufficient resources (too many connections, disk full)
+        || c.starts_with("57") // operator intervention: shutdown, statement timeout (57014)
+        || c == "40001" // serialization failure
+        || c == "40P01" // deadlock detected
+}
+
+fn map_pg(e: tokio_postgres::Error) -> StoreError {
+    match e.code() {
+        Some(code) if *code == SqlState::UNIQUE_VIOLATION => StoreError::Duplicate,
+        Some(code) if transient(code) => StoreError::Unavailable(e.to_string()),
+        Some(_) => StoreError::Internal(e.to_string()),
+        // No SQLSTATE: the connection broke or could not be made (I/O, closed, timeout).
+        None if e.is_closed() || e.source().is_some_and(|s| s.is::<std::io::Error>()) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        None if e.to_string().contains("timed out") => StoreError::Unavailable(e.to_string()),
+        None => StoreError::Internal(e.to_string()),
+    }
+}
+
+fn map_pool(e: PoolError) -> StoreError {
+    match e {
+        PoolError::Backend(e) => map_pg(e),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+fn read_record(row: &Row, width: usize) -> Result<Record, StoreError> {
+    let mut cells = Vec::with_capacity(width);
+    for i in 0..width {
+        let ty = row.columns()[i].type_();
+        let get_err = |e: tokio_postgres::Error| StoreError::Internal(e.to_string());
+        let cell = if *ty == Type::INT8 {
+            row.try_get::<_, Option<i64>>(i)
+                .map_err(get_err)?
+                .map(Cell::Int)
+        } else if *ty == Type::INT4 {
+            row.try_get::<_, Option<i32>>(i)
+                .map_err(get_err)?
+                .map(|v| Cell::Int(i64::from(v)))
+        } else if *ty == Type::BOOL {
+            row.try_get::<_, Option<bool>>(i)
+                .map_err(get_err)?
+                .map(Cell::Bool)
+        } else {
+            row.try_get::<_, Option<String>>(i)
+                .map_err(get_err)?
+                .map(Cell::Text)
+        };
+        cells.push(cell.unwrap_or(Cell::Null));
+    }
+    schema::decode(cells).map_err(|e| StoreError::Internal(format!("corrupt row: {e}")))
+}
+
+/// A record's written columns (see `Statements::insert`/`update`), after `lead`.
+fn write_params(lead: Vec<Param>, record: &Record, trail: Vec<Param>) -> Vec<Param> {
+    let mut out = lead;
+    out.extend(schema::encode(record).into_iter().map(cell_param));
+    out.push(Param(SqlParam::Text(
+        serde_json::Value::Object(record.dynamic.clone()).to_string(),
+    )));
+    out.extend(trail);
+    out
+}
+
+fn text(s: &str) -> Param {
+    Param(SqlParam::Text(s.to_string()))
+}
+
+/// The rustls connector: the process's one crypto stack (aws-lc-rs) and the system roots.
+fn tls_connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(
+        crate::tls::client_config()?,
+    ))
+}
+
+/// Applies the migrations this node knows, under the row lock every node takes first.
+async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), String> {
+    // Creating the lock row is idempotent; two nodes racing on CREATE TABLE IF NOT EXISTS can
+    // still collide in the catalog, so that step is retried.
+    let mut attempt = 0;
+    loop {
+        let r = client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS graphsec_migrations \
+                 (id INTEGER PRIMARY KEY, version BIGINT NOT NULL); \
+                 INSERT INTO graphsec_migrations (id, version) VALUES (1, 0) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .await;
+        match r {
+            Ok(()) => break,
+            Err(e) if attempt < 5 => {
+                tracing::debug!(error = %e, "migration table setup raced another node; retrying");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            Err(e) => return Err(format!("cannot create the migration table: {e}")),
+        }
+    }
+    let tx = client.transaction().await.map_err(|e| e.to_string())?;
+    let current: i64 = tx
+        .query_one(
+            "SELECT version FROM graphsec_migrations WHERE id = 1 FOR UPDATE",
+            &[],
+        )
+        .await
+        .map_err(|e| format!("cannot lock the migration row: {e}"))?
+        .get(0);
+    let all = migrations();
+    if current > all.len() as i64 {
+        return Err(format!(
+            "the database has schema version {current}, newer than this graphsec knows ({}); use a newer graphsec",
+            all.len()
+        ));
+    }
+    for (i, statements) in all.iter().enumerate().skip(current as usize) {
+        for sql in statements {
+            tx.batch_execute(sql)
+                .await
+                .map_err(|e| format!("migration {}: {e}", i + 1))?;
+        }
+        tx.execute(
+            "UPDATE graphsec_migrations SET version = $1 WHERE id = 1",
+            &[&(i as i64 + 1)],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        tracing::info!(version = i + 1, "applied schema migration");
+    }
+    tx.commit().await.map_err(|e| e.to_string())
+}
+
+/// Reads (creating on first start) the paging-token secret, shared by every node.
+async fn load_secret(client: &deadpool_postgres::Object) -> Result<Vec<u8>, String> {
+    let fresh = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    client
+        .execute(
+            "INSERT INTO graphsec_meta (key, value) VALUES ('paging_secret', $1) \
+             ON CONFLICT (key) DO NOTHING",
+            &[&fresh],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let secret: String = client
+        .query_one(
+            "SELECT value FROM graphsec_meta WHERE key = 'paging_secret'",
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .get(0);
+    Ok(secret.into_bytes())
+}
+
+/// Parses `--database-url`. TLS is used when the URL asks for it: `sslmode=require` (and
+/// libpq's `verify-ca` / `verify-full`, which mean the same here) encrypts and always verifies
+/// the server certificate; without `sslmode` the connection is plain, as `sslmode=disable`.
+/// (tokio-postgres would otherwise default to `prefer`, which fails outright on a server whose
+/// certificate the system does not trust instead of falling back.)
+fn parse_url(url: &str) -> Result<tokio_postgres::Config, String> {
+    let normalised = url
+        .replace("sslmode=verify-full", "sslmode=require")
+        .replace("sslmode=verify-ca", "sslmode=require");
+    let mut config = tokio_postgres::Config::from_str(&normalised)
+        .map_err(|e| format!("--database-url is not a valid PostgreSQL URL: {e}"))?;
+    if !url.contains("sslmode=") {
+        config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+    }
+    Ok(config)
+}
+
+/// Where a URL points, without credentials, for the log.
+fn describe(config: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .collect();
+    format!(
+        "{}:{:?}/{}",
+        hosts.join(","),
+        config.get_ports(),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+impl PostgresStore {
+    /// Connects (waiting up to `--database-startup-wait-secs` for the database), migrates and
+    /// loads the paging secret.
+    pub async fn open(args: &DatabaseArgs, url: &str) -> Result<PostgresStore, String> {
+        let mut config = parse_url(url)?;
+        let timeout = format!(
+            "-c statement_timeout={}",
+            args.database_statement_timeout_ms
+        );
+        let options = match config.get_options() {
+            Some(o) if !o.is_empty() => format!("{o} {timeout}"),
+            _ => timeout,
+        };
+        config
+            .options(&options)
+            .connect_timeout(Duration::from_secs(5))
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .application_name("graphsec");
+        let target = describe(&config);
+        let manager = Manager::from_config(
+            config,
+            tls_connector()?,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(args.database_pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| format!("database pool: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(args.database_startup_wait_secs);
+        let mut delay = Duration::from_millis(200);
+        let mut client = loop {
+            match pool.get().await {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::warn!(database = %target, error = %e, retry_in_ms = delay.as_millis() as u64,
+                        "database not reachable yet; waiting");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "database {target} not reachable after {} s: {e}",
+                        args.database_startup_wait_secs
+                    ));
+                }
+            }
+        };
+        migrate(&mut client).await?;
+        let secret = load_secret(&client).await?;
+        tracing::info!(database = %target, pool = args.database_pool_size, "PostgreSQL store");
+        Ok(PostgresStore {
+            pool,
+            sql: Arc::new(Statements::new()),
+            secret,
+        })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(map_pool)
+    }
+}
+
+/// Runs a fixed statement (prepared once per connection) and returns its rows.
+async fn query_cached(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[Param],
+) -> Result<Vec<Row>, StoreError> {
+    let stmt = client.prepare_cached(sql).await.map_err(map_pg)?;
+    client.query(&stmt, &refs(params)).await.map_err(map_pg)
+}
+
+impl Store for PostgresStore {
+    fn create(
+        &self,
+        tenant: &str,
+        changes: Changes,
+        id: String,
+    ) -> BoxFuture<'_, Result<Record, StoreError>> {
+        let tenant = tenant.to_string();
+        Box::pin(async move {
+            let client = self.client().await?;
+            let record = Record::create(changes, id, unique_ticks());
+            let params = write_params(vec![text(&tenant)], &record, vec![]);
+            query_cached(&client, &self.sql.insert, &params).await?;
+            Ok(record)
+        })
+    }
+
+    fn get(&self, tenant: &str, id: &str) -> BoxFuture<'_, Result<Record, StoreError>> {
+        let params = vec![text(tenant), text(id)];
+        Box::pin(async move {
+            let client = self.client().await?;
+            let rows = query_cached(&client, &self.sql.get, &params).await?;
+            match rows.first() {
+                Some(row) => read_record(row, self.sql.width),
+                None => Err(StoreError::NotFound),
+            }
+        })
+    }
+
+    fn update(
+        &self,
+        tenant: &str,
+        id: &str,
+        changes: Changes,
+        pre: Precondition,
+    ) -> BoxFuture<'_, Result<Record, StoreError>> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(map_pg)?;
+            // The row lock serialises writers of this entity on every node until COMMIT.
+            let rows =
+                query_cached(&tx, &self.sql.get_for_update, &[text(&tenant), text(&id)]).await?;
+            let mut record = match rows.first() {
+                Some(row) => read_record(row, self.sql.width)?,
+                None => return Err(StoreError::NotFound),
+            };
+            pre.check(record.version)?;
+            record.apply(changes, unique_ticks());
+            let params = write_params(vec![], &record, vec![text(&tenant), text(&id)]);
+            query_cached(&tx, &self.sql.update, &params).await?;
+            tx.commit().await.map_err(map_pg)?;
+            Ok(record)
+        })
+    }
+
+    fn delete(
+        &self,
+        tenant: &str,
+        id: &str,
+        pre: Precondition,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let params = vec![text(tenant), text(id)];
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(map_pg)?;
+            let rows = query_cached(&tx, &self.sql.version_for_update, &params).await?;
+            let version: i64 = match rows.first() {
+                Some(row) => row
+                    .try_get(0)
+                    .map_err(|e| StoreError::Internal(e.to_string()))?,
+                None => return Err(StoreError::NotFound),
+            };
+            pre.check(version)?;
+            query_cached(&tx, &self.sql.delete, &params).await?;
+            tx.commit().await.map_err(map_pg)?;
+            Ok(())
+        })
+    }
+
+    fn list(&self, tenant: &str, spec: ListSpec) -> BoxFuture<'_, Result<Page, StoreError>> {
+        let tenant = tenant.to_string();
+        Box::pin(async move {
+            let q = compile::list_sql(Dialect::Postgres, &self.sql.select_list, &tenant, &spec)
+                .map_err(|e| StoreError::Internal(format!("keyset: {}", e.0)))?;
+            let client = self.client().await?;
+            let page: Vec<Param> = q.page_params.into_iter().map(Param).collect();
+            let rows = client
+                .query(q.page.as_str(), &refs(&page))
+                .await
+                .map_err(map_pg)?;
+            let mut records = rows
+                .iter()
+                .map(|r| read_record(r, self.sql.width))
+                .collect::<Result<Vec<_>, _>>()?;
+            let more = records.len() > spec.limit;
+            records.truncate(spec.limit);
+            let count = if spec.count {
+                let params: Vec<Param> = q.count_params.into_iter().map(Param).collect();
+                Some(count_rows(&client, &q.count, &params).await?)
+            } else {
+                None
+            };
+            Ok(Page {
+                records,
+                more,
+                count,
+            })
+        })
+    }
+
+    fn count(
+        &self,
+        tenant: &str,
+        filter: Option<TypedFilter>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let tenant = tenant.to_string();
+        Box::pin(async move {
+            let (sql, params) = compile::count_sql(Dialect::Postgres, &tenant, filter.as_ref());
+            let params: Vec<Param> = params.into_iter().map(Param).collect();
+            let client = self.client().await?;
+            count_rows(&client, &sql, &params).await
+        })
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            // A read-only standby (after a failover) would accept the SELECT but refuse writes.
+            let row = client
+                .query_one("SELECT pg_is_in_recovery()", &[])
+                .await
+                .map_err(map_pg)?;
+            let in_recovery: bool = row
+                .try_get(0)
+                .map_err(|e| StoreError::Internal(e.to_string()))?;
+            if in_recovery {
+                return Err(StoreError::Unavailable(
+                    "the database is a read-only standby".into(),
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    fn reset(&self, tenant: Option<&str>) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let tenant = tenant.map(str::to_string);
+        Box::pin(async move {
+            let client = self.client().await?;
+            let table = quote(schema::TABLE);
+            let n = match tenant {
+                Some(t) => {
+                    let sql = format!(
+                        "DELETE FROM {table} WHERE {} = $1",
+                        quote(schema::TENANT_COLUMN)
+                    );
+                    client.execute(sql.as_str(), &[&t]).await
+                }
+                None => {
+                    client
+                        .execute(format!("DELETE FROM {table}").as_str(), &[])
+                        .await
+                }
+            }
+            .map_err(map_pg)?;
+            Ok(n)
+        })
+    }
+
+    fn tenant_counts(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let tenant = quote(schema::TENANT_COLUMN);
+            let sql = format!(
+                "SELECT {tenant}, COUNT(*) FROM {} GROUP BY {tenant} ORDER BY {tenant}",
+                quote(schema::TABLE)
+            );
+            let rows = client.query(sql.as_str(), &[]).await.map_err(map_pg)?;
+            rows.iter()
+                .map(|r| {
+                    let t: String = r
+                        .try_get(0)
+                        .map_err(|e| StoreError::Internal(e.to_string()))?;
+                    let n: i64 = r
+                        .try_get(1)
+                        .map_err(|e| StoreError::Internal(e.to_string()))?;
+                    Ok((t, u64::try_from(n).unwrap_or(0)))
+                })
+                .collect()
+        })
+    }
+
+    fn export_page(
+        &self,
+        tenant: Option<&str>,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<TenantRecord>, StoreError>> {
+        let tenant = tenant.map(str::to_string);
+        Box::pin(async move {
+            let t = quote(schema::TENANT_COLUMN);
+            let key = quote(schema::column(&ENTITY.properties[ENTITY.key_index()]));
+            let mut conditions = Vec::new();
+            let mut params: Vec<Param> = Vec::new();
+            if let Some(tenant) = tenant {
+                params.push(text(&tenant));
+                conditions.push(format!("{t} = ${}", params.len()));
+            }
+            if let Some((after_tenant, after_id)) = after {
+                params.push(text(&after_tenant));
+                params.push(text(&after_id));
+                conditions.push(format!(
+                    "({t}, {key}) > (${}, ${})",
+                    params.len() - 1,
+                    params.len()
+                ));
+            }
+            params.push(Param(SqlParam::Int(
+                i64::try_from(limit).unwrap_or(i64::MAX),
+            )));
+            let where_sql = if conditions.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {}", conditions.join(" AND "))
+            };
+            let sql = format!(
+                "SELECT {}, {t} FROM {} {where_sql} ORDER BY {t}, {key} LIMIT ${}",
+                self.sql.select_list,
+                quote(schema::TABLE),
+                params.len()
+            );
+            let client = self.client().await?;
+            let rows = query_cached(&client, &sql, &params).await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(TenantRecord {
+                        record: read_record(row, self.sql.width)?,
+                        tenant: row
+                            .try_get(self.sql.width)
+                            .map_err(|e| StoreError::Internal(e.to_string()))?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn import_chunk(&self, rows: Vec<TenantRecord>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(map_pg)?;
+            for row in rows {
+                let key = vec![text(&row.tenant), text(row.record.id())];
+                query_cached(&tx, &self.sql.delete, &key).await?;
+                let params = write_params(vec![text(&row.tenant)], &row.record, vec![]);
+                query_cached(&tx, &self.sql.insert, &params).await?;
+            }
+            tx.commit().await.map_err(map_pg)?;
+            Ok(())
+        })
+    }
+
+    fn paging_secret(&self) -> &[u8] {
+        &self.secret
+    }
+}
+
+async fn count_rows(
+    client: &deadpool_postgres::Object,
+    sql: &str,
+    params: &[Param],
+) -> Result<u64, StoreError> {
+    let row = client.query_one(sql, &refs(params)).await.map_err(map_pg)?;
+    let n: i64 = row
+        .try_get(0)
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
