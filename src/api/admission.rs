@@ -53,7 +53,7 @@ pub struct AdmissionArgs {
     pub fault_retry_after: u64,
 }
 
-/// Why a request was not admitted (for logs and, later, metrics).
+/// Why a request was not admitted (for logs and the `graphsec_refused_requests_total` metric).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// 429 from the per-(tenant, app) throttle.
@@ -70,6 +70,13 @@ pub enum Refusal {
 /// and request timeout passes here (the tenant when it is known).
 pub fn record(refusal: Refusal, tenant: Option<&str>) {
     tracing::debug!(target: "graphsec::admission", ?refusal, tenant, "request not admitted");
+    let (reason, status) = match refusal {
+        Refusal::Throttled => ("throttled", 429),
+        Refusal::InjectedFault(status) => ("injected_fault", status),
+        Refusal::Overloaded => ("overloaded", 503),
+        Refusal::TimedOut => ("timed_out", 408),
+    };
+    crate::ops::metrics::request_refused(reason, status);
 }
 
 /// The throttle and fault profile of a running server.

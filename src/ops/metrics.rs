@@ -22,6 +22,9 @@ pub const STORE_DURATION: &str = "graphsec_store_operation_duration_seconds";
 pub const GROUP_COMMIT_BATCH: &str = "graphsec_group_commit_batch_size";
 /// Bearer tokens refused (Graph API and admin API).
 pub const REJECTED_TOKENS: &str = "graphsec_rejected_tokens_total";
+/// Requests not admitted, by reason: `throttled` (429), `injected_fault` (with its status),
+/// `overloaded` (the concurrency cap's 503), `timed_out` (408).
+pub const REFUSED_REQUESTS: &str = "graphsec_refused_requests_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -89,6 +92,12 @@ fn status_label(status: u16) -> metrics::SharedString {
         other => return metrics::SharedString::from(other.to_string()),
     };
     metrics::SharedString::const_str(fixed)
+}
+
+/// Counts a request that throttling, fault injection or a limit did not admit.
+pub fn request_refused(reason: &'static str, status: u16) {
+    metrics::counter!(REFUSED_REQUESTS, "reason" => reason, "status" => status_label(status))
+        .increment(1);
 }
 
 /// Counts a refused bearer token on one surface (`graph` or `admin`).

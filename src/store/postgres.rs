@@ -703,37 +703,23 @@ impl Store for PostgresStore {
     ) -> BoxFuture<'_, Result<Vec<TenantRecord>, StoreError>> {
         let tenant = tenant.map(str::to_string);
         Box::pin(async move {
-            let t = quote(schema::TENANT_COLUMN);
-            let key = quote(schema::column(&ENTITY.properties[ENTITY.key_index()]));
-            let mut conditions = Vec::new();
+            let sql = schema::export_page_sql(
+                Dialect::Postgres,
+                &self.sql.select_list,
+                tenant.is_some(),
+                after.is_some(),
+            );
             let mut params: Vec<Param> = Vec::new();
-            if let Some(tenant) = tenant {
-                params.push(text(&tenant));
-                conditions.push(format!("{t} = ${}", params.len()));
+            if let Some(tenant) = &tenant {
+                params.push(text(tenant));
             }
-            if let Some((after_tenant, after_id)) = after {
-                params.push(text(&after_tenant));
-                params.push(text(&after_id));
-                conditions.push(format!(
-                    "({t}, {key}) > (${}, ${})",
-                    params.len() - 1,
-                    params.len()
-                ));
+            if let Some((after_tenant, after_id)) = &after {
+                params.push(text(after_tenant));
+                params.push(text(after_id));
             }
             params.push(Param(SqlParam::Int(
                 i64::try_from(limit).unwrap_or(i64::MAX),
             )));
-            let where_sql = if conditions.is_empty() {
-                String::new()
-            } else {
-                format!("WHERE {}", conditions.join(" AND "))
-            };
-            let sql = format!(
-                "SELECT {}, {t} FROM {} {where_sql} ORDER BY {t}, {key} LIMIT ${}",
-                self.sql.select_list,
-                quote(schema::TABLE),
-                params.len()
-            );
             let client = self.client().await?;
             let rows = query_cached(&client, &sql, &params).await?;
             rows.iter()

@@ -137,6 +137,44 @@ pub fn placeholder(dialect: Dialect, n: usize) -> String {
     }
 }
 
+/// The export page query (`Store::export_page`): `select_list`, then the tenant column, of the
+/// rows after a (tenant, id) position, in (tenant, id) order. Its parameters, in order: the
+/// tenant if `one_tenant`, the position's tenant and id if `after`, then the row limit. Each
+/// shape is its own statement (rather than `? IS NULL OR …`) so every page is a range scan of
+/// the (tenant, id) key.
+pub fn export_page_sql(
+    dialect: Dialect,
+    select_list: &str,
+    one_tenant: bool,
+    after: bool,
+) -> String {
+    let t = quote(TENANT_COLUMN);
+    let key = quote(column(&ENTITY.properties[ENTITY.key_index()]));
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        placeholder(dialect, n)
+    };
+    let mut conditions = Vec::new();
+    if one_tenant {
+        conditions.push(format!("{t} = {}", next()));
+    }
+    if after {
+        let (pt, pk) = (next(), next());
+        conditions.push(format!("({t}, {key}) > ({pt}, {pk})"));
+    }
+    let where_sql = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    };
+    format!(
+        "SELECT {select_list}, {t} FROM {}{where_sql} ORDER BY {t}, {key} LIMIT {}",
+        quote(TABLE),
+        next()
+    )
+}
+
 /// `INSERT` of one whole row: every column of [`columns`], `tenant` first.
 pub fn insert_sql(dialect: Dialect) -> String {
     let cols = columns(dialect);

@@ -791,38 +791,22 @@ impl Store for SqliteStore {
         let tenant = tenant.map(str::to_string);
         let statements = self.sql.clone();
         Box::pin(self.read(move |conn| {
-            let t = quote(schema::TENANT_COLUMN);
-            let key = quote(schema::column(&ENTITY.properties[ENTITY.key_index()]));
-            // Separate statements per shape (rather than `?1 IS NULL OR ...`) so every page is
-            // an index range scan on the (tenant, id) key.
-            let mut conditions = Vec::new();
-            let mut params: Vec<SqlValue> = Vec::new();
+            let sql = schema::export_page_sql(
+                Dialect::Sqlite,
+                &statements.select_list,
+                tenant.is_some(),
+                after.is_some(),
+            );
             // `read` may run this closure twice (inline, then on the blocking pool): clone.
+            let mut params: Vec<SqlValue> = Vec::new();
             if let Some(tenant) = tenant.clone() {
                 params.push(SqlValue::Text(tenant));
-                conditions.push(format!("{t} = ?{}", params.len()));
             }
             if let Some((after_tenant, after_id)) = after.clone() {
                 params.push(SqlValue::Text(after_tenant));
                 params.push(SqlValue::Text(after_id));
-                conditions.push(format!(
-                    "({t}, {key}) > (?{}, ?{})",
-                    params.len() - 1,
-                    params.len()
-                ));
             }
             params.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
-            let where_sql = if conditions.is_empty() {
-                String::new()
-            } else {
-                format!("WHERE {}", conditions.join(" AND "))
-            };
-            let sql = format!(
-                "SELECT {}, {t} FROM {} {where_sql} ORDER BY {t}, {key} LIMIT ?{}",
-                statements.select_list,
-                quote(schema::TABLE),
-                params.len()
-            );
             let mut stmt = conn.prepare_cached(&sql).map_err(map_sqlite)?;
             let mut rows = stmt.query(params_from_iter(params)).map_err(map_sqlite)?;
             let mut out = Vec::with_capacity(limit.min(10_000));
