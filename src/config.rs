@@ -30,8 +30,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server.
-    /// (Boxed: the flags make it much larger than the other variants.)
+    /// Run the server (see `graphsec serve --help` for every flag).
+    // Boxed: the flags make it much larger than the other variants.
     Serve(Box<ServeArgs>),
     /// Print a development token that a server with the same --data-dir accepts (dev mode).
     ///
@@ -164,7 +164,8 @@ pub struct ServeArgs {
     )]
     pub admin_token: Option<String>,
 
-    /// Serve `/metrics` on this address instead of the main listener.
+    /// Serve `/metrics` (no token) on this address, e.g. 127.0.0.1:9470, instead of the main
+    /// listener (where `/metrics` then is an ordinary, authenticated Graph path).
     #[arg(long, env = "GRAPHSEC_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
 

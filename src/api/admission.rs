@@ -41,10 +41,11 @@ pub struct AdmissionArgs {
     pub latency: Option<String>,
 
     /// Seed of the fault generator: the same seed and request sequence give the same faults.
+    /// [default: random]
     #[arg(long, env = "GRAPHSEC_FAULT_SEED")]
     pub fault_seed: Option<u64>,
 
-    /// Inject faults and latency only into requests of this tenant.
+    /// Inject faults and latency only into requests of this tenant. [default: every tenant]
     #[arg(long, env = "GRAPHSEC_FAULT_TENANT")]
     pub fault_tenant: Option<String>,
 

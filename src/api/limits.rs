@@ -25,8 +25,8 @@ fn duration(s: &str) -> Result<Duration, String> {
 /// Limit flags.
 #[derive(Debug, Clone, Args)]
 pub struct LimitArgs {
-    /// Longest accepted request URL (path and query), in bytes; longer gets 414 (checked by the
-    /// wire layers, [`super::wire`]).
+    /// Longest accepted request URL (path and query), in bytes; longer gets 414.
+    // Checked by the wire layers (`super::wire`).
     #[arg(long, env = "GRAPHSEC_MAX_URL_LENGTH", default_value_t = super::wire::MAX_URI_BYTES)]
     pub max_url_length: usize,
 
@@ -37,12 +37,12 @@ pub struct LimitArgs {
 
     /// Most time a request's headers may take to arrive, counted from when the connection starts
     /// waiting for them (so it also closes a connection idle that long). A slowloris client is
-    /// cut off after it.
+    /// cut off after it. Units: ms, s, m, h.
     #[arg(long, env = "GRAPHSEC_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub header_read_timeout: Duration,
 
     /// An HTTP/1.1 keep-alive connection with no request in flight is closed after this long
-    /// (0 disables keep-alive).
+    /// (0 disables keep-alive). Units: ms, s, m, h.
     #[arg(long, env = "GRAPHSEC_KEEP_ALIVE_TIMEOUT", default_value = "20s", value_parser = duration)]
     pub keep_alive_timeout: Duration,
 
@@ -54,7 +54,8 @@ pub struct LimitArgs {
     #[arg(long, env = "GRAPHSEC_MAX_CONNECTIONS", default_value_t = 1000)]
     pub max_connections: usize,
 
-    /// On SIGTERM/SIGINT: time to finish in-flight requests before exiting anyway.
+    /// On SIGTERM/SIGINT: time to finish in-flight requests before exiting anyway. Units: ms, s,
+    /// m, h.
     #[arg(long, env = "GRAPHSEC_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub shutdown_timeout: Duration,
 }

@@ -97,7 +97,8 @@ pub struct TokenArgs {
     #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
     pub ttl: u64,
 
-    /// Client application id (the azp claim), which also keys throttling.
+    /// Client application id (the azp claim), which also keys throttling. [default: no azp;
+    /// sub is graphsec-dev]
     #[arg(long, value_name = "ID")]
     pub app_id: Option<String>,
 }
