@@ -21,7 +21,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7470";
                   without /beta) on the Microsoft Graph wire contract, so code and SDKs written \
                   against Microsoft Graph work against it unmodified.\n\n\
                   Start it with `graphsec serve`: data goes to ./graphsec-data (embedded SQLite) \
-                  unless --in-memory or --data-dir says otherwise."
+                  unless --in-memory, --data-dir or --database-url (PostgreSQL) says \
+                  otherwise. Then `graphsec token --data-dir ./graphsec-data --tenant contoso` \
+                  prints a bearer token that server accepts."
 )]
 pub struct Cli {
     #[command(subcommand)]
