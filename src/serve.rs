@@ -18,6 +18,12 @@ use hyper_util::server::conn::auto::Builder;
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
 
+/// Header fields hyper accepts on an HTTP/1.1 request (its default is 100).
+const HTTP1_MAX_HEADER_FIELDS: usize = 1024;
+/// The HTTP/2 header-list size (path included) hyper accepts: room for the default URL limit
+/// and the wire layer's header-byte limit, which then answer 414/431 in the Graph envelope.
+const HTTP2_MAX_HEADER_LIST_BYTES: u32 = 256 * 1024;
+
 use crate::api::limits::LimitArgs;
 
 /// Serves `app` on `listener` until `shutdown` completes, then drains (bounded).
@@ -114,8 +120,16 @@ impl Connection {
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_read_timeout)
-            .keep_alive(!self.keep_alive.is_zero());
-        builder.http2().timer(TokioTimer::new());
+            .keep_alive(!self.keep_alive.is_zero())
+            // hyper refuses more than 100 header fields itself, with a bare 431: allow many
+            // more, so the wire layer's byte limit answers oversize heads in the Graph envelope.
+            .max_headers(HTTP1_MAX_HEADER_FIELDS);
+        // Likewise for HTTP/2, whose default 16 KiB header list (the path included) is enforced
+        // by the codec before any service runs, with no body.
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(HTTP2_MAX_HEADER_LIST_BYTES);
         let mut conn = std::pin::pin!(builder.serve_connection(TokioIo::new(io), service));
         let mut closing = *stop.borrow();
         if closing {
