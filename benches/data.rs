@@ -120,6 +120,20 @@ fn to_sql(c: Cell) -> Sql {
 /// Seeds `rows` profiles spread over `tenants` (see [`tenant_index`]) into an existing graphsec
 /// database (schema created by the server); the secondary indexes are dropped during the load
 /// and rebuilt after.
+/// How many profiles the database file at `db` already holds (0 when it or its table is missing),
+/// so a seeded data directory is reused instead of seeded again.
+pub fn existing_rows(db: &Path) -> u64 {
+    rusqlite::Connection::open(db)
+        .and_then(|c| {
+            c.query_row(
+                &format!("SELECT COUNT(*) FROM {}", quote(schema::TABLE)),
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .map_or(0, |n| n as u64)
+}
+
 pub fn seed(db: &Path, tenants: &[&str], rows: u64) {
     let started = Instant::now();
     let mut conn = rusqlite::Connection::open(db).expect("open");

@@ -27,15 +27,7 @@ fn main() {
     let tenants: Vec<&str> = tenants.split(',').collect();
     std::fs::create_dir_all(&dir).expect("data dir");
     let db = SqliteStore::database_path(&dir);
-    let existing = rusqlite::Connection::open(&db)
-        .and_then(|c| {
-            c.query_row(
-                &format!("SELECT COUNT(*) FROM {}", quote(schema::TABLE)),
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-        })
-        .map_or(0, |n| n as u64);
+    let existing = data::existing_rows(&db);
     if existing < rows {
         // The store creates the schema (and the paging secret) exactly as `graphsec serve` does.
         drop(SqliteStore::open(&Location::File(dir.clone())).expect("open store"));

@@ -28,7 +28,7 @@ use crate::support::{COLLECTION, Server};
 #[path = "../../benches/data.rs"]
 mod data;
 
-use data::{created_ticks, mix, seed};
+use data::{created_ticks, existing_rows, mix, seed};
 
 fn bind(p: &SqlParam) -> Sql {
     match p {
@@ -217,15 +217,7 @@ async fn perf_query_latency_on_a_million_profiles() {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| temp.path().to_path_buf());
     let db = dir.join("graphsec.db");
-    let existing = rusqlite::Connection::open(&db)
-        .and_then(|c| {
-            c.query_row(
-                &format!("SELECT COUNT(*) FROM {}", quote(schema::TABLE)),
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-        })
-        .map_or(0, |n| n as u64);
+    let existing = existing_rows(&db);
     if existing < rows {
         // One profile through the API creates the schema and tells us the tenant the harness's
         // client maps to (with authentication, the token's tenant).
