@@ -1,12 +1,13 @@
-//! A profile as values, the create and PATCH merge rules, and the one JSON serializer.
+//! An entity as values, the create and PATCH merge rules, and the one JSON serializer.
 //!
-//! Values are indexed like `ENTITY.properties`, so every rule here is a walk over the table.
+//! Values are indexed like their entity type's `properties`, so every rule here is a walk over
+//! the type.
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value as Json};
 
 use super::edm::{self, EdmType};
-use super::entity::{ENTITY, Managed, NAMESPACE};
+use super::entity::{EntityType, Managed, NAMESPACE};
 
 /// One property's value.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,15 +19,21 @@ pub enum Value {
     DateTime(i64),
     /// Enum by underlying value.
     Enum(i64),
+    /// Edm.Int32 or Edm.Int64.
+    Int(i64),
+    /// Edm.Double (finite).
+    Double(f64),
     Collection(Vec<Value>),
     /// A complex value: one entry per member, in the complex type's member order.
     Complex(Vec<Value>),
 }
 
-/// A stored profile.
+/// A stored entity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
-    /// One per declared property, in table order.
+    /// Its entity set's type.
+    pub entity: &'static EntityType,
+    /// One per declared property, in the type's order.
     pub values: Vec<Value>,
     /// The open type's dynamic properties, in the order they were first sent.
     pub dynamic: Map<String, Json>,
@@ -46,24 +53,26 @@ pub enum Change {
 }
 
 /// A validated body: what to change, nothing about HTTP.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Changes {
+    pub entity: &'static EntityType,
     /// One per declared property; `None` = absent from the body.
     pub props: Vec<Option<Change>>,
     pub dynamic: Map<String, Json>,
 }
 
 impl Changes {
-    pub fn empty() -> Self {
+    pub fn empty(entity: &'static EntityType) -> Self {
         Changes {
-            props: vec![None; ENTITY.properties.len()],
+            entity,
+            props: vec![None; entity.properties.len()],
             dynamic: Map::new(),
         }
     }
 
     /// The id a body asked for, if any.
     pub fn requested_id(&self) -> Option<&str> {
-        match &self.props[ENTITY.key_index()] {
+        match &self.props[self.entity.key_index()] {
             Some(Change::Set(Value::String(id))) => Some(id),
             _ => None,
         }
@@ -73,22 +82,26 @@ impl Changes {
 /// Which properties a response carries (`$select`); `id` always comes back.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Selection {
-    /// Indices into `ENTITY.properties`.
+    /// Indices into the entity type's `properties`.
     pub props: Vec<usize>,
     pub dynamic: Vec<String>,
 }
 
 impl Record {
-    /// A new profile from a create body. The server owns the key and the timestamps.
+    /// A new entity from a create body. The server owns the key and the timestamps.
     pub fn create(changes: Changes, id: String, now: i64) -> Record {
+        let entity = changes.entity;
         let mut record = Record {
-            values: vec![Value::Null; ENTITY.properties.len()],
+            entity,
+            values: vec![Value::Null; entity.properties.len()],
             dynamic: Map::new(),
             version: 0,
         };
         record.apply(changes, now);
-        record.values[ENTITY.key_index()] = Value::String(id);
-        record.values[ENTITY.managed_index(Managed::Created)] = Value::DateTime(now);
+        record.values[entity.key_index()] = Value::String(id);
+        if let Some(i) = entity.managed_index(Managed::Created) {
+            record.values[i] = Value::DateTime(now);
+        }
         record
     }
 
@@ -96,7 +109,8 @@ impl Record {
     /// absent keeps, null clears, collections replace, complex values
     /// merge member by member, dynamic properties merge like declared ones.
     pub fn apply(&mut self, changes: Changes, now: i64) {
-        for (i, (prop, change)) in ENTITY.properties.iter().zip(changes.props).enumerate() {
+        let entity = self.entity;
+        for (i, (prop, change)) in entity.properties.iter().zip(changes.props).enumerate() {
             if prop.managed != Managed::Client {
                 continue;
             }
@@ -120,12 +134,14 @@ impl Record {
         for (k, v) in changes.dynamic {
             self.dynamic.insert(k, v);
         }
-        self.values[ENTITY.managed_index(Managed::Modified)] = Value::DateTime(now);
+        if let Some(i) = entity.managed_index(Managed::Modified) {
+            self.values[i] = Value::DateTime(now);
+        }
         self.version = now.max(self.version.saturating_add(1));
     }
 
     pub fn id(&self) -> &str {
-        match &self.values[ENTITY.key_index()] {
+        match &self.values[self.entity.key_index()] {
             Value::String(s) => s,
             _ => "",
         }
@@ -165,11 +181,13 @@ impl Serialize for Wire<'_> {
         if let Some(c) = self.context {
             out.serialize_entry("@odata.context", c)?;
         }
-        out.serialize_entry("@odata.type", &format_args!("#{NAMESPACE}.{}", ENTITY.name))?;
-        for (i, prop) in ENTITY.properties.iter().enumerate() {
+        let entity = self.record.entity;
+        out.serialize_entry("@odata.type", &format_args!("#{NAMESPACE}.{}", entity.name))?;
+        let key = entity.key_index();
+        for (i, prop) in entity.properties.iter().enumerate() {
             let wanted = match self.select {
                 None => true,
-                Some(s) => i == ENTITY.key_index() || s.props.contains(&i),
+                Some(s) => i == key || s.props.contains(&i),
             };
             if wanted {
                 out.serialize_entry(prop.name, &Typed(&prop.ty, &self.record.values[i]))?;
@@ -193,12 +211,16 @@ impl Serialize for Primitive<'_> {
             Value::String(v) => s.serialize_str(v),
             Value::Bool(b) => s.serialize_bool(*b),
             Value::DateTime(t) => s.serialize_str(&edm::format_datetime(*t)),
+            Value::Int(i) => s.serialize_i64(*i),
+            Value::Double(f) => s.serialize_f64(*f),
             _ => s.serialize_unit(),
         }
     }
 }
 
-/// One declared property's value, serialized by its Edm type.
+/// One declared property's (or complex member's) value, serialized by its Edm type: complex
+/// values as objects with `@odata.type` first and their members in declaration order (then an
+/// open type's undeclared members), collections as arrays.
 struct Typed<'a>(&'a EdmType, &'a Value);
 
 impl Serialize for Typed<'_> {
@@ -210,14 +232,14 @@ impl Serialize for Typed<'_> {
                 Some((name, _)) => s.serialize_str(name),
                 None => s.collect_str(n),
             },
-            (EdmType::Collection(_), Value::Collection(items)) => {
-                s.collect_seq(items.iter().map(Primitive))
+            (EdmType::Collection(elem), Value::Collection(items)) => {
+                s.collect_seq(items.iter().map(|v| Typed(elem, v)))
             }
             (EdmType::Complex(c), Value::Complex(members)) => {
                 let mut m = s.serialize_map(Some(members.len() + 1))?;
                 m.serialize_entry("@odata.type", &format_args!("{NAMESPACE}.{}", c.name))?;
                 for (member, v) in c.members.iter().zip(members) {
-                    m.serialize_entry(member.name, &Primitive(v))?;
+                    m.serialize_entry(member.name, &Typed(&member.ty, v))?;
                 }
                 m.end()
             }

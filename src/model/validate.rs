@@ -1,10 +1,10 @@
-//! JSON body -> [`Changes`], by walking the entity table. Every client mistake becomes a
+//! JSON body -> [`Changes`], by walking the entity type. Every client mistake becomes a
 //! [`BodyError`] naming the property and the expected Edm type; nothing here panics.
 
 use serde_json::{Map, Value as Json};
 
 use super::edm::{self, EdmType, Primitive};
-use super::entity::{ENTITY, Managed};
+use super::entity::{EntityType, Managed};
 use super::record::{Change, Changes, Value};
 
 /// Why a body was refused (rendered as 400 BadRequest).
@@ -102,6 +102,28 @@ fn primitive(p: Primitive, v: &Json, name: &str) -> Result<Value, BodyError> {
                 e.0
             )),
         },
+        (Primitive::Int32, Json::Number(n)) => match n.as_i64().map(i32::try_from) {
+            Some(Ok(i)) => Ok(Value::Int(i64::from(i))),
+            _ => err(format!(
+                "Invalid value {n} for property '{name}': expected an Edm.Int32 (an integer from {} to {}).",
+                i32::MIN,
+                i32::MAX
+            )),
+        },
+        (Primitive::Int64, Json::Number(n)) => match n.as_i64() {
+            Some(i) => Ok(Value::Int(i)),
+            None => err(format!(
+                "Invalid value {n} for property '{name}': expected an Edm.Int64 (an integer from {} to {}).",
+                i64::MIN,
+                i64::MAX
+            )),
+        },
+        (Primitive::Double, Json::Number(n)) => match n.as_f64() {
+            Some(f) if f.is_finite() => Ok(Value::Double(f)),
+            _ => err(format!(
+                "Invalid value {n} for property '{name}': expected a finite Edm.Double."
+            )),
+        },
         (p, other) => err(format!(
             "Invalid value for property '{name}': expected {} but found {}.",
             p.edm_name(),
@@ -138,27 +160,35 @@ fn declared(ty: &EdmType, v: &Json, name: &str, mode: Mode) -> Result<Option<Cha
                 json_kind(other)
             )),
         },
-        EdmType::Collection(p) => match v {
-            Json::Null => Ok(Some(Change::Set(Value::Null))),
-            Json::Array(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    if item.is_null() {
-                        return err(format!(
-                            "Invalid value for property '{name}': item {i} is null; expected {}.",
-                            p.edm_name()
-                        ));
+        EdmType::Collection(elem) => {
+            let EdmType::Primitive(p) = elem else {
+                return err(format!(
+                    "The property '{name}' ({}) cannot be written yet: collections of enum or complex values are not supported by this server version.",
+                    ty.csdl_name()
+                ));
+            };
+            match v {
+                Json::Null => Ok(Some(Change::Set(Value::Null))),
+                Json::Array(items) => {
+                    let mut out = Vec::with_capacity(items.len());
+                    for (i, item) in items.iter().enumerate() {
+                        if item.is_null() {
+                            return err(format!(
+                                "Invalid value for property '{name}': item {i} is null; expected {}.",
+                                p.edm_name()
+                            ));
+                        }
+                        out.push(primitive(*p, item, &format!("{name}[{i}]"))?);
                     }
-                    out.push(primitive(*p, item, &format!("{name}[{i}]"))?);
+                    Ok(Some(Change::Set(Value::Collection(out))))
                 }
-                Ok(Some(Change::Set(Value::Collection(out))))
+                other => err(format!(
+                    "Invalid value for property '{name}': expected Collection({}) but found {}.",
+                    p.edm_name(),
+                    json_kind(other)
+                )),
             }
-            other => err(format!(
-                "Invalid value for property '{name}': expected Collection({}) but found {}.",
-                p.edm_name(),
-                json_kind(other)
-            )),
-        },
+        }
         EdmType::Complex(c) => match v {
             Json::Null => Ok(Some(Change::Set(Value::Null))),
             Json::Object(obj) => {
@@ -183,7 +213,13 @@ fn declared(ty: &EdmType, v: &Json, name: &str, mode: Mode) -> Result<Option<Cha
                         ));
                     };
                     let m = &c.members[i];
-                    members[i] = Some(primitive(m.ty, mv, &format!("{name}/{k}"))?);
+                    let EdmType::Primitive(p) = m.ty else {
+                        return err(format!(
+                            "The member '{name}/{k}' ({}) cannot be written yet: nested complex, enum and collection members are not supported by this server version.",
+                            m.ty.csdl_name()
+                        ));
+                    };
+                    members[i] = Some(primitive(p, mv, &format!("{name}/{k}"))?);
                 }
                 Ok(Some(Change::Merge(members)))
             }
@@ -230,8 +266,13 @@ fn find_nul(v: &Json, path: &str) -> Option<String> {
     }
 }
 
-/// Turns a parsed JSON body into [`Changes`] for a create or a PATCH.
-pub fn changes_from_json(body: &Json, mode: Mode, opts: Options) -> Result<Changes, BodyError> {
+/// Turns a parsed JSON body into [`Changes`] to an entity of `entity` for a create or a PATCH.
+pub fn changes_from_json(
+    entity: &'static EntityType,
+    body: &Json,
+    mode: Mode,
+    opts: Options,
+) -> Result<Changes, BodyError> {
     if let Some(place) = find_nul(body, "") {
         return err(format!(
             "The value of '{}' contains the character U+0000, which is not supported.",
@@ -241,14 +282,15 @@ pub fn changes_from_json(body: &Json, mode: Mode, opts: Options) -> Result<Chang
     let Json::Object(obj) = body else {
         return err(format!(
             "The request body must be a JSON object representing a {}, not {}.",
-            ENTITY.qualified_name(),
+            entity.qualified_name(),
             json_kind(body)
         ));
     };
-    changes_from_map(obj, mode, opts)
+    changes_from_map(entity, obj, mode, opts)
 }
 
 fn changes_from_map(
+    entity: &'static EntityType,
     obj: &Map<String, Json>,
     mode: Mode,
     opts: Options,
@@ -259,34 +301,39 @@ fn changes_from_map(
     {
         return err(format!(
             "Entity references ({{\"@odata.id\": {reference}}}) cannot be added: '{}' is a contained collection. Send the profile's properties instead.",
-            ENTITY.collection
+            entity.collection
         ));
     }
-    let mut changes = Changes::empty();
+    let mut changes = Changes::empty(entity);
     for (name, v) in obj {
         if name == "@odata.type" {
-            check_type_annotation(v, &ENTITY.qualified_name(), "the request body")?;
+            check_type_annotation(v, &entity.qualified_name(), "the request body")?;
             continue;
         }
         // Control information and instance/property annotations: SDKs echo what they read.
         if name.contains('@') {
             continue;
         }
-        let Some(i) = ENTITY.index_of(name) else {
-            if opts.strict {
+        let Some(i) = entity.index_of(name) else {
+            if opts.strict || !entity.open {
                 return err(format!(
-                    "Property '{name}' does not exist on type '{}' (undeclared properties are refused by this server's configuration).",
-                    ENTITY.qualified_name()
+                    "Property '{name}' does not exist on type '{}'{}.",
+                    entity.qualified_name(),
+                    if entity.open {
+                        " (undeclared properties are refused by this server's configuration)"
+                    } else {
+                        " (the type is not open)"
+                    }
                 ));
             }
             // A query resolves `Name` to the declared `name` (CONTRACT §4 "Case"), so a dynamic
             // property spelled like a declared one but for case could be written and never be
             // selected or filtered again: refuse it, naming the declared spelling.
-            if let Some(p) = crate::odata::names::property(&ENTITY, name) {
+            if let Some(p) = crate::odata::names::property(entity, name) {
                 return err(format!(
                     "Property '{name}' differs only in case from the declared property '{}' of type '{}'; property names in a request body are case-sensitive.",
                     p.name,
-                    ENTITY.qualified_name()
+                    entity.qualified_name()
                 ));
             }
             if !is_identifier(name) {
@@ -297,7 +344,7 @@ fn changes_from_map(
             changes.dynamic.insert(name.clone(), v.clone());
             continue;
         };
-        let prop = &ENTITY.properties[i];
+        let prop = &entity.properties[i];
         let change = declared(&prop.ty, v, name, mode)?;
         match prop.managed {
             Managed::Key => match (mode, change) {
@@ -324,8 +371,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn profiles() -> &'static EntityType {
+        crate::model::catalog()
+            .set("cloudAppSecurityProfiles")
+            .unwrap()
+    }
+
     fn create(v: Json) -> Result<Changes, BodyError> {
-        changes_from_json(&v, Mode::Create, Options::default())
+        changes_from_json(profiles(), &v, Mode::Create, Options::default())
     }
 
     #[test]
@@ -347,11 +400,12 @@ mod tests {
     #[test]
     fn enum_numeric_strings_normalise_and_sentinel_rules() {
         let c = create(json!({"permissionsRequired": "4"})).unwrap();
-        let i = ENTITY.index_of("permissionsRequired").unwrap();
+        let i = profiles().index_of("permissionsRequired").unwrap();
         assert_eq!(c.props[i], Some(Change::Set(Value::Enum(4))));
         assert!(create(json!({"permissionsRequired": "unknownFutureValue"})).is_err());
         assert!(create(json!({"permissionsRequired": 4})).is_err());
         let p = changes_from_json(
+            profiles(),
             &json!({"permissionsRequired": "unknownFutureValue"}),
             Mode::Patch,
             Options::default(),
@@ -412,7 +466,13 @@ mod tests {
         .unwrap();
         assert_eq!(c.dynamic.keys().collect::<Vec<_>>(), ["zeta", "alpha"]);
         assert!(
-            changes_from_json(&json!({"zeta": 1}), Mode::Create, Options { strict: true }).is_err()
+            changes_from_json(
+                profiles(),
+                &json!({"zeta": 1}),
+                Mode::Create,
+                Options { strict: true }
+            )
+            .is_err()
         );
     }
 
@@ -429,7 +489,7 @@ mod tests {
         assert!(create(json!({"id": 5})).is_err());
         let e = create(json!({"@odata.id": "https://graph.microsoft.com/beta/x"})).unwrap_err();
         assert!(e.0.contains("contained"), "{}", e.0);
-        let patch = |v| changes_from_json(&v, Mode::Patch, Options::default());
+        let patch = |v| changes_from_json(profiles(), &v, Mode::Patch, Options::default());
         for id in [json!("a"), json!("b"), json!(null)] {
             let c = patch(json!({"id": id, "name": "n"})).unwrap();
             assert_eq!(c.requested_id(), None, "a PATCH never sets the key");
