@@ -22,6 +22,7 @@ use super::names;
 use super::parser::{char_position, shorten, snippet};
 use crate::model::edm::{ComplexType, EdmType, EnumType, Member, Primitive};
 use crate::model::entity::{EntityType, Property};
+use crate::store::schema::{Storage, storage_of};
 
 /// The static type of a typed node.
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +40,8 @@ pub enum Ty {
     /// An undeclared property of the open type (any JSON value).
     Dynamic,
     Complex(&'static ComplexType),
-    Collection(Primitive),
+    /// A collection; the element type (primitive, enum or complex). Only usable in lambdas.
+    Collection(&'static EdmType),
 }
 
 impl PartialEq for Ty {
@@ -48,7 +50,7 @@ impl PartialEq for Ty {
         match (self, other) {
             (Ty::Enum(a), Ty::Enum(b)) => std::ptr::eq(*a, *b),
             (Ty::Complex(a), Ty::Complex(b)) => std::ptr::eq(*a, *b),
-            (Ty::Collection(a), Ty::Collection(b)) => a == b,
+            (Ty::Collection(a), Ty::Collection(b)) => a.csdl_name() == b.csdl_name(),
             _ => std::mem::discriminant(self) == std::mem::discriminant(other),
         }
     }
@@ -67,7 +69,17 @@ impl Ty {
             Ty::Null => "null".into(),
             Ty::Dynamic => "a dynamic property".into(),
             Ty::Complex(c) => c.qualified_name(),
-            Ty::Collection(p) => format!("Collection({})", p.edm_name()),
+            Ty::Collection(e) => format!("Collection({})", e.csdl_name()),
+        }
+    }
+
+    /// The type of a value of a declared (non-collection or collection) Edm type.
+    fn of(ty: &'static EdmType) -> Ty {
+        match ty {
+            EdmType::Primitive(p) => Ty::from_primitive(*p),
+            EdmType::Enum(e) => Ty::Enum(e),
+            EdmType::Complex(c) => Ty::Complex(c),
+            EdmType::Collection(e) => Ty::Collection(e),
         }
     }
 
@@ -142,6 +154,23 @@ pub enum DynLiteral {
     Bool(bool),
 }
 
+/// Where a JSON-stored value starts: a property stored as one JSON column, or the element of
+/// the lambda at this nesting level (0 = outermost).
+#[derive(Debug, Clone, Copy)]
+pub enum JsonBase {
+    Column(&'static Property),
+    Var(usize),
+}
+
+/// A value inside JSON storage (`store::schema`'s JSON storage form): the base, then declared
+/// complex-member names (`fileHash`, `hashValue`). Its type is the node's [`Ty`]; a complex
+/// value is only compared with `null`, a collection only walked by a lambda.
+#[derive(Debug, Clone)]
+pub struct JsonRef {
+    pub base: JsonBase,
+    pub path: Vec<&'static str>,
+}
+
 /// A typed node: what it computes, its type, and whether it can evaluate to SQL NULL.
 #[derive(Debug, Clone)]
 pub struct Typed {
@@ -169,8 +198,10 @@ pub enum TKind {
     Member(&'static Property, &'static Member),
     /// A complex property as a whole: only compared with `null`.
     Presence(&'static Property),
-    /// The element of the lambda at this nesting level (0 = outermost).
+    /// The primitive or enum element of the lambda at this nesting level (0 = outermost).
     LambdaVar(usize),
+    /// A value inside a JSON column or inside a complex lambda element.
+    Json(JsonRef),
     /// A dynamic property's JSON string value (null unless it is a string).
     DynamicText(String),
     /// A dynamic property's JSON boolean value (null unless it is a boolean).
@@ -185,9 +216,10 @@ pub enum TKind {
     Or(Vec<Typed>),
     Not(Box<Typed>),
     /// `collection/any(...)` / `all(...)`; `var` is the nesting level of the lambda variable;
-    /// `body` is None for `any()`.
+    /// `body` is None for `any()`; `elem` is the element type.
     Lambda {
-        collection: &'static Property,
+        collection: JsonRef,
+        elem: &'static EdmType,
         kind: LambdaKind,
         var: usize,
         body: Option<Box<Typed>>,
@@ -228,11 +260,20 @@ struct Checker<'a> {
     entity: &'static EntityType,
     src: &'a str,
     /// Lambda variables in scope, outermost first: (name, element type).
-    lambdas: Vec<(String, Primitive)>,
+    lambdas: Vec<(String, &'static EdmType)>,
 }
 
 fn typed(kind: TKind, ty: Ty, nullable: bool) -> Typed {
     Typed { kind, ty, nullable }
+}
+
+/// `a, b, c`: the declared members of a complex type, for messages.
+fn member_list(c: &ComplexType) -> String {
+    c.members
+        .iter()
+        .map(|m| m.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Every enum type reachable from the entity type (through complex members and collections).
@@ -371,20 +412,21 @@ impl Checker<'_> {
             .iter()
             .rposition(|(name, _)| *name == first.name)
         {
-            let elem = self
-                .lambdas
-                .get(level)
-                .map_or(Primitive::String, |(_, p)| *p);
-            no_members(format!(
-                "the lambda variable '{}' ({})",
-                shorten(&first.name),
-                elem.edm_name()
-            ))?;
-            return Ok(typed(
-                TKind::LambdaVar(level),
-                Ty::from_primitive(elem),
-                true,
-            ));
+            let Some((_, elem)) = self.lambdas.get(level) else {
+                return Err(QueryError::new("Type error in '$filter': lambda scope."));
+            };
+            let elem: &'static EdmType = elem;
+            return match elem {
+                EdmType::Primitive(_) | EdmType::Enum(_) => {
+                    no_members(format!(
+                        "the lambda variable '{}' ({})",
+                        shorten(&first.name),
+                        elem.csdl_name()
+                    ))?;
+                    Ok(typed(TKind::LambdaVar(level), Ty::of(elem), true))
+                }
+                _ => self.json_path(JsonBase::Var(level), shorten(&first.name), elem, rest),
+            };
         }
         if let Some(prop) = names::property(self.entity, &first.name) {
             if !prop.filterable {
@@ -393,8 +435,8 @@ impl Checker<'_> {
                     format!("the property '{}' cannot be used in $filter", prop.name),
                 ));
             }
-            return match prop.ty {
-                EdmType::Primitive(p) => {
+            return match (storage_of(prop), prop.ty) {
+                (Storage::Column, EdmType::Primitive(p)) => {
                     no_members(format!("'{}' ({})", prop.name, p.edm_name()))?;
                     Ok(typed(
                         TKind::Column(prop),
@@ -402,30 +444,11 @@ impl Checker<'_> {
                         prop.nullable,
                     ))
                 }
-                EdmType::Enum(e) => {
+                (Storage::Column, EdmType::Enum(e)) => {
                     no_members(format!("'{}' ({})", prop.name, e.qualified_name()))?;
                     Ok(typed(TKind::Column(prop), Ty::Enum(e), prop.nullable))
                 }
-                EdmType::Collection(elem) => {
-                    let EdmType::Primitive(p) = elem else {
-                        return Err(self.error(
-                            first.span,
-                            format!(
-                                "filtering on '{}' ({}) is not supported yet",
-                                prop.name,
-                                prop.ty.csdl_name()
-                            ),
-                        ));
-                    };
-                    let p = *p;
-                    no_members(format!("the collection '{}'", prop.name))?;
-                    Ok(typed(
-                        TKind::Presence(prop),
-                        Ty::Collection(p),
-                        prop.nullable,
-                    ))
-                }
-                EdmType::Complex(c) => match rest {
+                (Storage::Flattened(c), _) => match rest {
                     [] => Ok(typed(TKind::Presence(prop), Ty::Complex(c), prop.nullable)),
                     [seg, more @ ..] => {
                         let Some(member) = names::member(c, &seg.name) else {
@@ -435,11 +458,7 @@ impl Checker<'_> {
                                     "'{}' has no member '{}' (members: {})",
                                     prop.name,
                                     shorten(&seg.name),
-                                    c.members
-                                        .iter()
-                                        .map(|m| m.name)
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
+                                    member_list(c)
                                 ),
                             ));
                         };
@@ -455,24 +474,10 @@ impl Checker<'_> {
                                 ),
                             ));
                         }
-                        let ty = match member.ty {
-                            EdmType::Primitive(p) if c.is_flat() => Ty::from_primitive(p),
-                            EdmType::Enum(e) if c.is_flat() => Ty::Enum(e),
-                            _ => {
-                                return Err(self.error(
-                                    seg.span,
-                                    format!(
-                                        "filtering on '{}/{}' ({}) is not supported yet",
-                                        prop.name,
-                                        member.name,
-                                        member.ty.csdl_name()
-                                    ),
-                                ));
-                            }
-                        };
-                        Ok(typed(TKind::Member(prop, member), ty, true))
+                        Ok(typed(TKind::Member(prop, member), Ty::of(&member.ty), true))
                     }
                 },
+                _ => self.json_path(JsonBase::Column(prop), prop.name.to_string(), &prop.ty, rest),
             };
         }
         if !self.entity.open {
@@ -495,6 +500,73 @@ impl Checker<'_> {
             Ty::Dynamic,
             true,
         ))
+    }
+
+    /// Walks declared complex members from a JSON-stored value (`shown` names it in messages).
+    /// A collection's members are reached only through a lambda; an open complex type's
+    /// undeclared members are refused (their type is unknown, and graphsec keeps them verbatim
+    /// without typing them).
+    fn json_path(
+        &self,
+        base: JsonBase,
+        mut shown: String,
+        mut ty: &'static EdmType,
+        rest: &[Segment],
+    ) -> Result<Typed, QueryError> {
+        let mut path = Vec::with_capacity(rest.len());
+        for seg in rest {
+            match ty {
+                EdmType::Complex(c) => match names::member(c, &seg.name) {
+                    Some(m) => {
+                        path.push(m.name);
+                        shown = format!("{shown}/{}", m.name);
+                        ty = &m.ty;
+                    }
+                    None if c.open => {
+                        return Err(self.error(
+                            seg.span,
+                            format!(
+                                "'{shown}' ({}) declares no member '{}'; undeclared members of an open complex type cannot be used in $filter (declared members: {})",
+                                c.qualified_name(),
+                                shorten(&seg.name),
+                                member_list(c)
+                            ),
+                        ));
+                    }
+                    None => {
+                        return Err(self.error(
+                            seg.span,
+                            format!(
+                                "'{shown}' has no member '{}' (members: {})",
+                                shorten(&seg.name),
+                                member_list(c)
+                            ),
+                        ));
+                    }
+                },
+                EdmType::Collection(_) => {
+                    return Err(self.error(
+                        seg.span,
+                        format!(
+                            "'{shown}' is a collection ({}); reach its members inside a lambda, e.g. {shown}/any(x: x/{} ...)",
+                            ty.csdl_name(),
+                            shorten(&seg.name)
+                        ),
+                    ));
+                }
+                _ => {
+                    return Err(self.error(
+                        seg.span,
+                        format!(
+                            "'{shown}' ({}) has no member '{}'",
+                            ty.csdl_name(),
+                            shorten(&seg.name)
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(typed(TKind::Json(JsonRef { base, path }), Ty::of(ty), true))
     }
 
     /// A node used where a boolean is required (`and`, `or`, `not`, lambda bodies, the root).
@@ -748,7 +820,7 @@ impl Checker<'_> {
             start: first_span.start,
             end: collection.last().map_or(kind_span.end, |s| s.span.end),
         };
-        let (TKind::Presence(prop), Ty::Collection(elem)) = (&path.kind, path.ty) else {
+        let (TKind::Json(coll), Ty::Collection(elem)) = (&path.kind, path.ty) else {
             return Err(self.error(
                 whole,
                 format!(
@@ -763,7 +835,7 @@ impl Checker<'_> {
                 ),
             ));
         };
-        let prop: &'static Property = prop;
+        let coll = coll.clone();
         let level = self.lambdas.len();
         let body = match (var, body) {
             (Some(var), Some(body)) => {
@@ -774,10 +846,12 @@ impl Checker<'_> {
             }
             _ => None,
         };
-        let nullable = prop.nullable || body.as_ref().is_some_and(|b| b.nullable);
+        // A collection inside JSON may be null whatever its declaration says.
+        let nullable = true;
         Ok(typed(
             TKind::Lambda {
-                collection: prop,
+                collection: coll,
+                elem,
                 kind,
                 var: level,
                 body,

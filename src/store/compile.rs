@@ -36,7 +36,7 @@ use crate::model::edm::Primitive;
 use crate::model::entity::EntityType;
 use crate::odata::ast::{CmpOp, LambdaKind};
 use crate::odata::query::{OrderKey, SortTarget};
-use crate::odata::typecheck::{DynLiteral, Func, TKind, Ty, Typed, TypedFilter};
+use crate::odata::typecheck::{DynLiteral, Func, JsonBase, JsonRef, TKind, Ty, Typed, TypedFilter};
 use crate::store::schema::{self, DYNAMIC_COLUMN, Dialect, quote};
 
 /// A bind parameter.
@@ -149,7 +149,15 @@ impl Compiler {
             TKind::Text(s) => self.bind(SqlParam::Text(s.clone())),
             TKind::Column(p) | TKind::Presence(p) => qcol(self.table, schema::column(p)),
             TKind::Member(p, m) => qcol(self.table, &schema::member_column(p, m.name)),
-            TKind::LambdaVar(level) => format!("_l{level}.value"),
+            TKind::LambdaVar(level) => {
+                let v = format!("_l{level}.value");
+                // PostgreSQL reads primitive elements as text (`jsonb_array_elements_text`).
+                match (self.dialect, pg_cast(t.ty)) {
+                    (Dialect::Postgres, Some(cast)) => format!("({v})::{cast}"),
+                    _ => v,
+                }
+            }
+            TKind::Json(r) => self.json_value(r, t.ty),
             TKind::DynamicText(name) => {
                 let d = self.dynamic(name);
                 format!("(CASE WHEN {} THEN {} END)", d.text_guard, d.text)
@@ -175,18 +183,47 @@ impl Compiler {
             TKind::Not(inner) => format!("(NOT {})", self.expr(inner, false)),
             TKind::Lambda {
                 collection,
+                elem,
                 kind,
                 var,
                 body,
-            } => self.lambda(
-                schema::column(collection),
-                *kind,
-                *var,
-                body.as_deref(),
-                positive,
-            ),
+            } => {
+                let coll = self.json_collection(collection);
+                let complex = matches!(elem, EdmType::Complex(_));
+                self.lambda(&coll, complex, *kind, *var, body.as_deref(), positive)
+            }
         }
     }
+}
+
+/// The PostgreSQL type a text value of this filter type is cast to (None: stays text).
+fn pg_cast(ty: Ty) -> Option<&'static str> {
+    match ty {
+        Ty::Int | Ty::DateTime | Ty::Date | Ty::Enum(_) => Some("bigint"),
+        Ty::Real => Some("double precision"),
+        Ty::Bool => Some("boolean"),
+        _ => None,
+    }
+}
+
+/// A SQLite JSON path literal for declared member names (`'$."fileHash"."hashValue"'`). The
+/// names come from the catalog, never from the request; quotes are escaped all the same.
+fn sqlite_json_path(path: &[&str]) -> String {
+    let mut out = String::from("'$");
+    for m in path {
+        out.push_str(&format!(".\"{}\"", m.replace('\'', "''").replace('"', "")));
+    }
+    out.push('\'');
+    out
+}
+
+/// A PostgreSQL text-array path literal for `#>`/`#>>` (`'{fileHash,hashValue}'`).
+fn pg_json_path(path: &[&str]) -> String {
+    let items: Vec<String> = path
+        .iter()
+        .map(|m| format!("\"{}\"", m.replace('\'', "''").replace(['"', '\\'], "")))
+        .collect();
+    format!("'{{{}}}'", items.join(","))
 }
 
 /// The least string greater than every string that starts with `prefix`, in code-point order
@@ -379,15 +416,59 @@ impl Compiler {
         format!("({})", parts.join(" OR "))
     }
 
+    /// The SQL of a JSON reference's base: the JSON column, or the current lambda element.
+    fn json_base(&self, base: JsonBase) -> String {
+        match base {
+            JsonBase::Column(p) => qcol(self.table, schema::column(p)),
+            JsonBase::Var(level) => format!("_l{level}.value"),
+        }
+    }
+
+    /// A primitive, enum or complex value inside JSON storage, as an SQL scalar of the
+    /// column form (`ty` says which): SQLite's `json_extract` already yields TEXT, INTEGER
+    /// (also for enums, ticks and booleans as 0/1) or REAL; PostgreSQL's `#>>` yields text, cast
+    /// to the column form. A JSON `null` or a missing member is SQL NULL on both; a complex value
+    /// is its JSON text (only ever tested for NULL).
+    fn json_value(&self, r: &JsonRef, ty: Ty) -> String {
+        let base = self.json_base(r.base);
+        match self.dialect {
+            Dialect::Sqlite => format!("json_extract({base}, {})", sqlite_json_path(&r.path)),
+            Dialect::Postgres => {
+                let text = format!("({base} #>> {})", pg_json_path(&r.path));
+                match pg_cast(ty) {
+                    Some(cast) => format!("{text}::{cast}"),
+                    None => text,
+                }
+            }
+        }
+    }
+
+    /// A collection inside JSON storage, as a JSON array or SQL NULL (never a JSON `null`, which
+    /// PostgreSQL's `jsonb_array_elements` would refuse). A whole JSON column is stored as SQL
+    /// NULL when the property is null, so it needs no guard.
+    fn json_collection(&self, r: &JsonRef) -> String {
+        let base = self.json_base(r.base);
+        if r.path.is_empty() && matches!(r.base, JsonBase::Column(_)) {
+            return base;
+        }
+        match self.dialect {
+            Dialect::Sqlite => format!("json_extract({base}, {})", sqlite_json_path(&r.path)),
+            Dialect::Postgres => {
+                let v = format!("({base} #> {})", pg_json_path(&r.path));
+                format!("(CASE WHEN jsonb_typeof({v}) = 'array' THEN {v} END)")
+            }
+        }
+    }
+
     fn lambda(
         &mut self,
-        column: &str,
+        coll: &str,
+        complex: bool,
         kind: LambdaKind,
         var: usize,
         body: Option<&Typed>,
         positive: bool,
     ) -> String {
-        let coll = qcol(self.table, column);
         let Some(body) = body else {
             // `any()`: non-empty; NULL for a null collection.
             let len = match self.dialect {
@@ -399,6 +480,11 @@ impl Compiler {
         let alias = format!("_l{var}");
         let from = match self.dialect {
             Dialect::Sqlite => format!("json_each({coll}) AS {alias}"),
+            // Complex elements stay JSON (members are read with `#>>`); primitive and enum
+            // elements are read as text and cast where used.
+            Dialect::Postgres if complex => {
+                format!("jsonb_array_elements({coll}) AS {alias}(value)")
+            }
             Dialect::Postgres => format!("jsonb_array_elements_text({coll}) AS {alias}(value)"),
         };
         let exists = |cond: &str| format!("EXISTS (SELECT 1 FROM {from} WHERE {cond})");
