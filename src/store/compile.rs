@@ -1869,4 +1869,300 @@ mod tests {
         assert_eq!(frag.params.len(), 3);
         assert!(!frag.sql.contains("LIKE"));
     }
+
+    // ---- The family's Edm surface: JSON-stored values, numbers, enums ------------------------
+
+    fn set(name: &str) -> &'static EntityType {
+        crate::model::catalog().set(name).unwrap()
+    }
+
+    /// A row of `entity`: column -> value in the storage form (a JSON column's value is its
+    /// JSON document; a scalar column's value is a JSON string, number or bool).
+    type FamilyRow = (&'static str, serde_json::Value);
+
+    fn is_json_column(entity: &EntityType, column: &str) -> bool {
+        entity
+            .property(column)
+            .is_some_and(|p| schema::storage_of(p) == schema::Storage::Json)
+    }
+
+    fn family_sqlite(entity: &'static EntityType, rows: &[FamilyRow]) -> rusqlite::Connection {
+        let db = rusqlite::Connection::open_in_memory().unwrap();
+        for stmt in schema::create_ddl(entity, Dialect::Sqlite) {
+            db.execute(&stmt, []).unwrap();
+        }
+        for (id, cols) in rows {
+            let mut names = vec!["tenant".to_string(), "id".into(), "version".into(), "dynamic".into()];
+            let mut values = vec![
+                Value::Text(TENANT.into()),
+                Value::Text((*id).into()),
+                Value::Integer(1),
+                Value::Text("{}".into()),
+            ];
+            for (c, v) in cols.as_object().unwrap() {
+                names.push(c.clone());
+                values.push(match v {
+                    _ if is_json_column(entity, c) && !v.is_null() => Value::Text(v.to_string()),
+                    serde_json::Value::String(s) => Value::Text(s.clone()),
+                    serde_json::Value::Bool(b) => Value::Integer(i64::from(*b)),
+                    serde_json::Value::Number(n) if n.is_i64() => Value::Integer(n.as_i64().unwrap()),
+                    serde_json::Value::Number(n) => Value::Real(n.as_f64().unwrap()),
+                    _ => Value::Null,
+                });
+            }
+            let sql = format!(
+                "INSERT INTO {} ({}) VALUES ({})",
+                quote(entity.table),
+                names.iter().map(|n| quote(n)).collect::<Vec<_>>().join(", "),
+                (1..=names.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
+            );
+            db.execute(&sql, rusqlite::params_from_iter(values)).unwrap();
+        }
+        db
+    }
+
+    fn family_pg_load(pg: &Pg, entity: &'static EntityType, rows: &[FamilyRow]) {
+        let mut script = schema::create_ddl(entity, Dialect::Postgres).join(";\n") + ";\n";
+        for (id, cols) in rows {
+            let mut names = vec!["tenant".to_string(), "id".into(), "version".into(), "dynamic".into()];
+            let mut values = vec![format!("'{TENANT}'"), format!("'{id}'"), "1".into(), "'{}'::jsonb".into()];
+            for (c, v) in cols.as_object().unwrap() {
+                names.push(c.clone());
+                values.push(match v {
+                    _ if is_json_column(entity, c) && !v.is_null() => {
+                        format!("{}::jsonb", pg_literal(&SqlParam::Text(v.to_string())))
+                    }
+                    serde_json::Value::String(s) => pg_literal(&SqlParam::Text(s.clone())),
+                    serde_json::Value::Null => "NULL".into(),
+                    other => other.to_string(),
+                });
+            }
+            script.push_str(&format!(
+                "INSERT INTO {} ({}) VALUES ({});\n",
+                quote(entity.table),
+                names.iter().map(|n| quote(n)).collect::<Vec<_>>().join(", "),
+                values.join(", ")
+            ));
+        }
+        pg.run(&script).unwrap();
+    }
+
+    /// Runs every case on SQLite and (when reachable) PostgreSQL; returns the failures.
+    fn family_cases(
+        tag: &str,
+        entity: &'static EntityType,
+        rows: &[FamilyRow],
+        cases: &[(&str, &str)],
+    ) -> Vec<String> {
+        let db = family_sqlite(entity, rows);
+        let pg = Pg::connect(tag);
+        if let Some(pg) = &pg {
+            family_pg_load(pg, entity, rows);
+        }
+        let id = qcol(entity.table, "id");
+        let mut failures = Vec::new();
+        for (src, want) in cases {
+            let typed = match parse_and_check(entity, src) {
+                Ok(t) => t,
+                Err(e) => {
+                    failures.push(format!("{src:?}: {}", e.message));
+                    continue;
+                }
+            };
+            let frag = compile_filter(&typed, Dialect::Sqlite, 2);
+            let sql = format!(
+                "SELECT {id} FROM {} WHERE {} = ?1 AND {} ORDER BY {id}",
+                quote(entity.table),
+                quote(schema::TENANT_COLUMN),
+                frag.sql
+            );
+            let mut params = vec![Value::Text(TENANT.into())];
+            params.extend(frag.params.iter().map(to_value));
+            let got = db
+                .prepare(&sql)
+                .and_then(|mut st| {
+                    st.query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(0))?
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .map(|v| v.join(" "));
+            match got {
+                Ok(got) if got == *want => {}
+                Ok(got) => failures.push(format!("sqlite {src:?}: want [{want}] got [{got}] sql {}", frag.sql)),
+                Err(e) => failures.push(format!("sqlite {src:?}: {e} sql {}", frag.sql)),
+            }
+            if let Some(pg) = &pg {
+                let frag = compile_filter(&typed, Dialect::Postgres, 2);
+                let sql = format!(
+                    "SELECT {id} FROM {} WHERE {} = $1::text AND {} ORDER BY {id}",
+                    quote(entity.table),
+                    quote(schema::TENANT_COLUMN),
+                    frag.sql
+                );
+                let mut args = vec![pg_literal(&SqlParam::Text(TENANT.into()))];
+                args.extend(frag.params.iter().map(pg_literal));
+                let got = pg
+                    .run(&format!("PREPARE q AS {sql};\nEXECUTE q({});", args.join(", ")))
+                    .map(|out| out.lines().collect::<Vec<_>>().join(" "));
+                match got {
+                    Ok(got) if got == *want => {}
+                    Ok(got) => failures.push(format!("postgres {src:?}: want [{want}] got [{got}] sql {sql}")),
+                    Err(e) => failures.push(format!("postgres {src:?}: {e} sql {sql}")),
+                }
+            }
+        }
+        if let Some(pg) = pg {
+            pg.drop();
+        }
+        failures
+    }
+
+    #[test]
+    fn alerts_nested_paths_lambdas_numbers_and_enums_on_both_dialects() {
+        use serde_json::json;
+        let rows: Vec<FamilyRow> = vec![
+            ("a1", json!({"azureTenantId": "t", "severity": 4, "status": 1, "confidence": 90,
+                "fileStates": [{"name": "evil.exe", "path": null, "riskScore": null,
+                                "fileHash": {"hashType": 2, "hashValue": "abc"}},
+                               {"name": "ok.dll", "path": "c:", "riskScore": null, "fileHash": null}],
+                "networkConnections": [{"protocol": -1, "destinationPort": "443"}],
+                "tags": ["x"]})),
+            ("a2", json!({"azureTenantId": "t", "severity": 1, "status": 3, "confidence": 5,
+                "fileStates": [],
+                "networkConnections": [{"protocol": 6}, {"protocol": null}],
+                "userStates": [{"userPrincipalName": "bob@x", "isVpn": true, "logonType": 1}]})),
+            ("a3", json!({"azureTenantId": "t", "severity": 0, "status": 0,
+                "fileStates": [{"name": "evil.exe", "fileHash": {"hashType": null, "hashValue": null}}],
+                "userStates": [{"userPrincipalName": "amy@x", "isVpn": false}, {"userPrincipalName": null}]})),
+        ];
+        let cases: &[(&str, &str)] = &[
+            ("fileStates/any(f: f/fileHash/hashValue eq 'abc')", "a1"),
+            ("fileStates/any(f: f/fileHash/hashType eq 'sha256')", "a1"),
+            ("fileStates/any(f: f/fileHash eq null)", "a1"),
+            ("fileStates/any(f: f/fileHash ne null and f/fileHash/hashValue eq null)", "a3"),
+            ("fileStates/any(f: f/name eq 'evil.exe')", "a1 a3"),
+            ("fileStates/all(f: f/name eq 'evil.exe')", "a2 a3"),
+            ("not fileStates/any()", "a2"),
+            ("fileStates/any()", "a1 a3"),
+            ("fileStates/any(f: startswith(f/name, 'ok') and f/path eq 'c:')", "a1"),
+            ("not fileStates/all(f: f/path eq 'c:')", "a1 a3"),
+            ("networkConnections/any(n: n/protocol eq 'unknown')", "a1"),
+            ("networkConnections/any(n: n/protocol lt 'ip')", "a1"),
+            ("networkConnections/any(n: n/protocol eq 'tcp')", "a2"),
+            ("networkConnections/any(n: n/protocol eq null)", "a2"),
+            ("userStates/any(u: u/userPrincipalName eq 'bob@x' and u/isVpn)", "a2"),
+            ("userStates/any(u: u/isVpn eq false)", "a3"),
+            ("userStates/any(u: u/logonType eq 'interactive')", "a2"),
+            ("userStates/any(u: u/userPrincipalName gt 'b')", "a2"),
+            ("not userStates/all(u: u/userPrincipalName ne null)", "a3"),
+            ("severity eq 'high'", "a1"),
+            ("severity gt 'informational'", "a1"),
+            ("severity in ('unknown', 'informational')", "a2 a3"),
+            ("status eq 'resolved'", "a2"),
+            ("confidence gt 10", "a1"),
+            ("confidence ge 5.0", "a1 a2"),
+            ("confidence lt 90.5 and confidence gt 4", "a1 a2"),
+            ("confidence eq null", "a3"),
+            ("confidence ne 90", "a2 a3"),
+            ("confidence eq 5000000000", ""),
+            ("tags/any(t: t eq 'x')", "a1"),
+        ];
+        let failures = family_cases("alerts", set("alerts"), &rows, cases);
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn nested_lambdas_enum_collections_and_doubles_on_both_dialects() {
+        use serde_json::json;
+        let rows: Vec<FamilyRow> = vec![
+            ("c1", json!({"azureTenantId": "t",
+                "complianceInformation": [
+                    {"certificationName": "ISO", "certificationControls": [{"name": "A.1", "url": null}, {"name": "A.2"}]},
+                    {"certificationName": "NIST", "certificationControls": null}]})),
+            ("c2", json!({"azureTenantId": "t",
+                "complianceInformation": [{"certificationName": "SOC", "certificationControls": []}]})),
+            ("c3", json!({"azureTenantId": "t"})),
+        ];
+        let cases: &[(&str, &str)] = &[
+            ("complianceInformation/any(c: c/certificationControls/any(d: d/name eq 'A.2'))", "c1"),
+            ("complianceInformation/any(c: c/certificationControls/any())", "c1"),
+            ("complianceInformation/any(c: not c/certificationControls/any())", "c2"),
+            // A null inner collection makes `any` null, and `not null` is null.
+            ("complianceInformation/any(c: not c/certificationControls/any(d: d/name eq 'A.1'))", "c2"),
+            ("complianceInformation/all(c: c/certificationControls/all(d: startswith(d/name, 'A')))", "c2"),
+            ("complianceInformation/any(c: c/certificationControls/any(d: d/name eq c/certificationName))", ""),
+            ("not complianceInformation/any(c: c/certificationName eq 'ISO')", "c2"),
+        ];
+        let mut failures =
+            family_cases("controls", set("secureScoreControlProfiles"), &rows, cases);
+
+        let rows: Vec<FamilyRow> = vec![
+            ("h1", json!({"azureTenantId": "t", "logonUsers": [
+                {"accountName": "a", "logonTypes": [1, 3]}, {"accountName": "b", "logonTypes": []}]})),
+            ("h2", json!({"azureTenantId": "t", "logonUsers": [{"accountName": "c", "logonTypes": [5]}],
+                "isAzureAdJoined": true})),
+            ("h3", json!({"azureTenantId": "t", "logonUsers": [{"accountName": "d", "logonTypes": null}]})),
+        ];
+        let cases: &[(&str, &str)] = &[
+            ("logonUsers/any(u: u/logonTypes/any(x: x eq 'interactive'))", "h1"),
+            ("logonUsers/any(u: u/logonTypes/any(x: x ge 'network'))", "h1 h2"),
+            ("logonUsers/any(u: u/logonTypes/any(x: x in ('service', 'batch')))", "h2"),
+            ("logonUsers/all(u: u/logonTypes/all(x: x ne 'service'))", "h1"),
+            ("logonUsers/any(u: not u/logonTypes/any())", "h1"),
+            ("not logonUsers/any(u: u/logonTypes/any())", ""),
+            ("isAzureAdJoined", "h2"),
+            ("isAzureAdJoined ne true", "h1 h3"),
+        ];
+        failures.extend(family_cases("hosts", set("hostSecurityProfiles"), &rows, cases));
+
+        let rows: Vec<FamilyRow> = vec![
+            ("s1", json!({"azureTenantId": "t", "currentScore": 75.5, "maxScore": 100.0, "activeUserCount": 3,
+                "averageComparativeScores": [{"basis": "AllTenants", "averageScore": 51.25, "extra": 1}],
+                "controlScores": [{"controlName": "mfa", "score": 10.0, "controlCategory": "Identity"}]})),
+            ("s2", json!({"azureTenantId": "t", "currentScore": 3, "activeUserCount": 2147483647,
+                "averageComparativeScores": [{"basis": "Size", "averageScore": null}],
+                "enabledServices": ["exchange", "sharepoint"]})),
+            ("s3", json!({"azureTenantId": "t", "currentScore": -0.5})),
+        ];
+        let cases: &[(&str, &str)] = &[
+            ("currentScore gt 3", "s1"),
+            ("currentScore ge 3", "s1 s2"),
+            ("currentScore lt 0", "s3"),
+            ("currentScore eq 75.5", "s1"),
+            ("currentScore lt maxScore", "s1"),
+            ("currentScore gt activeUserCount", "s1"),
+            ("activeUserCount eq 2147483647", "s2"),
+            ("averageComparativeScores/any(a: a/averageScore gt 50)", "s1"),
+            ("averageComparativeScores/any(a: a/averageScore eq null)", "s2"),
+            ("averageComparativeScores/any(a: a/basis eq 'Size')", "s2"),
+            ("controlScores/any(c: c/score ge 10 and c/controlCategory eq 'Identity')", "s1"),
+            ("enabledServices/any(e: e eq 'sharepoint')", "s2"),
+            ("maxScore eq null", "s2 s3"),
+        ];
+        failures.extend(family_cases("scores", set("secureScores"), &rows, cases));
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn family_filters_refuse_clearly() {
+        let err = |set_name: &str, src: &str| match parse_and_check(set(set_name), src) {
+            Ok(t) => panic!("{src:?} type-checked: {:?}", t.root),
+            Err(e) => e.message,
+        };
+        let e = err("alerts", "fileStates/name eq 'x'");
+        assert!(e.contains("'fileStates' is a collection") && e.contains("fileStates/any(x: x/name"), "{e}");
+        let e = err("alerts", "fileStates/any(f: f/fileHash/nope eq 'x')");
+        assert!(e.contains("'f/fileHash' has no member 'nope' (members: hashType, hashValue)"), "{e}");
+        let e = err("secureScores", "averageComparativeScores/any(a: a/extra eq 1)");
+        assert!(e.contains("undeclared members of an open complex type"), "{e}");
+        let e = err("alerts", "fileStates/any(f: f/fileHash eq 'x')");
+        assert!(e.contains("cannot compare"), "{e}");
+        let e = err("alerts", "severity eq 'urgent'");
+        assert!(e.contains("not a member of microsoft.graph.alertSeverity"), "{e}");
+        let e = err("alerts", "confidence eq 'high'");
+        assert!(e.contains("cannot compare 'confidence' (Edm.Int64)"), "{e}");
+        let e = err("hostSecurityProfiles", "logonUsers/any(u: u/logonTypes eq 'batch')");
+        assert!(e.contains("is a collection and cannot be compared"), "{e}");
+        let e = err("hostSecurityProfiles", "logonUsers/any(u: u/logonTypes/any(x: x/y eq 1))");
+        assert!(e.contains("the lambda variable 'x' (microsoft.graph.logonType) has no member 'y'"), "{e}");
+    }
 }
