@@ -477,7 +477,12 @@ impl Checker<'_> {
                         Ok(typed(TKind::Member(prop, member), Ty::of(&member.ty), true))
                     }
                 },
-                _ => self.json_path(JsonBase::Column(prop), prop.name.to_string(), &prop.ty, rest),
+                _ => self.json_path(
+                    JsonBase::Column(prop),
+                    prop.name.to_string(),
+                    &prop.ty,
+                    rest,
+                ),
             };
         }
         if !self.entity.open {
