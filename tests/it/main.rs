@@ -4,6 +4,7 @@
 mod auth;
 mod batch;
 mod cluster;
+mod conformance;
 mod documents;
 mod durability;
 mod etag;
