@@ -8,6 +8,7 @@ mod conformance;
 mod documents;
 mod durability;
 mod etag;
+mod family;
 mod fidelity;
 mod ops;
 mod perf;
