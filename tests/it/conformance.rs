@@ -554,7 +554,18 @@ impl FilterGen<'_> {
 
     fn leaf(&mut self, entity: &'static EntityType) -> F {
         let props: Vec<_> = entity.properties.iter().filter(|p| p.filterable).collect();
-        let p = *self.g.pick(&props);
+        // Half the leaves walk a structured property (complex values, collections) when the
+        // type has one: most properties are strings, and the paths and lambdas are the point.
+        let structured: Vec<_> = props
+            .iter()
+            .copied()
+            .filter(|p| matches!(p.ty, EdmType::Complex(_) | EdmType::Collection(_)))
+            .collect();
+        let p = if !structured.is_empty() && self.g.rng.bool() {
+            *self.g.pick(&structured)
+        } else {
+            *self.g.pick(&props)
+        };
         let path = Path {
             var: None,
             segments: vec![p.name],
