@@ -33,7 +33,8 @@ impl std::error::Error for QueryError {}
 
 #[cfg(test)]
 mod fuzz {
-    //! The whole pipeline (parse, type-check, compile for both dialects) never panics.
+    //! The whole pipeline (parse, type-check against every entity set, compile for both
+    //! dialects) never panics.
 
     use crate::store::compile::compile_filter;
     use crate::store::schema::Dialect;
@@ -48,6 +49,10 @@ mod fuzz {
         "tags/all(t: tags/any(u: indexof(u, t) ge 0)) and custom gt 1.5e3",
         "not tags/any() or length(customText) eq -3",
         "custom ge null or custom in ('a', 1, true, null) or custom ne null",
+        "fileStates/any(f: f/fileHash/hashValue eq 'x' and f/name ne null) and confidence gt 2.5",
+        "complianceInformation/any(c: c/certificationControls/any(d: d/name eq c/certificationName))",
+        "logonUsers/all(u: u/logonTypes/any(x: x eq 'interactive')) or currentScore le 10",
+        "networkConnections/any(n: n/protocol lt 'ip' or n/riskScore eq null) and severity ge 'low'",
     ];
 
     const WORDS: &[&str] = &[
@@ -101,6 +106,22 @@ mod fuzz {
         "ANY",
         "StartsWith",
         "Microsoft.Graph.ApplicationPermissionsRequired'USER'",
+        // The family's structured properties.
+        "fileStates",
+        "fileHash",
+        "hashValue",
+        "complianceInformation",
+        "certificationControls",
+        "logonUsers",
+        "logonTypes",
+        "'interactive'",
+        "currentScore",
+        "confidence",
+        "severity",
+        "f",
+        "f/",
+        "2147483648",
+        "-1.5e300",
     ];
 
     /// Cases per fuzz property: 2,000 in CI (a few seconds); set `GRAPHSEC_FUZZ_CASES` to run
@@ -112,14 +133,14 @@ mod fuzz {
             .unwrap_or(2000)
     }
 
+    /// Every entity set of the catalog: the filter is typed against each.
     fn pipeline(src: &str) {
-        let profiles = crate::model::catalog()
-            .set("cloudAppSecurityProfiles")
-            .unwrap();
-        if let Ok(typed) = super::typecheck::parse_and_check(profiles, src) {
-            for (dialect, sigil) in [(Dialect::Sqlite, '?'), (Dialect::Postgres, '$')] {
-                let frag = compile_filter(&typed, dialect, 1);
-                assert_every_param_is_used(src, &frag.sql, sigil, frag.params.len());
+        for entity in crate::model::catalog().sets() {
+            if let Ok(typed) = super::typecheck::parse_and_check(entity, src) {
+                for (dialect, sigil) in [(Dialect::Sqlite, '?'), (Dialect::Postgres, '$')] {
+                    let frag = compile_filter(&typed, dialect, 1);
+                    assert_every_param_is_used(src, &frag.sql, sigil, frag.params.len());
+                }
             }
         }
     }

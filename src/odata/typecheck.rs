@@ -1,9 +1,9 @@
 //! Names -> entity-table properties, literal types checked: [`Expr`] -> [`TypedFilter`].
 //!
-//! Every name is resolved through the entity type the filter is for (never spelled out here): declared primitive and
-//! enum properties, complex members (`vendorInformation/provider`), the `tags` collection inside
-//! lambdas, lambda variables, and -- because the entity type is open -- any other identifier as a
-//! dynamic property.
+//! Every name is resolved through the entity type the filter is for (never spelled out here):
+//! declared primitive and enum properties, complex members (`vendorInformation/provider`) at any
+//! depth, collections inside lambdas, lambda variables, and -- when the entity type is open -- any
+//! other identifier as a dynamic property.
 //!
 //! Dynamic properties hold arbitrary JSON. They are compared only with literals, as JSON
 //! primitives: a string literal matches a JSON string, a number a JSON number, `true`/`false` a
@@ -15,6 +15,28 @@
 //! Enum values are compared by their underlying value (also with `gt`/`lt`); a string literal
 //! next to an enum operand names a member. `in` becomes an [`TKind::In`] whose semantics are a
 //! chain of null-safe `eq` joined by `or`.
+//!
+//! The family's Edm surface (issue 14):
+//! - Numbers: Int32, Int64 and Double properties and literals compare numerically with each
+//!   other in any mix (OData-URL §5.1.1.1 numeric promotion); an Int32 property compared with a
+//!   literal outside its range is simply never equal. There is no arithmetic
+//!   (`add`/`sub`/`mul`/`div`/`mod` are not part of CONTRACT §4).
+//! - Values stored as JSON (`store::schema::Storage::Json`: collections, nested or open complex
+//!   types) are reached by [`TKind::Json`]: a property or a complex lambda element, then declared
+//!   member names at any depth (`fileStates/any(f: f/fileHash/hashValue eq 'x')`). A member path
+//!   ending at a primitive or enum compares like a column; ending at a complex value it is only
+//!   compared with `null`; ending at a collection it is only walked by `any`/`all`, which nest
+//!   (`complianceInformation/any(c: c/certificationControls/any(d: d/name eq 'x'))`). A
+//!   collection's members are never reached without a lambda (`fileStates/name` is a 400 that
+//!   says so), and a collection is never compared, not even with `null`.
+//! - Enum collections (`logonTypes`) give a lambda variable typed as the enum, so
+//!   `x eq 'interactive'` names a member.
+//! - Undeclared members of an open complex type (kept verbatim in storage) are refused in
+//!   `$filter` with a 400 naming the member and the type: their Edm type is unknown, and
+//!   guessing it from JSON would make `eq 5` and `eq '5'` disagree between stores. (Dynamic
+//!   properties of the open *entity* keep their JSON-typed comparison, above.)
+//! - `$count` of a collection and the `any`/`all` over the entity's dynamic properties are not
+//!   supported (400).
 
 use super::QueryError;
 use super::ast::{CmpOp, Expr, ExprKind, LambdaKind, Literal, Segment, Span};
@@ -599,15 +621,22 @@ impl Checker<'_> {
         (l, le): (Typed, &Expr),
         (r, re): (Typed, &Expr),
     ) -> Result<Typed, QueryError> {
+        // A declared operand is named by its declared type (Edm.Int32, not the Edm.Int64 that
+        // all integers compare as).
+        let type_name = |t: &Typed| match &t.kind {
+            TKind::Column(p) => p.ty.csdl_name(),
+            TKind::Member(_, m) => m.ty.csdl_name(),
+            _ => t.ty.name(),
+        };
         let mismatch = |l: &Typed, r: &Typed| {
             self.error(
                 op_span,
                 format!(
                     "cannot compare {} ({}) with {} ({}) using '{}'",
                     self.quote(le.span),
-                    l.ty.name(),
+                    type_name(l),
                     self.quote(re.span),
-                    r.ty.name(),
+                    type_name(r),
                     op.keyword()
                 ),
             )
