@@ -788,6 +788,23 @@ async fn run_set(s: &Server, entity: &'static EntityType, g: &mut Gen) -> Vec<St
             };
             patch.insert(p.name.into(), v);
         }
+        // Paths every PATCH must give a value (Graph's per-resource rule, from the catalog).
+        for required in entity.rules.required_on_update {
+            let mut parts = required.split('/');
+            let Some(p) = parts.next().and_then(|n| entity.property(n)) else {
+                continue;
+            };
+            let member = parts.next();
+            let current = patch.get(p.name).filter(|v| !v.is_null()).cloned();
+            let mut v = current.unwrap_or_else(|| g.value(&p.ty, true, 0));
+            if let (Some(m), EdmType::Complex(c), Some(obj)) = (member, &p.ty, v.as_object_mut())
+                && let Some(decl) = c.members.iter().find(|d| d.name == m)
+                && obj.get(m).is_none_or(Value::is_null)
+            {
+                obj.insert(m.into(), g.value(&decl.ty, true, 1));
+            }
+            patch.insert(p.name.into(), v);
+        }
         let r = s
             .patch(&format!("{path}/{id}"), &Value::Object(patch.clone()))
             .await;
