@@ -696,13 +696,8 @@ fn reference_order(
 // The run.
 // ---------------------------------------------------------------------------------------------
 
-/// GET every page of the collection with these options; the ids in order.
-async fn walk(
-    s: &Server,
-    path: &str,
-    params: &[(&str, &str)],
-    key: &str,
-) -> Result<Vec<String>, String> {
+/// GET every page of the collection with these options; the items in order.
+async fn walk_items(s: &Server, path: &str, params: &[(&str, &str)]) -> Result<Vec<Value>, String> {
     let r = s.get_with(path, params).await;
     let status = r.status().as_u16();
     let mut v: Value = r.json().await.map_err(|e| e.to_string())?;
@@ -711,9 +706,13 @@ async fn walk(
     }
     let mut out = Vec::new();
     for _ in 0..1000 {
-        for item in v["value"].as_array().ok_or(format!("no value: {v}"))? {
-            out.push(item[key].as_str().unwrap_or_default().to_string());
-        }
+        out.extend(
+            v["value"]
+                .as_array()
+                .ok_or(format!("no value: {v}"))?
+                .iter()
+                .cloned(),
+        );
         let Some(next) = v["@odata.nextLink"].as_str() else {
             return Ok(out);
         };
@@ -724,6 +723,20 @@ async fn walk(
         v = r.json().await.map_err(|e| e.to_string())?;
     }
     Err("too many pages".into())
+}
+
+/// [`walk_items`], the ids only.
+async fn walk(
+    s: &Server,
+    path: &str,
+    params: &[(&str, &str)],
+    key: &str,
+) -> Result<Vec<String>, String> {
+    Ok(walk_items(s, path, params)
+        .await?
+        .iter()
+        .map(|item| item[key].as_str().unwrap_or_default().to_string())
+        .collect())
 }
 
 /// Properties a PATCH may change.
@@ -921,6 +934,50 @@ async fn run_set(s: &Server, entity: &'static EntityType, g: &mut Gen) -> Vec<St
             Ok(got) if got == want => {}
             Ok(got) => failures.push(format!("$orderby={orderby}: want {want:?}, got {got:?}")),
             Err(e) => failures.push(format!("$orderby={orderby}: {e}")),
+        }
+    }
+
+    // $select: the key and the selected properties, with the values the full rows have.
+    let names: Vec<&'static str> = entity.properties.iter().map(|p| p.name).collect();
+    for _ in 0..4 {
+        let mut chosen: Vec<&'static str> = Vec::new();
+        for _ in 0..g.rng.usize(1..4) {
+            let n = *g.pick(&names);
+            if !chosen.contains(&n) {
+                chosen.push(n);
+            }
+        }
+        let select = chosen.join(",");
+        match walk_items(s, &path, &[("$select", &select), ("$top", "5")]).await {
+            Ok(items) => {
+                if items.len() != rows.len() {
+                    failures.push(format!(
+                        "$select={select}: {} items of {}",
+                        items.len(),
+                        rows.len()
+                    ));
+                }
+                for item in &items {
+                    let Some(full) = rows.iter().find(|r| r[key] == item[key]) else {
+                        failures.push(format!("$select={select}: unknown item {item}"));
+                        continue;
+                    };
+                    for (k, v) in item.as_object().into_iter().flatten() {
+                        if k.starts_with('@') || k == key {
+                            continue;
+                        }
+                        let Some(p) = entity.property(k).filter(|_| chosen.contains(&k.as_str()))
+                        else {
+                            failures.push(format!("$select={select}: unselected '{k}' returned"));
+                            continue;
+                        };
+                        if let Err(e) = same(&p.ty, full.get(k), Some(v), k) {
+                            failures.push(format!("$select={select}: {e}"));
+                        }
+                    }
+                }
+            }
+            Err(e) => failures.push(format!("$select={select}: {e}")),
         }
     }
 

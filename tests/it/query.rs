@@ -6,6 +6,10 @@
 //! `src/`; proptest generates filter/order/paging combinations and the server must return
 //! exactly the rows the reference selects, in the same order, page after page. The remaining
 //! tests pin the options one by one, the error paths, and keyset paging under concurrent writes.
+//! That differential test is `cloudAppSecurityProfiles`'s; its model-driven generalisation to
+//! every entity set of the family (nested paths, collections of complex values and of enums,
+//! nested lambdas, numbers) is `conformance.rs`, and the last test here pins the family's
+//! surface with known answers.
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
@@ -2023,4 +2027,210 @@ async fn paging_under_concurrent_inserts_and_deletes_returns_every_surviving_row
             );
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The family's Edm surface over HTTP (issue 14): paths into complex values, lambdas over
+// collections of complex values and of enums, nested lambdas, Int32/Int64/Double. The random,
+// model-driven counterpart (every set, a reference evaluator over nested and complex
+// collections) is `conformance.rs`; these pin known answers and the refusals.
+// ---------------------------------------------------------------------------------------------
+
+async fn family_ids(s: &Server, set: &str, params: &[(&str, &str)]) -> Vec<String> {
+    let path = format!("/beta/security/{set}");
+    let mut out = Vec::new();
+    let r = s.get_with(&path, params).await;
+    assert_eq!(r.status(), 200, "{set} {params:?}");
+    let mut v: Value = r.json().await.expect("json");
+    loop {
+        out.extend(ids(&v));
+        let Some(next) = v["@odata.nextLink"].as_str() else {
+            return out;
+        };
+        v = s
+            .client
+            .get(next)
+            .send()
+            .await
+            .expect("next")
+            .json()
+            .await
+            .expect("json");
+    }
+}
+
+async fn family_error(s: &Server, set: &str, params: &[(&str, &str)]) -> String {
+    let r = s.get_with(&format!("/beta/security/{set}"), params).await;
+    expect_error(r, 400, "BadRequest").await
+}
+
+#[tokio::test]
+async fn family_filters_walk_nested_paths_lambdas_numbers_and_enums() {
+    let s = Server::start();
+    let hosts = [
+        json!({"id": "h1", "azureTenantId": "t", "logonUsers": [
+            {"accountName": "a", "logonTypes": ["interactive", "network"]},
+            {"accountName": "b", "logonTypes": []}]}),
+        json!({"id": "h2", "azureTenantId": "t", "logonUsers": [{"accountName": "c", "logonTypes": ["service"]}]}),
+        json!({"id": "h3", "azureTenantId": "t", "logonUsers": null}),
+    ];
+    let controls = [
+        json!({"id": "c1", "azureTenantId": "t", "rank": 3, "complianceInformation": [
+            {"certificationName": "ISO", "certificationControls": [{"name": "A.1"}, {"name": "A.2", "extra": true}]}]}),
+        json!({"id": "c2", "azureTenantId": "t", "rank": 30, "complianceInformation": [
+            {"certificationName": "SOC", "certificationControls": []}]}),
+    ];
+    let scores = [
+        json!({"id": "s1", "azureTenantId": "t", "currentScore": 10.5, "activeUserCount": 9,
+            "averageComparativeScores": [{"basis": "AllTenants", "averageScore": 51.25, "kept": {"a": 1}}]}),
+        json!({"id": "s2", "azureTenantId": "t", "currentScore": 9, "activeUserCount": 2147483647}),
+        json!({"id": "s3", "azureTenantId": "t", "currentScore": -1.25, "activeUserCount": -3}),
+        json!({"id": "s4", "azureTenantId": "t"}),
+    ];
+    for (set, bodies) in [
+        ("hostSecurityProfiles", &hosts[..]),
+        ("secureScoreControlProfiles", &controls[..]),
+        ("secureScores", &scores[..]),
+    ] {
+        for b in bodies {
+            let r = s.post(&format!("/beta/security/{set}"), b).await;
+            assert_eq!(
+                r.status(),
+                201,
+                "{set} {b}: {}",
+                r.text().await.unwrap_or_default()
+            );
+        }
+    }
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "hostSecurityProfiles",
+            "logonUsers/any(u: u/logonTypes/any(x: x eq 'interactive'))",
+            "h1",
+        ),
+        (
+            "hostSecurityProfiles",
+            "logonUsers/any(u: u/logonTypes/any(x: x ge 'network'))",
+            "h1 h2",
+        ),
+        (
+            "hostSecurityProfiles",
+            "logonUsers/any(u: not u/logonTypes/any())",
+            "h1",
+        ),
+        (
+            "hostSecurityProfiles",
+            "logonUsers/all(u: startswith(u/accountName, 'c'))",
+            "h2",
+        ),
+        ("hostSecurityProfiles", "not logonUsers/any()", ""),
+        (
+            "secureScoreControlProfiles",
+            "complianceInformation/any(c: c/certificationControls/any(d: d/name eq 'A.2'))",
+            "c1",
+        ),
+        (
+            "secureScoreControlProfiles",
+            "complianceInformation/any(c: c/certificationName eq 'SOC' and not c/certificationControls/any())",
+            "c2",
+        ),
+        ("secureScoreControlProfiles", "rank gt 3.5", "c2"),
+        ("secureScores", "currentScore gt 9", "s1"),
+        (
+            "secureScores",
+            "currentScore ge 9 and currentScore le 9.0",
+            "s2",
+        ),
+        ("secureScores", "currentScore lt activeUserCount", "s2"),
+        ("secureScores", "activeUserCount eq 2147483647", "s2"),
+        (
+            "secureScores",
+            "averageComparativeScores/any(a: a/averageScore gt 50)",
+            "s1",
+        ),
+        ("secureScores", "currentScore eq null", "s4"),
+    ];
+    for (set, filter, want) in cases {
+        let got = family_ids(&s, set, &[("$filter", filter)]).await.join(" ");
+        assert_eq!(got, *want, "{set} $filter={filter}");
+    }
+    // Numbers sort numerically and page with the keyset (one row per page).
+    let got = family_ids(
+        &s,
+        "secureScores",
+        &[("$orderby", "currentScore desc"), ("$top", "1")],
+    )
+    .await;
+    assert_eq!(got.join(" "), "s1 s2 s3 s4");
+    let got = family_ids(
+        &s,
+        "secureScores",
+        &[("$orderby", "activeUserCount"), ("$top", "1")],
+    )
+    .await;
+    assert_eq!(got.join(" "), "s4 s3 s1 s2");
+    // Undeclared members of an open complex value are kept and returned inside it.
+    let v: Value = s
+        .get("/beta/security/secureScores/s1")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        v["averageComparativeScores"][0]["kept"],
+        json!({"a": 1}),
+        "{v}"
+    );
+
+    // Refusals are 400s that name the path and the reason.
+    let e = family_error(&s, "alerts", &[("$filter", "fileStates/name eq 'x'")]).await;
+    assert!(
+        e.contains("'fileStates' is a collection") && e.contains("fileStates/any(x: x/name"),
+        "{e}"
+    );
+    let e = family_error(
+        &s,
+        "secureScores",
+        &[("$filter", "averageComparativeScores/any(a: a/kept eq 1)")],
+    )
+    .await;
+    assert!(
+        e.contains("declares no member 'kept'") && e.contains("open complex type"),
+        "{e}"
+    );
+    let e = family_error(
+        &s,
+        "alerts",
+        &[("$filter", "fileStates/any(f: f/fileHash/x eq 'a')")],
+    )
+    .await;
+    assert!(
+        e.contains("'f/fileHash' has no member 'x' (members: hashType, hashValue)"),
+        "{e}"
+    );
+    let e = family_error(&s, "alerts", &[("$filter", "confidence eq 'high'")]).await;
+    assert!(e.contains("cannot compare 'confidence' (Edm.Int32)"), "{e}");
+    let e = family_error(
+        &s,
+        "hostSecurityProfiles",
+        &[(
+            "$filter",
+            "logonUsers/any(u: u/logonTypes/any(x: x eq 'remote'))",
+        )],
+    )
+    .await;
+    assert!(
+        e.contains("'remote' is not a member of microsoft.graph.logonType"),
+        "{e}"
+    );
+    let e = family_error(
+        &s,
+        "secureScores",
+        &[("$orderby", "averageComparativeScores")],
+    )
+    .await;
+    assert!(
+        e.contains("is a collection") || e.contains("not sortable"),
+        "{e}"
+    );
 }
