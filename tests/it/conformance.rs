@@ -27,8 +27,8 @@ use crate::support::Server;
 
 /// Entities per set; filters and orders per set.
 const ENTITIES: usize = 18;
-const FILTERS: usize = 40;
-const ORDERS: usize = 8;
+const FILTERS: usize = 32;
+const ORDERS: usize = 6;
 
 fn seed() -> u64 {
     match std::env::var("GRAPHSEC_CONFORMANCE_SEED") {
@@ -515,7 +515,17 @@ impl FilterGen<'_> {
                     let op = if self.g.rng.bool() { Op::Eq } else { Op::Ne };
                     return F::Cmp(path, ty, op, Value::Null);
                 }
-                let m = self.g.pick(c.members);
+                // Deeper shapes first when there are some (nested complex values, collections).
+                let deeper: Vec<_> = c
+                    .members
+                    .iter()
+                    .filter(|m| matches!(m.ty, EdmType::Complex(_) | EdmType::Collection(_)))
+                    .collect();
+                let m = if !deeper.is_empty() && self.g.chance(60) {
+                    *self.g.pick(&deeper)
+                } else {
+                    self.g.pick(c.members)
+                };
                 let mut p = path;
                 p.segments.push(m.name);
                 self.leaf_at(p, &m.ty, depth)
@@ -562,7 +572,19 @@ impl FilterGen<'_> {
             .filter(|p| matches!(p.ty, EdmType::Complex(_) | EdmType::Collection(_)))
             .collect();
         let p = if !structured.is_empty() && self.g.rng.bool() {
-            *self.g.pick(&structured)
+            // Weighted by the square of the nesting depth, so the deepest paths
+            // (`fileStates/any(f: f/fileHash/hashValue ...)`) come up in every run.
+            let weights: Vec<usize> = structured.iter().map(|p| depth(&p.ty).pow(2)).collect();
+            let mut at = self.g.rng.usize(..weights.iter().sum::<usize>());
+            let mut chosen = structured[0];
+            for (p, w) in structured.iter().zip(&weights) {
+                if at < *w {
+                    chosen = p;
+                    break;
+                }
+                at -= w;
+            }
+            chosen
         } else {
             *self.g.pick(&props)
         };
@@ -588,6 +610,15 @@ impl FilterGen<'_> {
             ),
             _ => F::Not(Box::new(self.filter(entity, depth + 1))),
         }
+    }
+}
+
+/// How deep a type nests: 0 for a primitive or enum, one more per complex value or collection.
+fn depth(ty: &EdmType) -> usize {
+    match ty {
+        EdmType::Primitive(_) | EdmType::Enum(_) => 0,
+        EdmType::Complex(c) => 1 + c.members.iter().map(|m| depth(&m.ty)).max().unwrap_or(0),
+        EdmType::Collection(elem) => 1 + depth(elem),
     }
 }
 
