@@ -323,6 +323,10 @@ impl Path {
 enum F {
     /// `path op literal`; the type of the path's value decides the comparison.
     Cmp(Path, &'static EdmType, Op, Value),
+    /// `path in (literals)`: a chain of null-safe `eq` joined by `or`.
+    In(Path, &'static EdmType, Vec<Value>),
+    /// `startswith`/`endswith`/`contains(path, 'text')`: null when the value is null.
+    Text(&'static str, Path, String),
     And(Box<F>, Box<F>),
     Or(Box<F>, Box<F>),
     Not(Box<F>),
@@ -355,6 +359,15 @@ impl F {
     fn render(&self) -> String {
         match self {
             F::Cmp(p, ty, op, v) => format!("{} {} {}", p.render(), op.keyword(), literal(ty, v)),
+            F::In(p, ty, lits) => format!(
+                "{} in ({})",
+                p.render(),
+                lits.iter()
+                    .map(|l| literal(ty, l))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            F::Text(func, p, text) => format!("{func}({}, {})", p.render(), quote(text)),
             F::And(a, b) => format!("({} and {})", a.render(), b.render()),
             F::Or(a, b) => format!("({} or {})", a.render(), b.render()),
             F::Not(a) => format!("not ({})", a.render()),
@@ -379,6 +392,19 @@ impl F {
             F::Cmp(p, ty, op, lit) => {
                 let v = resolve(row, env, p);
                 Some(compare(ty, &v, *op, lit))
+            }
+            F::In(p, ty, lits) => {
+                let v = resolve(row, env, p);
+                Some(lits.iter().any(|l| compare(ty, &v, Op::Eq, l)))
+            }
+            F::Text(func, p, text) => {
+                let v = resolve(row, env, p);
+                let v = v.as_str()?;
+                Some(match *func {
+                    "startswith" => v.starts_with(text.as_str()),
+                    "endswith" => v.ends_with(text.as_str()),
+                    _ => v.contains(text.as_str()),
+                })
             }
             F::And(a, b) => and3(a.eval(row, env), b.eval(row, env)),
             F::Or(a, b) => or3(a.eval(row, env), b.eval(row, env)),
@@ -504,6 +530,20 @@ impl FilterGen<'_> {
                 let op = if self.g.rng.bool() { Op::Eq } else { Op::Ne };
                 let lit = self.literal_for(ty);
                 F::Cmp(path, ty, op, lit)
+            }
+            EdmType::Primitive(Primitive::String) if self.g.chance(20) => {
+                let func = *self.g.pick(&["startswith", "endswith", "contains"]);
+                let text = match self.literal_for(ty) {
+                    Value::String(t) => t.chars().take(self.g.rng.usize(0..4)).collect(),
+                    _ => String::new(),
+                };
+                F::Text(func, path, text)
+            }
+            EdmType::Primitive(_) | EdmType::Enum(_) if self.g.chance(12) => {
+                let lits = (0..self.g.rng.usize(1..4))
+                    .map(|_| self.literal_for(ty))
+                    .collect();
+                F::In(path, ty, lits)
             }
             EdmType::Primitive(_) | EdmType::Enum(_) => {
                 let op = *self.g.pick(OPS);
@@ -729,12 +769,22 @@ fn reference_order(
 
 /// GET every page of the collection with these options; the items in order.
 async fn walk_items(s: &Server, path: &str, params: &[(&str, &str)]) -> Result<Vec<Value>, String> {
+    walk_counted(s, path, params).await.map(|(items, _)| items)
+}
+
+/// [`walk_items`], with the first page's `@odata.count` (asked for with `$count=true`).
+async fn walk_counted(
+    s: &Server,
+    path: &str,
+    params: &[(&str, &str)],
+) -> Result<(Vec<Value>, Option<u64>), String> {
     let r = s.get_with(path, params).await;
     let status = r.status().as_u16();
     let mut v: Value = r.json().await.map_err(|e| e.to_string())?;
     if status != 200 {
         return Err(format!("status {status}: {v}"));
     }
+    let count = v["@odata.count"].as_u64();
     let mut out = Vec::new();
     for _ in 0..1000 {
         out.extend(
@@ -745,7 +795,7 @@ async fn walk_items(s: &Server, path: &str, params: &[(&str, &str)]) -> Result<V
                 .cloned(),
         );
         let Some(next) = v["@odata.nextLink"].as_str() else {
-            return Ok(out);
+            return Ok((out, count));
         };
         let r = s.client.get(next).send().await.map_err(|e| e.to_string())?;
         if r.status() != 200 {
@@ -924,11 +974,22 @@ async fn run_set(s: &Server, entity: &'static EntityType, g: &mut Gen) -> Vec<St
         if !want.is_empty() {
             selected_some += 1;
         }
-        match walk(s, &path, &[("$filter", &src), ("$top", "7")], key).await {
-            Ok(mut got) => {
+        let params = [("$filter", src.as_str()), ("$top", "7"), ("$count", "true")];
+        match walk_counted(s, &path, &params).await {
+            Ok((items, count)) => {
+                let mut got: Vec<String> = items
+                    .iter()
+                    .map(|i| i[key].as_str().unwrap_or_default().to_string())
+                    .collect();
                 got.sort();
                 if got != want {
                     failures.push(format!("$filter={src}: want {want:?}, got {got:?}"));
+                }
+                if count != Some(want.len() as u64) {
+                    failures.push(format!(
+                        "$filter={src}: @odata.count {count:?}, want {}",
+                        want.len()
+                    ));
                 }
             }
             Err(e) => failures.push(format!("$filter={src}: {e}")),
