@@ -25,6 +25,15 @@
 //! - `contains`/`startswith`/`endswith` use `instr`/`strpos`/`substr`, never `LIKE`, so `%` and
 //!   `_` are ordinary characters.
 //! - Date parts are computed from the 100 ns tick columns in UTC.
+//! - Values inside JSON storage (`store::schema`'s JSON storage form: collections, nested or open
+//!   complex values) are read where they lie: SQLite `json_extract(doc, '$."a"."b"')` (already
+//!   TEXT, INTEGER -- also enums, ticks and booleans 0/1 -- or REAL), PostgreSQL
+//!   `(doc #>> '{a,b}')` cast to the column form (`bigint`, `double precision`, `boolean`); a
+//!   JSON `null` and a missing member are both SQL NULL. Lambdas range over `json_each(...) AS
+//!   _lN` / `jsonb_array_elements[_text](...) AS _lN(value)`, nest by correlation (`_l1` reads
+//!   from `_l0.value`), and a collection inside JSON that is `null` counts as a null collection
+//!   (PostgreSQL's guard keeps `jsonb_array_elements` from seeing a JSON scalar).
+//! - Int32, Int64 and Double compare numerically in any mix (both databases promote).
 //!
 //! The filter fragment is meant to be used as a top-level `AND` conjunct of a `WHERE`: in that
 //! position NULL and FALSE are equivalent, which lets us emit plain, index-friendly comparisons
