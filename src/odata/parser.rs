@@ -191,6 +191,17 @@ impl Lexer<'_> {
                 }
                 d if d.is_ascii_digit() => self.number_or_date(start)?,
                 c if is_ident_start(c) => self.identifier(start)?,
+                '$' if self.src[start..]
+                    .get(..6)
+                    .is_some_and(|w| w.eq_ignore_ascii_case("$count")) =>
+                {
+                    return Err(syntax_error(
+                        self.src,
+                        start,
+                        "'$count' of a collection is not supported in $filter; use any()/all()"
+                            .to_string(),
+                    ));
+                }
                 other => {
                     return Err(syntax_error(
                         self.src,
@@ -1007,6 +1018,10 @@ mod tests {
         assert_eq!(
             err("name eq 'abc"),
             "Syntax error at position 8 in '$filter': unterminated string literal."
+        );
+        assert_eq!(
+            err("tags/$count gt 1"),
+            "Syntax error at position 5 in '$filter': '$count' of a collection is not supported in $filter; use any()/all()."
         );
         assert_eq!(
             err("é eq 'a' $x"),
