@@ -54,6 +54,8 @@ const STRINGS: &[&str] = &[
     "100% _x_",
     "zz",
 ];
+/// The dynamic property the generator puts on open entity types.
+const DYNAMIC: &str = "conformanceExtra";
 const INT32: &[i64] = &[-2_147_483_648, -7, 0, 1, 42, 2_147_483_647];
 const INT64: &[i64] = &[-5_000_000_000, 0, 3, 9_007_199_254_740_993];
 const DOUBLES: &[f64] = &[-1.5, 0.0, 0.1, 2.25, 3.0, 1e10];
@@ -145,6 +147,15 @@ impl Gen {
                     }
                 }
             }
+        }
+        // The open entity type keeps undeclared (dynamic) properties verbatim.
+        if entity.open && self.chance(60) {
+            let v = if self.rng.bool() {
+                json!(self.pick(STRINGS))
+            } else {
+                json!({"nested": [1, "two", null], "flag": true})
+            };
+            m.insert(DYNAMIC.into(), v);
         }
         if let Some(first) = entity.rules.one_of_on_create.first() {
             let present = entity.rules.one_of_on_create.iter().any(|i| {
@@ -248,6 +259,13 @@ fn same_entity(entity: &EntityType, want: &Value, got: &Value) -> Result<(), Str
             continue;
         }
         same(&p.ty, want.get(p.name), got.get(p.name), p.name)?;
+    }
+    if entity.open && want.get(DYNAMIC) != got.get(DYNAMIC) {
+        return Err(format!(
+            "dynamic '{DYNAMIC}': sent {:?}, got {:?}",
+            want.get(DYNAMIC),
+            got.get(DYNAMIC)
+        ));
     }
     Ok(())
 }
@@ -603,6 +621,24 @@ impl FilterGen<'_> {
     }
 
     fn leaf(&mut self, entity: &'static EntityType) -> F {
+        if entity.open && self.g.chance(6) {
+            // A dynamic property compares as JSON: only a JSON string equals a string literal.
+            let op = if self.g.rng.bool() { Op::Eq } else { Op::Ne };
+            let lit = if self.g.chance(20) {
+                Value::Null
+            } else {
+                json!(self.g.pick(STRINGS))
+            };
+            return F::Cmp(
+                Path {
+                    var: None,
+                    segments: vec![DYNAMIC],
+                },
+                &EdmType::Primitive(Primitive::String),
+                op,
+                lit,
+            );
+        }
         let props: Vec<_> = entity.properties.iter().filter(|p| p.filterable).collect();
         // Half the leaves walk a structured property (complex values, collections) when the
         // type has one: most properties are strings, and the paths and lambdas are the point.
