@@ -1082,4 +1082,66 @@ mod tests {
         assert!(err("tags in ('a')").contains("is a collection"));
         assert!(err("length(name) eq 'a'").contains("cannot compare"));
     }
+
+    #[test]
+    fn accepts_the_family_surface() {
+        for (set, src) in [
+            ("alerts", "fileStates/any(f: f/fileHash/hashValue eq 'x')"),
+            (
+                "alerts",
+                "fileStates/any(f: f/fileHash/hashType eq 'sha256' and f/fileHash ne null)",
+            ),
+            (
+                "alerts",
+                "userStates/any(u: u/isVpn and u/logonType eq 'interactive')",
+            ),
+            (
+                "alerts",
+                "networkConnections/all(n: n/protocol ge 'unknown')",
+            ),
+            (
+                "alerts",
+                "confidence gt 5 and confidence lt 99.5 and severity eq 'high'",
+            ),
+            ("alerts", "comments/any(c: contains(c, 'x')) and tags/any()"),
+            (
+                "alerts",
+                "historyStates/any(h: year(h/updatedDateTime) eq 2024)",
+            ),
+            ("alerts", "fileStates/any(f: f eq null)"),
+            (
+                "hostSecurityProfiles",
+                "logonUsers/any(u: u/logonTypes/any(x: x eq 'interactive'))",
+            ),
+            (
+                "hostSecurityProfiles",
+                "logonUsers/any(u: u/logonTypes/any(x: x in ('batch', 'service')))",
+            ),
+            (
+                "secureScoreControlProfiles",
+                "complianceInformation/any(c: c/certificationControls/any(d: d/name eq c/certificationName))",
+            ),
+            (
+                "secureScores",
+                "currentScore ge activeUserCount and averageComparativeScores/any(a: a/averageScore gt 1)",
+            ),
+            (
+                "securityActions",
+                "states/any(s: s/status eq 'NotStarted') and status in ('Running', 'Failed')",
+            ),
+            (
+                "securityActions",
+                "errorInfo/code eq 0 and parameters/any(p: p/name eq 'x')",
+            ),
+            (
+                "tiIndicators",
+                "severity ge 3 and networkDestinationAsn gt 9007199254740993",
+            ),
+        ] {
+            let entity = crate::model::catalog().set(set).unwrap();
+            if let Err(e) = parse_and_check(entity, src) {
+                panic!("{set}: {src:?} failed: {}", e.message);
+            }
+        }
+    }
 }
