@@ -1,8 +1,14 @@
 //! The generic, model-driven conformance suite (issue 14): for every entity set of the catalog
 //! that the server serves, random valid entities generated from the *types* (never from
-//! hand-written bodies) round-trip through create/get/list/patch/delete over HTTP, and random
-//! `$filter`s and `$orderby`s generated from the same types must select and order exactly what
-//! a reference evaluator written here computes over the JSON the server returned.
+//! hand-written bodies) round-trip through create/get/list/patch/delete over HTTP (non-null
+//! members, enum members, Int32/Int64/Double ranges, the catalog's required-on-create,
+//! one-of-on-create, read-only and required-on-update rules, open complex values' undeclared
+//! members, a dynamic property on open types), and random `$filter`s (paths at any depth,
+//! `any`/`all` over collections of primitives, enums and complex values, nested lambdas, `in`,
+//! string functions, `and`/`or`/`not`), `$orderby`s (paged through `@odata.nextLink`, so the
+//! keyset runs on every sortable type), `$count=true` and `$select`s generated from the same
+//! types must agree exactly with a reference evaluator written here over the JSON the server
+//! returned.
 //!
 //! The reference evaluator is independent of `src/odata` and `src/store`: it reads only the
 //! catalog's types (to know what a path is and how an enum orders) and implements CONTRACT §4
