@@ -1063,11 +1063,36 @@ async fn run_set(s: &Server, entity: &'static EntityType, g: &mut Gen) -> Vec<St
             .map(|(p, _, desc)| format!("{}{}", p.join("/"), if *desc { " desc" } else { "" }))
             .collect::<Vec<_>>()
             .join(",");
-        let want = reference_order(&rows, &keys, key);
-        match walk(s, &path, &[("$orderby", &orderby), ("$top", "4")], key).await {
+        // Half the orders page through a filtered set.
+        let filter = g.rng.bool().then(|| {
+            FilterGen {
+                g: &mut *g,
+                seen: &seen,
+                vars: 0,
+            }
+            .filter(entity, 1)
+        });
+        let selected: Vec<Value> = rows
+            .iter()
+            .filter(|r| {
+                filter
+                    .as_ref()
+                    .is_none_or(|f| f.eval(r, &mut Vec::new()) == Some(true))
+            })
+            .cloned()
+            .collect();
+        let want = reference_order(&selected, &keys, key);
+        let src = filter.as_ref().map(F::render).unwrap_or_default();
+        let mut params = vec![("$orderby", orderby.as_str()), ("$top", "4")];
+        if filter.is_some() {
+            params.push(("$filter", &src));
+        }
+        match walk(s, &path, &params, key).await {
             Ok(got) if got == want => {}
-            Ok(got) => failures.push(format!("$orderby={orderby}: want {want:?}, got {got:?}")),
-            Err(e) => failures.push(format!("$orderby={orderby}: {e}")),
+            Ok(got) => failures.push(format!(
+                "$orderby={orderby} $filter={src}: want {want:?}, got {got:?}"
+            )),
+            Err(e) => failures.push(format!("$orderby={orderby} $filter={src}: {e}")),
         }
     }
 
