@@ -371,9 +371,6 @@ fn literal(ty: &EdmType, v: &Value) -> String {
     match (ty, v) {
         (_, Value::Null) => "null".into(),
         (EdmType::Primitive(Primitive::DateTimeOffset), Value::String(s)) => s.clone(),
-        (EdmType::Primitive(Primitive::Double), Value::Number(n)) => {
-            format!("{:?}", n.as_f64().unwrap_or_default())
-        }
         (_, Value::String(s)) => quote(s),
         (_, other) => other.to_string(),
     }
@@ -537,6 +534,16 @@ impl FilterGen<'_> {
     fn literal_for(&mut self, ty: &EdmType) -> Value {
         if self.g.chance(8) {
             return Value::Null;
+        }
+        // Numbers of another Edm type: Int32/Int64 and Double compare numerically in any mix.
+        match ty {
+            EdmType::Primitive(Primitive::Int32 | Primitive::Int64) if self.g.chance(15) => {
+                return json!(self.g.pick(DOUBLES));
+            }
+            EdmType::Primitive(Primitive::Double) if self.g.chance(15) => {
+                return json!(self.g.pick(INT64));
+            }
+            _ => {}
         }
         if let Some(vals) = self.seen.get(&ty.csdl_name())
             && !vals.is_empty()
