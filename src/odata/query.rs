@@ -321,7 +321,7 @@ fn sort_target(
     match (prop.ty, member, extra) {
         (EdmType::Primitive(_) | EdmType::Enum(_), None, _) => Ok(SortTarget::Property(prop)),
         (EdmType::Complex(c), Some(_), None) if !c.is_flat() => Err(QueryError::new(format!(
-            "The '$orderby' item '{shown}' is not supported yet: '{}' is not stored member by member.",
+            "The '$orderby' item '{shown}' is not sortable: '{}' is stored as one JSON value (nested or open complex type); only members of closed complex values of primitives sort.",
             prop.name
         ))),
         (EdmType::Complex(c), Some(m), None) => names::member(c, m)
