@@ -62,6 +62,7 @@ pub(crate) fn store_error(e: StoreError, entity: &EntityType, id: &str) -> Graph
             GraphError::Conflict(format!("A {} with id '{id}' already exists.", entity.name))
         }
         StoreError::VersionMismatch => precondition_failed(entity, id),
+        StoreError::Invalid(m) => GraphError::BadRequest(m),
         StoreError::Unavailable(m) => {
             tracing::warn!(error = %m, "store unavailable");
             GraphError::ServiceUnavailable {

@@ -6,7 +6,7 @@
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value as Json};
 
-use super::edm::{self, EdmType};
+use super::edm::{self, ComplexType, EdmType};
 use super::entity::{EntityType, Managed, NAMESPACE};
 
 /// One property's value.
@@ -24,8 +24,37 @@ pub enum Value {
     /// Edm.Double (finite).
     Double(f64),
     Collection(Vec<Value>),
-    /// A complex value: one entry per member, in the complex type's member order.
+    /// A value of a closed complex type: one entry per member, in the type's member order.
     Complex(Vec<Value>),
+    /// A value of an open complex type: the declared members (as in `Complex`), then the
+    /// members it does not declare, verbatim, in the order they were sent (boxed: rare, and it
+    /// keeps every other value small).
+    OpenComplex(Box<(Vec<Value>, Map<String, Json>)>),
+}
+
+/// See [`Value::complex_parts`].
+pub type ComplexParts<'a> = (&'a [Value], Option<&'a Map<String, Json>>);
+
+impl Value {
+    /// A complex value of `c`: `OpenComplex` for an open type, else `Complex` (`extra` must
+    /// then be empty).
+    pub fn complex(c: &ComplexType, members: Vec<Value>, extra: Map<String, Json>) -> Value {
+        if c.open {
+            Value::OpenComplex(Box::new((members, extra)))
+        } else {
+            Value::Complex(members)
+        }
+    }
+
+    /// The declared members of a complex value and its undeclared ones (empty for a closed
+    /// type); `None` for any other value.
+    pub fn complex_parts(&self) -> Option<ComplexParts<'_>> {
+        match self {
+            Value::Complex(m) => Some((m, None)),
+            Value::OpenComplex(b) => Some((&b.0, Some(&b.1))),
+            _ => None,
+        }
+    }
 }
 
 /// A stored entity.
@@ -48,8 +77,48 @@ pub struct Record {
 pub enum Change {
     /// Replace the whole value (null clears).
     Set(Value),
-    /// Merge into a complex value member by member (`None` = member absent from the body).
-    Merge(Vec<Option<Value>>),
+    /// Merge into a complex value member by member (`None` = member absent from the body; a
+    /// complex member merges recursively), then set the open type's undeclared members.
+    Merge(Vec<Option<Change>>, Map<String, Json>),
+}
+
+/// `change` applied to a value of `ty` (see [`Record::apply`]). A merge that would leave a
+/// non-nullable member null is refused, naming it (`place` is the property path).
+fn changed(ty: &EdmType, current: Value, change: Change, place: &str) -> Result<Value, String> {
+    let (c, members, extra) = match (ty, change) {
+        (_, Change::Set(v)) => return Ok(v),
+        (EdmType::Complex(c), Change::Merge(members, extra)) => (*c, members, extra),
+        (ty, Change::Merge(..)) => {
+            return Err(format!(
+                "'{place}' ({}) cannot be merged member by member",
+                ty.csdl_name()
+            ));
+        }
+    };
+    let (mut values, mut kept) = match current {
+        Value::Complex(m) => (m, Map::new()),
+        Value::OpenComplex(b) => *b,
+        _ => (vec![Value::Null; c.members.len()], Map::new()),
+    };
+    for (i, change) in members.into_iter().enumerate() {
+        let (Some(change), Some(m)) = (change, c.members.get(i)) else {
+            continue;
+        };
+        let here = format!("{place}/{}", m.name);
+        let now = std::mem::replace(&mut values[i], Value::Null);
+        values[i] = changed(&m.ty, now, change, &here)?;
+    }
+    for (m, v) in c.members.iter().zip(&values) {
+        if !m.nullable && *v == Value::Null {
+            return Err(format!(
+                "Invalid value for '{place}/{}': it is not nullable; expected {}.",
+                m.name,
+                m.ty.csdl_name()
+            ));
+        }
+    }
+    kept.extend(extra);
+    Ok(Value::complex(c, values, kept))
 }
 
 /// A validated body: what to change, nothing about HTTP.
@@ -88,8 +157,9 @@ pub struct Selection {
 }
 
 impl Record {
-    /// A new entity from a create body. The server owns the key and the timestamps.
-    pub fn create(changes: Changes, id: String, now: i64) -> Record {
+    /// A new entity from a create body. The server owns the key and the timestamps. An error
+    /// (a client mistake, see [`Record::apply`]) says what is wrong.
+    pub fn create(changes: Changes, id: String, now: i64) -> Result<Record, String> {
         let entity = changes.entity;
         let mut record = Record {
             entity,
@@ -97,40 +167,33 @@ impl Record {
             dynamic: Map::new(),
             version: 0,
         };
-        record.apply(changes, now);
+        record.apply(changes, now)?;
         record.values[entity.key_index()] = Value::String(id);
         if let Some(i) = entity.managed_index(Managed::Created) {
             record.values[i] = Value::DateTime(now);
         }
-        record
+        Ok(record)
     }
 
     /// Applies PATCH semantics (`now` is the write's unique tick, see `edm::unique_ticks`):
-    /// absent keeps, null clears, collections replace, complex values
-    /// merge member by member, dynamic properties merge like declared ones.
-    pub fn apply(&mut self, changes: Changes, now: i64) {
+    /// absent keeps, null clears, collections replace, complex values merge member by member
+    /// (recursively, undeclared members of open types like dynamic properties), dynamic
+    /// properties merge like declared ones. A result that breaks the type (a non-nullable
+    /// member left null by a merge onto a null value) is an error and leaves the record as it
+    /// was.
+    pub fn apply(&mut self, changes: Changes, now: i64) -> Result<(), String> {
         let entity = self.entity;
+        let mut values = self.values.clone();
         for (i, (prop, change)) in entity.properties.iter().zip(changes.props).enumerate() {
             if prop.managed != Managed::Client {
                 continue;
             }
-            match change {
-                None => {}
-                Some(Change::Set(v)) => self.values[i] = v,
-                Some(Change::Merge(members)) => {
-                    let mut current = match std::mem::replace(&mut self.values[i], Value::Null) {
-                        Value::Complex(m) => m,
-                        _ => vec![Value::Null; members.len()],
-                    };
-                    for (slot, m) in current.iter_mut().zip(members) {
-                        if let Some(v) = m {
-                            *slot = v;
-                        }
-                    }
-                    self.values[i] = Value::Complex(current);
-                }
+            if let Some(change) = change {
+                let current = std::mem::replace(&mut values[i], Value::Null);
+                values[i] = changed(&prop.ty, current, change, prop.name)?;
             }
         }
+        self.values = values;
         for (k, v) in changes.dynamic {
             self.dynamic.insert(k, v);
         }
@@ -138,6 +201,7 @@ impl Record {
             self.values[i] = Value::DateTime(now);
         }
         self.version = now.max(self.version.saturating_add(1));
+        Ok(())
     }
 
     pub fn id(&self) -> &str {
@@ -235,11 +299,17 @@ impl Serialize for Typed<'_> {
             (EdmType::Collection(elem), Value::Collection(items)) => {
                 s.collect_seq(items.iter().map(|v| Typed(elem, v)))
             }
-            (EdmType::Complex(c), Value::Complex(members)) => {
-                let mut m = s.serialize_map(Some(members.len() + 1))?;
+            (EdmType::Complex(c), v @ (Value::Complex(_) | Value::OpenComplex(_))) => {
+                let Some((members, extra)) = v.complex_parts() else {
+                    return s.serialize_unit();
+                };
+                let mut m = s.serialize_map(None)?;
                 m.serialize_entry("@odata.type", &format_args!("{NAMESPACE}.{}", c.name))?;
                 for (member, v) in c.members.iter().zip(members) {
                     m.serialize_entry(member.name, &Typed(&member.ty, v))?;
+                }
+                for (k, v) in extra.into_iter().flatten() {
+                    m.serialize_entry(k, v)?;
                 }
                 m.end()
             }
@@ -251,4 +321,97 @@ impl Serialize for Typed<'_> {
 /// Serializes one declared property's value by its Edm type, as a JSON tree.
 pub fn value_to_json(ty: &EdmType, v: &Value) -> Json {
     serde_json::to_value(Typed(ty, v)).unwrap_or(Json::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::validate::{Mode, Options, changes_from_json};
+    use serde_json::json;
+
+    fn changes(set: &str, mode: Mode, v: Json) -> Changes {
+        let e = crate::model::catalog().set(set).unwrap();
+        changes_from_json(e, &v, mode, Options::default()).unwrap()
+    }
+
+    #[test]
+    fn patch_merges_complex_values_recursively_and_replaces_collections() {
+        let mut r = Record::create(
+            changes(
+                "securityActions",
+                Mode::Create,
+                json!({"errorInfo": {"code": 1, "subcode": 2, "message": "m"},
+                       "parameters": [{"name": "a"}, {"name": "b"}]}),
+            ),
+            "x".into(),
+            1,
+        )
+        .unwrap();
+        r.apply(
+            changes(
+                "securityActions",
+                Mode::Patch,
+                json!({"errorInfo": {"subcode": 3}, "parameters": [{"name": "c"}]}),
+            ),
+            2,
+        )
+        .unwrap();
+        let v = r.to_json(None);
+        assert_eq!(
+            v["errorInfo"],
+            json!({"@odata.type": "microsoft.graph.resultInfo", "code": 1, "message": "m", "subcode": 3})
+        );
+        assert_eq!(v["parameters"].as_array().unwrap().len(), 1);
+        // A merge onto a null value must give every non-nullable member a value.
+        let mut empty = Record::create(
+            changes("securityActions", Mode::Create, json!({})),
+            "y".into(),
+            1,
+        )
+        .unwrap();
+        let before = empty.clone();
+        let e = empty
+            .apply(
+                changes(
+                    "securityActions",
+                    Mode::Patch,
+                    json!({"errorInfo": {"code": 1}}),
+                ),
+                2,
+            )
+            .unwrap_err();
+        assert!(e.contains("errorInfo/subcode"), "{e}");
+        assert_eq!(empty, before, "a refused merge changes nothing");
+    }
+
+    #[test]
+    fn open_complex_values_keep_and_merge_undeclared_members_on_the_wire() {
+        let r = Record::create(
+            changes(
+                "secureScores",
+                Mode::Create,
+                json!({"azureTenantId": "t", "controlScores": [{"score": 2.5, "zeta": {"a": 1}, "alpha": 1}]}),
+            ),
+            "s".into(),
+            1,
+        )
+        .unwrap();
+        let v = r.to_json(None);
+        let first = &v["controlScores"][0];
+        let keys: Vec<_> = first.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            [
+                "@odata.type",
+                "controlCategory",
+                "controlName",
+                "description",
+                "score",
+                "zeta",
+                "alpha"
+            ]
+        );
+        assert_eq!(first["score"], json!(2.5));
+        assert_eq!(first["zeta"], json!({"a": 1}));
+    }
 }

@@ -133,7 +133,7 @@ pub fn parse_line(
     let now = unique_ticks();
     let created = timestamp(entity, obj, Managed::Created).unwrap_or(now);
     let modified = timestamp(entity, obj, Managed::Modified).unwrap_or(created);
-    let mut record = Record::create(changes, id, now);
+    let mut record = Record::create(changes, id, now)?;
     if let Some(i) = entity.managed_index(Managed::Created) {
         record.values[i] = Value::DateTime(created);
     }

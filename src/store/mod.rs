@@ -37,6 +37,9 @@ pub enum StoreError {
     Duplicate,
     /// `If-Match` named a version that is not the current one.
     VersionMismatch,
+    /// The write would break the entity type (e.g. a PATCH merge leaving a non-nullable member
+    /// of a complex value null): a client mistake (400), the message says what.
+    Invalid(String),
     /// The backend cannot be reached or is shutting down (503).
     Unavailable(String),
     /// A bug or a corrupt row (500); the message is for the log.
@@ -49,6 +52,7 @@ impl std::fmt::Display for StoreError {
             StoreError::NotFound => write!(f, "not found"),
             StoreError::Duplicate => write!(f, "duplicate id"),
             StoreError::VersionMismatch => write!(f, "version mismatch"),
+            StoreError::Invalid(m) => write!(f, "invalid: {m}"),
             StoreError::Unavailable(m) => write!(f, "store unavailable: {m}"),
             StoreError::Internal(m) => write!(f, "store error: {m}"),
         }

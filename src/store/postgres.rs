@@ -553,7 +553,8 @@ impl Store for PostgresStore {
         let tenant = tenant.to_string();
         Box::pin(async move {
             let client = self.client().await?;
-            let record = Record::create(changes, id, unique_ticks());
+            let record =
+                Record::create(changes, id, unique_ticks()).map_err(StoreError::Invalid)?;
             let params = write_params(vec![text(&tenant)], &record, vec![]);
             query_cached(&client, &sql.insert, &params).await?;
             Ok(record)
@@ -597,7 +598,9 @@ impl Store for PostgresStore {
                 None => return Err(StoreError::NotFound),
             };
             pre.check(record.version)?;
-            record.apply(changes, unique_ticks());
+            record
+                .apply(changes, unique_ticks())
+                .map_err(StoreError::Invalid)?;
             let params = write_params(vec![], &record, vec![text(&tenant), text(&id)]);
             query_cached(&tx, &sql.update, &params).await?;
             tx.commit().await.map_err(map_pg)?;

@@ -311,10 +311,18 @@ pub fn to_storage_json(ty: &EdmType, v: &Value) -> Json {
         (EdmType::Collection(elem), Value::Collection(items)) => {
             Json::Array(items.iter().map(|i| to_storage_json(elem, i)).collect())
         }
-        (EdmType::Complex(c), Value::Complex(members)) => {
+        (EdmType::Complex(c), v @ (Value::Complex(_) | Value::OpenComplex(_))) => {
             let mut m = Map::new();
+            let Some((members, extra)) = v.complex_parts() else {
+                return Json::Null;
+            };
             for (member, v) in c.members.iter().zip(members) {
                 m.insert(member.name.to_string(), to_storage_json(&member.ty, v));
+            }
+            // Undeclared members of an open type after the declared ones, verbatim; a name
+            // equal to a declared one cannot occur (validation refuses it).
+            for (k, v) in extra.into_iter().flatten() {
+                m.entry(k.clone()).or_insert_with(|| v.clone());
             }
             Json::Object(m)
         }
@@ -348,14 +356,25 @@ pub fn from_storage_json(ty: &EdmType, j: Json) -> Result<Value, String> {
                 .map(|i| from_storage_json(elem, i))
                 .collect::<Result<_, _>>()?,
         ),
-        (EdmType::Complex(c), Json::Object(mut m)) => Value::Complex(
-            c.members
+        (EdmType::Complex(c), Json::Object(mut m)) => {
+            let members = c
+                .members
                 .iter()
                 .map(|member| {
-                    from_storage_json(&member.ty, m.remove(member.name).unwrap_or(Json::Null))
+                    from_storage_json(
+                        &member.ty,
+                        m.shift_remove(member.name).unwrap_or(Json::Null),
+                    )
                 })
-                .collect::<Result<_, _>>()?,
-        ),
+                .collect::<Result<_, _>>()?;
+            if !c.open && !m.is_empty() {
+                return Err(format!(
+                    "stored {} has undeclared members",
+                    c.qualified_name()
+                ));
+            }
+            Value::complex(c, members, m)
+        }
         (ty, other) => {
             return Err(format!("stored JSON {other} is not a {}", ty.csdl_name()));
         }
@@ -520,7 +539,15 @@ mod tests {
                 Value::Collection(vec![sample(elem, seed), sample(elem, "")])
             }
             EdmType::Complex(c) => {
-                Value::Complex(c.members.iter().map(|m| sample(&m.ty, m.name)).collect())
+                let mut extra = serde_json::Map::new();
+                if c.open {
+                    extra.insert("undeclared".into(), serde_json::json!({"kept": [1, "a"]}));
+                }
+                Value::complex(
+                    c,
+                    c.members.iter().map(|m| sample(&m.ty, m.name)).collect(),
+                    extra,
+                )
             }
         }
     }
@@ -543,7 +570,7 @@ mod tests {
             changes
                 .dynamic
                 .insert("extra".into(), serde_json::json!({"a": [1, null]}));
-            let record = Record::create(changes, "the-id".into(), 42);
+            let record = Record::create(changes, "the-id".into(), 42).unwrap();
             let cells = encode(&record);
             assert_eq!(cells.len(), names.len(), "{}", entity.collection);
             assert_eq!(

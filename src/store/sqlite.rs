@@ -623,7 +623,8 @@ impl Store for SqliteStore {
         let sql = try_or_fail!(self.sql(changes.entity));
         let tenant = tenant.to_string();
         Box::pin(self.write(move |conn| {
-            let record = Record::create(changes, id, unique_ticks());
+            let record =
+                Record::create(changes, id, unique_ticks()).map_err(StoreError::Invalid)?;
             let mut cells = vec![to_sql(Cell::Text(tenant))];
             cells.extend(schema::encode(&record).into_iter().map(to_sql));
             let mut stmt = conn.prepare_cached(&sql.insert).map_err(map_sqlite)?;
@@ -664,7 +665,9 @@ impl Store for SqliteStore {
             let mut record = fetch_one(conn, &sql, &tenant, &id)?;
             pre.check(record.version)?;
             let before = schema::encode(&record);
-            record.apply(changes, unique_ticks());
+            record
+                .apply(changes, unique_ticks())
+                .map_err(StoreError::Invalid)?;
             let (changed, mut cells): (Vec<usize>, Vec<SqlValue>) = schema::encode(&record)
                 .into_iter()
                 .zip(before)
