@@ -401,3 +401,137 @@ async fn delete_by(
     }
     Ok(Outcome::Done)
 }
+
+/// The OpenAPI path items of the actions bound to `e` (its collection or one entity), relative
+/// to the version root, for [`crate::api::openapi`]: request body from the action's parameter,
+/// 200 (and 206 for the bulk actions) with the result, Graph's error body for 4XX.
+pub fn openapi_paths(e: &'static EntityType) -> Vec<(String, Json)> {
+    let collection = format!("/{}/{}", e.singleton, e.collection);
+    let key = e.key().name;
+    let tag = format!("{}.{}", e.singleton, e.name);
+    let entity_ref = json!({ "$ref": format!("#/components/schemas/{}", e.qualified_name()) });
+    let [code, message, subcode] = RESULT_INFO_MEMBERS;
+    let result_info = json!({
+        "title": RESULT_INFO, "type": "object",
+        "properties": {
+            code: { "type": "integer", "format": "int32" },
+            message: { "anyOf": [{ "type": "string" }, { "type": "null" }] },
+            subcode: { "type": "integer", "format": "int32" },
+        },
+        "required": [code, subcode],
+    });
+    let error = json!({ "$ref": "#/components/responses/error" });
+    actions::all()
+        .iter()
+        .filter(|a| a.entity == e)
+        .map(|a| {
+            let mut op = Map::new();
+            op.insert("tags".into(), json!([tag]));
+            op.insert(
+                "operationId".into(),
+                json!(format!("{}.{}.{}", e.singleton, e.collection, a.name)),
+            );
+            op.insert("summary".into(), json!(format!("Invoke action {}", a.name)));
+            if let Some(p) = a.parameter {
+                let items = match p.kind {
+                    ParamKind::Entities => entity_ref.clone(),
+                    ParamKind::Strings => json!({ "type": "string" }),
+                };
+                op.insert(
+                    "requestBody".into(),
+                    json!({ "required": true, "content": { "application/json": { "schema": {
+                        "type": "object", "required": [p.name],
+                        "properties": { p.name: { "type": "array", "items": items } },
+                    } } } }),
+                );
+            }
+            let responses = match a.returns {
+                Returns::Nothing => json!({
+                    "200": { "description": "Done (no response body)" },
+                    "4XX": error,
+                }),
+                Returns::Entities | Returns::ResultInfo => {
+                    let item = if a.returns == Returns::Entities {
+                        entity_ref.clone()
+                    } else {
+                        result_info.clone()
+                    };
+                    let body = json!({ "content": { "application/json": { "schema": {
+                        "type": "object", "required": ["value"],
+                        "properties": {
+                            "@odata.context": { "type": "string" },
+                            "value": { "type": "array", "items": item },
+                        },
+                    } } } });
+                    let mut ok = body.clone();
+                    ok["description"] = json!("Every item succeeded: one result per item");
+                    // A failed entity item is echoed as sent, with `@graphsec.error`.
+                    let mut partial = body;
+                    if a.returns == Returns::Entities {
+                        partial["content"]["application/json"]["schema"]["properties"]["value"]
+                            ["items"] = json!({ "anyOf": [item, {
+                                "type": "object", "required": ["@graphsec.error"],
+                            }] });
+                    }
+                    partial["description"] =
+                        json!("Some items failed: one result per item, failures included");
+                    json!({ "200": ok, "206": partial, "4XX": error })
+                }
+            };
+            op.insert("responses".into(), responses);
+            match a.binding {
+                Binding::Collection => (
+                    format!("{collection}/{}", a.name),
+                    json!({ "post": Json::Object(op) }),
+                ),
+                Binding::Entity => (
+                    format!("{collection}/{{{key}}}/{}", a.name),
+                    json!({
+                        "parameters": [{ "name": key, "in": "path", "required": true,
+                            "description": format!("The {key} of the {}", e.name),
+                            "schema": { "type": "string" } }],
+                        "post": Json::Object(op),
+                    }),
+                ),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_paths_follow_the_signatures() {
+        let ti = crate::model::catalog().set("tiIndicators").unwrap();
+        let paths: Map<String, Json> = openapi_paths(ti).into_iter().collect();
+        let keys: Vec<&str> = paths.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "/security/tiIndicators/deleteTiIndicators",
+                "/security/tiIndicators/deleteTiIndicatorsByExternalId",
+                "/security/tiIndicators/submitTiIndicators",
+                "/security/tiIndicators/updateTiIndicators",
+            ]
+        );
+        let submit = &paths["/security/tiIndicators/submitTiIndicators"]["post"];
+        assert_eq!(
+            submit["requestBody"]["content"]["application/json"]["schema"]["properties"]["value"]["items"]
+                ["$ref"],
+            "#/components/schemas/microsoft.graph.tiIndicator"
+        );
+        assert!(submit["responses"]["206"].is_object());
+        let delete = &paths["/security/tiIndicators/deleteTiIndicators"]["post"];
+        let item = &delete["responses"]["200"]["content"]["application/json"]["schema"]["properties"]
+            ["value"]["items"];
+        assert_eq!(item["required"], json!(["code", "subcode"]));
+        let sa = crate::model::catalog().set("securityActions").unwrap();
+        let paths: Map<String, Json> = openapi_paths(sa).into_iter().collect();
+        let cancel = &paths["/security/securityActions/{id}/cancelSecurityAction"];
+        assert_eq!(cancel["parameters"][0]["name"], "id");
+        assert!(cancel["post"].get("requestBody").is_none());
+        assert!(openapi_paths(crate::model::catalog().set("secureScores").unwrap()).is_empty());
+    }
+}

@@ -601,3 +601,30 @@ async fn an_acknowledged_submit_survives_kill_dash_nine() {
     let expected: Vec<String> = (0..40).map(|i| format!("k{i:02}")).collect();
     assert_eq!(external_ids(&s).await, expected);
 }
+
+#[tokio::test]
+async fn actions_run_inside_batch_with_their_own_status() {
+    let s = Server::start();
+    let mut bad = ti("bad");
+    bad.as_object_mut().unwrap().remove("tlpLevel");
+    let json_ct = json!({"Content-Type": "application/json"});
+    let r = s
+        .post(
+            "/beta/$batch",
+            &json!({"requests": [
+                {"id": "1", "method": "POST", "url": "/security/tiIndicators/submitTiIndicators",
+                 "headers": json_ct, "body": {"value": [ti("b1"), bad]}},
+                {"id": "2", "method": "POST", "url": "/security/tiIndicators/deleteTiIndicatorsByExternalId",
+                 "headers": json_ct, "body": {"value": ["b1"]}, "dependsOn": ["1"]},
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let responses = v["responses"].as_array().unwrap();
+    let by_id = |id: &str| responses.iter().find(|r| r["id"] == id).unwrap();
+    assert_eq!(by_id("1")["status"], 206, "{v}");
+    assert_eq!(by_id("1")["body"]["value"][0]["externalId"], "b1");
+    assert_eq!(by_id("2")["status"], 200, "{v}");
+    assert!(external_ids(&s).await.is_empty());
+}
