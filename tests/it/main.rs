@@ -8,6 +8,7 @@ mod cluster;
 mod documents;
 mod durability;
 mod etag;
+mod family;
 mod fidelity;
 mod ops;
 mod perf;
