@@ -405,7 +405,7 @@ async fn delete_by(
 /// The OpenAPI path items of the actions bound to `e` (its collection or one entity), relative
 /// to the version root, for [`crate::api::openapi`]: request body from the action's parameter,
 /// 200 (and 206 for the bulk actions) with the result, Graph's error body for 4XX.
-pub fn openapi_paths(e: &'static EntityType) -> Vec<(String, Json)> {
+pub fn openapi_paths(e: &EntityType) -> Vec<(String, Json)> {
     let collection = format!("/{}/{}", e.singleton, e.collection);
     let key = e.key().name;
     let tag = format!("{}.{}", e.singleton, e.name);
