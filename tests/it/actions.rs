@@ -628,3 +628,19 @@ async fn actions_run_inside_batch_with_their_own_status() {
     assert_eq!(by_id("2")["status"], 200, "{v}");
     assert!(external_ids(&s).await.is_empty());
 }
+
+#[tokio::test]
+async fn an_action_call_counts_once_against_the_throttle() {
+    // Two requests per hour: a submit of five items is one of them.
+    let s = Server::start_with(&["--throttle", "2/1h"]);
+    let items: Vec<Value> = (0..5).map(|i| ti(&format!("t{i}"))).collect();
+    assert_eq!(submit(&s, items).await.len(), 5);
+    assert_eq!(s.get(TI).await.status(), 200);
+    let r = s
+        .post(
+            &format!("{TI}/submitTiIndicators"),
+            &json!({"value": [ti("late")]}),
+        )
+        .await;
+    expect_error(r, 429, "TooManyRequests").await;
+}
