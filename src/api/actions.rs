@@ -249,6 +249,13 @@ async fn read_parameter(
                 param.name
             )));
         }
+        // Refused on every store alike, as in entity bodies (PostgreSQL cannot store it).
+        if item.as_str().is_some_and(|s| s.contains('\0')) {
+            return Err(bad(format!(
+                "Item {i} of the parameter '{}' contains the character U+0000, which is not supported.",
+                param.name
+            )));
+        }
     }
     Ok(items)
 }

@@ -469,6 +469,11 @@ async fn malformed_bodies_are_400_and_write_nothing() {
             json!({"value": ["a", {"id": "b"}]}),
         ),
         ("updateTiIndicators", json!({"value": [ti("a"), 7]})),
+        ("deleteTiIndicators", json!({"value": ["a\u{0}b"]})),
+        (
+            "deleteTiIndicatorsByExternalId",
+            json!({"value": ["\u{0}"]}),
+        ),
     ] {
         expect_error(
             s.post(&format!("{TI}/{path}"), &body).await,
