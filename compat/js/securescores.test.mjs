@@ -54,7 +54,7 @@ function score(tenant, current, users) {
         description: "Require MFA for administrative roles",
         score: 10.0,
         implementationStatus: "2 of 4 admins",
-        on: "2026-11-29",
+        scoreInPercentage: 25.5,
       },
     ],
     vendorInformation: { provider: "SecureScore", vendor: "Microsoft" },

@@ -50,7 +50,7 @@ def score(marker: str, current: float, users: int) -> SecureScore:
                 control_name="AdminMFAV2",
                 description="Require MFA for administrative roles",
                 score=10.0,
-                additional_data={"implementationStatus": "2 of 4 admins", "on": "2026-11-29"},
+                additional_data={"implementationStatus": "2 of 4 admins", "scoreInPercentage": 25.0},
             )
         ],
         vendor_information=SecurityVendorInformation(provider="SecureScore", vendor="Microsoft"),
@@ -76,7 +76,7 @@ async def test_create_and_get_keeps_open_complex_members(client, marker):
             10.0,
         )
         extra = {k: v for k, v in control.additional_data.items() if not k.startswith("@")}
-        assert extra == {"implementationStatus": "2 of 4 admins", "on": "2026-11-29"}
+        assert extra == {"implementationStatus": "2 of 4 admins", "scoreInPercentage": 25.0}
 
 
 @pytest.fixture
