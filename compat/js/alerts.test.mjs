@@ -133,6 +133,19 @@ alertsTest("PATCH status, feedback and assignedTo, then read it back", async () 
   assert.deepEqual(page.value.map((a) => a.id), [alerts[1].id]);
 });
 
+alertsTest("GET, modify, PATCH the whole alert back (annotations inside complex collections included)", async () => {
+  const mark = marker();
+  const alerts = await three(mark);
+  const item = `${ALERTS}/${alerts[2].id}`;
+  const got = await client.api(item).get();
+  await client.api(item).patch({ ...got, status: "inProgress", assignedTo: "tier2", tags: ["triaged"] });
+  const again = await client.api(item).get();
+  assert.deepEqual([again.status, again.assignedTo, again.tags], ["inProgress", "tier2", ["triaged"]]);
+  for (const name of ["title", "severity", "userStates", "fileStates", "vendorInformation", "eventDateTime"]) {
+    assert.deepEqual(again[name], got[name], name);
+  }
+});
+
 alertsTest("the updateAlerts action", async (t) => {
   const mark = marker();
   const alerts = await three(mark);

@@ -176,6 +176,22 @@ async def test_patch_status_feedback_assigned_to(client, marker, three):
     assert [a.id for a in page.value] == [three[1].id]
 
 
+async def test_get_modify_patch_back_whole(client, marker, three):
+    # The SDK idiom: the body then carries everything read, including @odata.context and the
+    # @odata.type of every nested complex value inside userStates/fileStates, and read-only ids.
+    item = client.security.alerts.by_alert_id(three[2].id)
+    got = await item.get()
+    got.status = AlertStatus.InProgress
+    got.assigned_to = "tier2"
+    got.tags = ["triaged"]
+    await item.patch(got)
+    again = await item.get()
+    assert (again.status, again.assigned_to, again.tags) == (AlertStatus.InProgress, "tier2", ["triaged"])
+    strip = ("backing_store",)
+    for name in ("title", "severity", "user_states", "file_states", "vendor_information", "event_date_time"):
+        assert as_data(getattr(again, name), strip) == as_data(getattr(got, name), strip), name
+
+
 async def test_update_alerts_action(client, marker, three):
     body = UpdateAlertsPostRequestBody(
         value=[
