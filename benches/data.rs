@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use graphsec::model::edm::parse_datetime;
-use graphsec::model::entity::ENTITY;
+use graphsec::model::entity::EntityType;
 use graphsec::model::record::{Record, Value as V};
 use graphsec::store::schema::{self, Cell, Dialect, quote};
 use rusqlite::types::Value as Sql;
@@ -49,14 +49,21 @@ pub fn tenant_index(i: u64, tenants: usize) -> usize {
     }
 }
 
+/// The set the benchmarks seed.
+pub fn profiles() -> &'static EntityType {
+    graphsec::model::catalog()
+        .set("cloudAppSecurityProfiles")
+        .expect("cloudAppSecurityProfiles")
+}
+
 /// One seeded profile. 1 row in 1000 has the rare platform 'Solaris' (a selective filter).
 pub fn record(i: u64) -> Record {
     let set = |values: &mut Vec<V>, name: &str, v: V| {
-        let at = ENTITY.index_of(name).expect("property");
+        let at = profiles().index_of(name).expect("property");
         values[at] = v;
     };
     let h = mix(i);
-    let mut values = vec![V::Null; ENTITY.properties.len()];
+    let mut values = vec![V::Null; profiles().properties.len()];
     let s = |t: String| V::String(t);
     set(&mut values, "id", s(id_of(i)));
     set(&mut values, "name", s(format!("profile {i:07}")));
@@ -102,6 +109,7 @@ pub fn record(i: u64) -> Record {
         ]),
     );
     Record {
+        entity: profiles(),
         values,
         dynamic: serde_json::Map::new(),
         version: 1,
@@ -112,6 +120,7 @@ fn to_sql(c: Cell) -> Sql {
     match c {
         Cell::Null => Sql::Null,
         Cell::Int(i) => Sql::Integer(i),
+        Cell::Real(f) => Sql::Real(f),
         Cell::Bool(b) => Sql::Integer(i64::from(b)),
         Cell::Text(t) => Sql::Text(t),
     }
@@ -126,7 +135,7 @@ pub fn existing_rows(db: &Path) -> u64 {
     rusqlite::Connection::open(db)
         .and_then(|c| {
             c.query_row(
-                &format!("SELECT COUNT(*) FROM {}", quote(schema::TABLE)),
+                &format!("SELECT COUNT(*) FROM {}", quote(profiles().table)),
                 [],
                 |r| r.get::<_, i64>(0),
             )
@@ -139,7 +148,7 @@ pub fn seed(db: &Path, tenants: &[&str], rows: u64) {
     let mut conn = rusqlite::Connection::open(db).expect("open");
     conn.execute_batch("PRAGMA synchronous=OFF")
         .expect("pragma");
-    let ddl = schema::create_ddl(Dialect::Sqlite);
+    let ddl = schema::create_ddl(profiles(), Dialect::Sqlite);
     let indexes: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
@@ -148,7 +157,7 @@ pub fn seed(db: &Path, tenants: &[&str], rows: u64) {
         conn.execute_batch(&format!("DROP INDEX {}", quote(ix)))
             .expect("drop index");
     }
-    let sql = schema::insert_sql(Dialect::Sqlite);
+    let sql = schema::insert_sql(profiles(), Dialect::Sqlite);
     let tx = conn.transaction().expect("tx");
     {
         let mut stmt = tx.prepare(&sql).expect("insert");

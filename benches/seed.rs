@@ -10,7 +10,7 @@ mod data;
 use std::io::Write;
 use std::path::PathBuf;
 
-use graphsec::store::schema::{self, quote};
+use graphsec::store::schema::quote;
 use graphsec::store::sqlite::{Location, SqliteStore};
 
 /// How many ids the wrk scripts pick from.
@@ -32,7 +32,12 @@ fn main() {
         // The store creates the schema (and the paging secret) exactly as `graphsec serve` does.
         drop(SqliteStore::open(&Location::File(dir.clone())).expect("open store"));
         rusqlite::Connection::open(&db)
-            .and_then(|c| c.execute(&format!("DELETE FROM {}", quote(schema::TABLE)), []))
+            .and_then(|c| {
+                c.execute(
+                    &format!("DELETE FROM {}", quote(data::profiles().table)),
+                    [],
+                )
+            })
             .expect("clear");
         data::seed(&db, &tenants, rows);
     } else {

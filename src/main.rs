@@ -5,6 +5,12 @@ use graphsec::config::{Cli, Command, LogFormat};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // The model (Graph's metadata and graphsec's overlay, embedded) loads once, before anything
+    // uses it; an error here is a bad build, reported instead of served.
+    if let Err(e) = graphsec::model::catalog::init() {
+        eprintln!("graphsec: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     match cli.command {
         Command::Token(args) => match args.run() {
             Ok(token) => {

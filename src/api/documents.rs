@@ -14,11 +14,11 @@ use super::AppState;
 use super::envelope::{ODATA_JSON, Root};
 use super::routes::{Resolved, Route, VERSION};
 use crate::error::GraphError;
-use crate::model::entity::{ENTITY, EntityType};
+use crate::model::entity::EntityType;
 
-/// The entity types graphsec serves (the family joins this list).
+/// The entity sets graphsec serves, in the metadata's order.
 pub fn served() -> Vec<&'static EntityType> {
-    vec![&ENTITY]
+    crate::model::catalog().served().collect()
 }
 
 static METADATA: LazyLock<String> = LazyLock::new(|| super::metadata::render(&served()));

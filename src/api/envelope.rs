@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value as Json;
 
-use crate::model::entity::ENTITY;
+use crate::model::entity::EntityType;
 use crate::model::record::{Record, Selection};
 
 /// The content type of every successful JSON response.
@@ -55,34 +55,35 @@ impl Root {
         }
     }
 
-    pub fn collection_path(&self) -> String {
-        format!("{}/{}/{}", self.0, ENTITY.singleton, ENTITY.collection)
+    /// The URL of the entity set (`…/security/cloudAppSecurityProfiles`).
+    pub fn collection_path(&self, entity: &EntityType) -> String {
+        format!("{}/{}/{}", self.0, entity.singleton, entity.collection)
     }
 
-    /// The canonical URL of one profile (`…/cloudAppSecurityProfiles('id')`).
-    pub fn entity_url(&self, id: &str) -> String {
+    /// The canonical URL of one entity (`…/cloudAppSecurityProfiles('id')`).
+    pub fn entity_url(&self, entity: &EntityType, id: &str) -> String {
         let quoted = id.replace('\'', "''");
         let encoded = percent_encoding::utf8_percent_encode(&quoted, SEGMENT);
-        format!("{}('{encoded}')", self.collection_path())
+        format!("{}('{encoded}')", self.collection_path(entity))
     }
 
-    fn context_base(&self) -> String {
+    fn context_base(&self, entity: &EntityType) -> String {
         format!(
             "{}/$metadata#{}/{}",
-            self.0, ENTITY.singleton, ENTITY.collection
+            self.0, entity.singleton, entity.collection
         )
     }
 
     /// `@odata.context` of a collection response (with the `$select` list, if any).
-    pub fn collection_context(&self, select: Option<&str>) -> String {
+    pub fn collection_context(&self, entity: &EntityType, select: Option<&str>) -> String {
         match select {
-            Some(names) => format!("{}({names})", self.context_base()),
-            None => self.context_base(),
+            Some(names) => format!("{}({names})", self.context_base(entity)),
+            None => self.context_base(entity),
         }
     }
 
-    pub fn entity_context(&self, select: Option<&str>) -> String {
-        format!("{}/$entity", self.collection_context(select))
+    pub fn entity_context(&self, entity: &EntityType, select: Option<&str>) -> String {
+        format!("{}/$entity", self.collection_context(entity, select))
     }
 }
 
@@ -118,7 +119,7 @@ pub fn entity_response(
     select: Option<&Selection>,
     names: Option<&str>,
 ) -> Response {
-    let context = root.entity_context(names);
+    let context = root.entity_context(record.entity, names);
     serialized_response(status, &record.wire(select, Some(&context)), 1)
 }
 
@@ -187,7 +188,7 @@ pub fn entity_body(
     select: Option<&Selection>,
     names: Option<&str>,
 ) -> Json {
-    let context = root.entity_context(names);
+    let context = root.entity_context(record.entity, names);
     serde_json::to_value(record.wire(select, Some(&context))).unwrap_or(Json::Null)
 }
 

@@ -11,7 +11,7 @@ use super::envelope::{self, Root};
 use super::{etag, paging};
 use crate::auth::{Operation, Principal};
 use crate::error::GraphError;
-use crate::model::entity::ENTITY;
+use crate::model::entity::EntityType;
 use crate::model::record::Selection;
 use crate::model::validate::{self, Mode};
 use crate::odata::query::{ListQuery, Select, SelectItem, parse_list_query};
@@ -51,16 +51,18 @@ impl Ctx {
     }
 }
 
-/// Maps a store outcome to the wire. Internal causes are logged here, never sent.
-fn store_error(e: StoreError, id: &str) -> GraphError {
+/// Maps a store outcome on an entity of `entity`'s set to the wire. Internal causes are logged
+/// here, never sent.
+pub(crate) fn store_error(e: StoreError, entity: &EntityType, id: &str) -> GraphError {
     match e {
         StoreError::NotFound => {
-            GraphError::NotFound(format!("The {} with id '{id}' was not found.", ENTITY.name))
+            GraphError::NotFound(format!("The {} with id '{id}' was not found.", entity.name))
         }
         StoreError::Duplicate => {
-            GraphError::Conflict(format!("A {} with id '{id}' already exists.", ENTITY.name))
+            GraphError::Conflict(format!("A {} with id '{id}' already exists.", entity.name))
         }
-        StoreError::VersionMismatch => precondition_failed(id),
+        StoreError::VersionMismatch => precondition_failed(entity, id),
+        StoreError::Invalid(m) => GraphError::BadRequest(m),
         StoreError::Unavailable(m) => {
             tracing::warn!(error = %m, "store unavailable");
             GraphError::ServiceUnavailable {
@@ -77,11 +79,11 @@ fn store_error(e: StoreError, id: &str) -> GraphError {
     }
 }
 
-fn precondition_failed(id: &str) -> GraphError {
+fn precondition_failed(entity: &EntityType, id: &str) -> GraphError {
     GraphError::PreconditionFailed(format!(
         "The {} with id '{id}' does not satisfy the request's If-Match or If-None-Match \
          condition (it has changed, or the tag is not a current strong ETag).",
-        ENTITY.name
+        entity.name
     ))
 }
 
@@ -192,9 +194,12 @@ fn query_pairs(parts: &Parts) -> Vec<(String, String)> {
         .collect()
 }
 
-fn parse_query(parts: &Parts) -> Result<(Vec<(String, String)>, ListQuery), GraphError> {
+fn parse_query(
+    entity: &'static EntityType,
+    parts: &Parts,
+) -> Result<(Vec<(String, String)>, ListQuery), GraphError> {
     let pairs = query_pairs(parts);
-    let q = parse_list_query(&pairs).map_err(|e| GraphError::BadRequest(e.message))?;
+    let q = parse_list_query(entity, &pairs).map_err(|e| GraphError::BadRequest(e.message))?;
     Ok((pairs, q))
 }
 
@@ -260,7 +265,7 @@ fn selection(select: Option<&Select>) -> (Option<Selection>, Option<String>) {
         None => (None, None),
         Some(s) => (
             Some(Selection {
-                props: (0..ENTITY.properties.len())
+                props: (0..s.entity.properties.len())
                     .filter(|i| s.includes_declared(*i))
                     .collect(),
                 dynamic: s
@@ -305,7 +310,10 @@ fn json_to_param(v: &Json) -> Option<SqlParam> {
         Json::Null => SqlParam::Null,
         Json::Bool(b) => SqlParam::Bool(*b),
         Json::String(s) => SqlParam::Text(s.clone()),
-        Json::Number(n) => SqlParam::Int(n.as_i64()?),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => SqlParam::Int(i),
+            None => SqlParam::Real(n.as_f64()?),
+        },
         _ => return None,
     })
 }
@@ -313,11 +321,12 @@ fn json_to_param(v: &Json) -> Option<SqlParam> {
 pub async fn create(
     state: &AppState,
     ctx: &Ctx,
+    entity: &'static EntityType,
     parts: &Parts,
     body: Body,
 ) -> Result<Response, GraphError> {
     let body = json_body(state, parts, body).await?;
-    let changes = validate::changes_from_json(&body, Mode::Create, state.validation)
+    let changes = validate::changes_from_json(entity, &body, Mode::Create, state.validation)
         .map_err(|e| GraphError::BadRequest(e.0))?;
     let id = changes
         .requested_id()
@@ -330,9 +339,9 @@ pub async fn create(
         .store
         .create(&ctx.tenant, changes, id.clone())
         .await
-        .map_err(|e| store_error(e, &id))?;
+        .map_err(|e| store_error(e, entity, &id))?;
     let mut resp = envelope::entity_response(StatusCode::CREATED, &ctx.root, &record, None, None);
-    if let Ok(v) = HeaderValue::from_str(&ctx.root.entity_url(record.id())) {
+    if let Ok(v) = HeaderValue::from_str(&ctx.root.entity_url(entity, record.id())) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     Ok(with_etag(resp, record.version))
@@ -341,20 +350,21 @@ pub async fn create(
 pub async fn get(
     state: &AppState,
     ctx: &Ctx,
+    entity: &'static EntityType,
     parts: &Parts,
     id: &str,
 ) -> Result<Response, GraphError> {
-    let (pairs, q) = parse_query(parts)?;
-    refuse_options(&q, &pairs, &["select"], "a single profile")?;
+    let (pairs, q) = parse_query(entity, parts)?;
+    refuse_options(&q, &pairs, &["select"], "a single entity")?;
     let record = state
         .store
-        .get(&ctx.tenant, id)
+        .get(entity, &ctx.tenant, id)
         .await
-        .map_err(|e| store_error(e, id))?;
+        .map_err(|e| store_error(e, entity, id))?;
     // RFC 9110 §13.2.2: If-Match first (412), then If-None-Match (304 for a GET).
     let pre = etag::precondition(&parts.headers);
     if pre.if_match.is_some_and(|t| !t.matches(record.version)) {
-        return Err(precondition_failed(id));
+        return Err(precondition_failed(entity, id));
     }
     if pre.if_none_match.is_some_and(|t| t.matches(record.version)) {
         let mut resp = Response::new(Body::empty());
@@ -374,8 +384,13 @@ pub async fn get(
     ))
 }
 
-pub async fn list(state: &AppState, ctx: &Ctx, parts: &Parts) -> Result<Response, GraphError> {
-    let (pairs, q) = parse_query(parts)?;
+pub async fn list(
+    state: &AppState,
+    ctx: &Ctx,
+    entity: &'static EntityType,
+    parts: &Parts,
+) -> Result<Response, GraphError> {
+    let (pairs, q) = parse_query(entity, parts)?;
     let secret = state.store.paging_secret();
     let fp = fingerprint(&pairs);
     let after = match &q.skiptoken {
@@ -389,7 +404,7 @@ pub async fn list(state: &AppState, ctx: &Ctx, parts: &Parts) -> Result<Response
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(invalid)?;
             // The token is signed, so this only fails for tokens of an incompatible server version.
-            compile::check_keyset(&q.order_by, &values).map_err(|_| invalid())?;
+            compile::check_keyset(entity, &q.order_by, &values).map_err(|_| invalid())?;
             Some(values)
         }
     };
@@ -413,9 +428,9 @@ pub async fn list(state: &AppState, ctx: &Ctx, parts: &Parts) -> Result<Response
     };
     let page = state
         .store
-        .list(&ctx.tenant, spec)
+        .list(entity, &ctx.tenant, spec)
         .await
-        .map_err(|e| store_error(e, ""))?;
+        .map_err(|e| store_error(e, entity, ""))?;
     let next = match page.records.last() {
         Some(last) if page.more => {
             let position: Vec<Json> = key_values(last, &q.order_by)
@@ -430,13 +445,17 @@ pub async fn list(state: &AppState, ctx: &Ctx, parts: &Parts) -> Result<Response
                 }
             }
             url.append_pair("$skiptoken", &token);
-            Some(format!("{}?{}", ctx.root.collection_path(), url.finish()))
+            Some(format!(
+                "{}?{}",
+                ctx.root.collection_path(entity),
+                url.finish()
+            ))
         }
         _ => None,
     };
     let (sel, names) = selection(q.select.as_ref());
     let mut resp = envelope::collection_response(
-        &ctx.root.collection_context(names.as_deref()),
+        &ctx.root.collection_context(entity, names.as_deref()),
         page.count,
         &page.records,
         sel.as_ref(),
@@ -450,14 +469,19 @@ pub async fn list(state: &AppState, ctx: &Ctx, parts: &Parts) -> Result<Response
     Ok(resp)
 }
 
-pub async fn count(state: &AppState, ctx: &Ctx, parts: &Parts) -> Result<Response, GraphError> {
-    let (pairs, q) = parse_query(parts)?;
+pub async fn count(
+    state: &AppState,
+    ctx: &Ctx,
+    entity: &'static EntityType,
+    parts: &Parts,
+) -> Result<Response, GraphError> {
+    let (pairs, q) = parse_query(entity, parts)?;
     refuse_options(&q, &pairs, &["filter"], "/$count")?;
     let n = state
         .store
-        .count(&ctx.tenant, q.filter)
+        .count(entity, &ctx.tenant, q.filter)
         .await
-        .map_err(|e| store_error(e, ""))?;
+        .map_err(|e| store_error(e, entity, ""))?;
     let mut resp = Response::new(Body::from(n.to_string()));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -469,19 +493,20 @@ pub async fn count(state: &AppState, ctx: &Ctx, parts: &Parts) -> Result<Respons
 pub async fn update(
     state: &AppState,
     ctx: &Ctx,
+    entity: &'static EntityType,
     parts: &Parts,
     body: Body,
     id: &str,
 ) -> Result<Response, GraphError> {
     let minimal = prefers_minimal(&parts.headers);
     let body = json_body(state, parts, body).await?;
-    let changes = validate::changes_from_json(&body, Mode::Patch, state.validation)
+    let changes = validate::changes_from_json(entity, &body, Mode::Patch, state.validation)
         .map_err(|e| GraphError::BadRequest(e.0))?;
     let record = state
         .store
         .update(&ctx.tenant, id, changes, etag::precondition(&parts.headers))
         .await
-        .map_err(|e| store_error(e, id))?;
+        .map_err(|e| store_error(e, entity, id))?;
     if minimal {
         let mut resp = Response::new(Body::empty());
         *resp.status_mut() = StatusCode::NO_CONTENT;
@@ -500,14 +525,15 @@ pub async fn update(
 pub async fn delete(
     state: &AppState,
     ctx: &Ctx,
+    entity: &'static EntityType,
     parts: &Parts,
     id: &str,
 ) -> Result<Response, GraphError> {
     state
         .store
-        .delete(&ctx.tenant, id, etag::precondition(&parts.headers))
+        .delete(entity, &ctx.tenant, id, etag::precondition(&parts.headers))
         .await
-        .map_err(|e| store_error(e, id))?;
+        .map_err(|e| store_error(e, entity, id))?;
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = StatusCode::NO_CONTENT;
     Ok(resp)

@@ -30,12 +30,25 @@ fn type_name(ty: &EdmType) -> String {
 fn used_types(entities: &[&EntityType]) -> (Vec<&'static EnumType>, Vec<&'static ComplexType>) {
     let mut enums: Vec<&'static EnumType> = Vec::new();
     let mut complex: Vec<&'static ComplexType> = Vec::new();
-    for p in entities.iter().flat_map(|e| e.properties.iter()) {
-        match p.ty {
+    fn walk(
+        ty: &EdmType,
+        enums: &mut Vec<&'static EnumType>,
+        complex: &mut Vec<&'static ComplexType>,
+    ) {
+        match ty {
             EdmType::Enum(e) if !enums.iter().any(|x| x.name == e.name) => enums.push(e),
-            EdmType::Complex(c) if !complex.iter().any(|x| x.name == c.name) => complex.push(c),
+            EdmType::Complex(c) if !complex.iter().any(|x| x.name == c.name) => {
+                complex.push(c);
+                for m in c.members {
+                    walk(&m.ty, enums, complex);
+                }
+            }
+            EdmType::Collection(elem) => walk(elem, enums, complex),
             _ => {}
         }
+    }
+    for p in entities.iter().flat_map(|e| e.properties.iter()) {
+        walk(&p.ty, &mut enums, &mut complex);
     }
     (enums, complex)
 }
@@ -130,12 +143,21 @@ pub fn render(entities: &[&EntityType]) -> String {
         out.push_str("      </EnumType>\n");
     }
     for c in complex {
-        out.push_str(&format!("      <ComplexType Name=\"{}\">\n", attr(c.name)));
+        out.push_str(&format!(
+            "      <ComplexType Name=\"{}\"{}>\n",
+            attr(c.name),
+            if c.open { " OpenType=\"true\"" } else { "" }
+        ));
         for m in c.members {
             out.push_str(&format!(
-                "        <Property Name=\"{}\" Type=\"{}\" />\n",
+                "        <Property Name=\"{}\" Type=\"{}\"{} />\n",
                 attr(m.name),
-                m.ty.edm_name()
+                type_name(&m.ty),
+                if m.nullable {
+                    ""
+                } else {
+                    " Nullable=\"false\""
+                }
             ));
         }
         out.push_str("      </ComplexType>\n");
@@ -223,12 +245,14 @@ pub fn render(entities: &[&EntityType]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::entity::ENTITY;
 
     #[test]
     fn every_property_and_member_is_declared() {
-        let xml = render(&[&ENTITY]);
-        for p in ENTITY.properties {
+        let e = crate::model::catalog()
+            .set("cloudAppSecurityProfiles")
+            .unwrap();
+        let xml = render(&[e]);
+        for p in e.properties {
             assert!(xml.contains(&format!("Name=\"{}\"", p.name)), "{}", p.name);
         }
         assert!(xml.contains("OpenType=\"true\""));

@@ -148,12 +148,12 @@ async fn route(
     let resolved = resolved?;
     let method = parts.method.clone();
     tag.operation = Some(match (&resolved.route, &method) {
-        (Route::Collection | Route::CollectionRef, &Method::POST) => "create",
-        (Route::Collection, &Method::GET) => "list",
-        (Route::Count, &Method::GET) => "count",
-        (Route::Entity(_), &Method::GET) => "get",
-        (Route::Entity(_), &Method::PATCH) => "update",
-        (Route::Entity(_), &Method::DELETE) => "delete",
+        (Route::Collection(_) | Route::CollectionRef(_), &Method::POST) => "create",
+        (Route::Collection(_), &Method::GET) => "list",
+        (Route::Count(_), &Method::GET) => "count",
+        (Route::Entity(..), &Method::GET) => "get",
+        (Route::Entity(..), &Method::PATCH) => "update",
+        (Route::Entity(..), &Method::DELETE) => "delete",
         (Route::Metadata | Route::ServiceDocument | Route::OpenApi, _) => "document",
         _ => "method_not_allowed",
     });
@@ -164,20 +164,22 @@ async fn route(
     };
     let ctx = handlers::Ctx::new(state, &parts, resolved.versioned, principal, operation)?;
     match (resolved.route, &method) {
-        (Route::Collection | Route::CollectionRef, &Method::POST) => {
-            handlers::create(state, &ctx, &parts, body).await
+        (Route::Collection(e) | Route::CollectionRef(e), &Method::POST) => {
+            handlers::create(state, &ctx, e, &parts, body).await
         }
-        (Route::Collection, &Method::GET) => handlers::list(state, &ctx, &parts).await,
-        (Route::Collection, _) => Ok(method_not_allowed(&method, "GET, POST")),
-        (Route::CollectionRef, _) => Ok(method_not_allowed(&method, "POST")),
-        (Route::Count, &Method::GET) => handlers::count(state, &ctx, &parts).await,
-        (Route::Count, _) => Ok(method_not_allowed(&method, "GET")),
-        (Route::Entity(id), &Method::GET) => handlers::get(state, &ctx, &parts, &id).await,
-        (Route::Entity(id), &Method::PATCH) => {
-            handlers::update(state, &ctx, &parts, body, &id).await
+        (Route::Collection(e), &Method::GET) => handlers::list(state, &ctx, e, &parts).await,
+        (Route::Collection(_), _) => Ok(method_not_allowed(&method, "GET, POST")),
+        (Route::CollectionRef(_), _) => Ok(method_not_allowed(&method, "POST")),
+        (Route::Count(e), &Method::GET) => handlers::count(state, &ctx, e, &parts).await,
+        (Route::Count(_), _) => Ok(method_not_allowed(&method, "GET")),
+        (Route::Entity(e, id), &Method::GET) => handlers::get(state, &ctx, e, &parts, &id).await,
+        (Route::Entity(e, id), &Method::PATCH) => {
+            handlers::update(state, &ctx, e, &parts, body, &id).await
         }
-        (Route::Entity(id), &Method::DELETE) => handlers::delete(state, &ctx, &parts, &id).await,
-        (Route::Entity(_), _) => Ok(method_not_allowed(&method, "GET, PATCH, DELETE")),
+        (Route::Entity(e, id), &Method::DELETE) => {
+            handlers::delete(state, &ctx, e, &parts, &id).await
+        }
+        (Route::Entity(..), _) => Ok(method_not_allowed(&method, "GET, PATCH, DELETE")),
         // Only reached for a method other than POST ([`batch::middleware`] takes the POSTs).
         (Route::Batch, _) => Ok(method_not_allowed(&method, "POST")),
         (route @ (Route::Metadata | Route::ServiceDocument | Route::OpenApi), _) => {

@@ -19,6 +19,9 @@ fn primitive(p: Primitive) -> Json {
         Primitive::String => json!({ "type": "string" }),
         Primitive::Boolean => json!({ "type": "boolean" }),
         Primitive::DateTimeOffset => json!({ "type": "string", "format": "date-time" }),
+        Primitive::Int32 => json!({ "type": "integer", "format": "int32" }),
+        Primitive::Int64 => json!({ "type": "integer", "format": "int64" }),
+        Primitive::Double => json!({ "type": "number", "format": "double" }),
     }
 }
 
@@ -28,7 +31,9 @@ fn property_schema(ty: &EdmType, nullable: bool) -> Json {
         EdmType::Primitive(p) => primitive(*p),
         EdmType::Enum(e) => schema_ref(&e.qualified_name()),
         EdmType::Complex(c) => schema_ref(&c.qualified_name()),
-        EdmType::Collection(p) => json!({ "type": "array", "items": primitive(*p) }),
+        EdmType::Collection(elem) => {
+            json!({ "type": "array", "items": property_schema(elem, false) })
+        }
     };
     if !nullable {
         return base;
@@ -261,10 +266,7 @@ pub fn render(entities: &[&EntityType], server: &str) -> Json {
                 EdmType::Complex(c) => {
                     let mut props = Map::new();
                     for m in c.members {
-                        props.insert(
-                            m.name.into(),
-                            property_schema(&EdmType::Primitive(m.ty), true),
-                        );
+                        props.insert(m.name.into(), property_schema(&m.ty, m.nullable));
                     }
                     // Closed: an undeclared member is 400 (annotations such as
                     // `@odata.type` are allowed on input and never returned).
@@ -272,7 +274,7 @@ pub fn render(entities: &[&EntityType], server: &str) -> Json {
                         c.qualified_name(),
                         json!({ "title": c.name, "type": "object", "properties": props,
                                 "patternProperties": { "@": {} },
-                                "additionalProperties": false }),
+                                "additionalProperties": c.open }),
                     );
                 }
                 _ => {}

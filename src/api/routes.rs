@@ -5,19 +5,21 @@
 //! paths without it. `$batch` sub-requests are routed by the same function.
 
 use crate::error::GraphError;
-use crate::model::entity::ENTITY;
+use crate::model::catalog;
+use crate::model::entity::EntityType;
 
-/// What a path addresses.
+/// What a path addresses. The entity set is resolved once here, from the catalog, and handed
+/// down to the handlers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// `/security/cloudAppSecurityProfiles`
-    Collection,
+    Collection(&'static EntityType),
     /// `/security/cloudAppSecurityProfiles/$ref` (the spec page's create request line)
-    CollectionRef,
+    CollectionRef(&'static EntityType),
     /// `/security/cloudAppSecurityProfiles/$count`
-    Count,
+    Count(&'static EntityType),
     /// `/security/cloudAppSecurityProfiles/{id}` or `…('{id}')`
-    Entity(String),
+    Entity(&'static EntityType, String),
     /// `/beta/$batch` or `/$batch`: JSON batching (answered by [`crate::api::batch`]).
     Batch,
     /// `/beta/$metadata` or `/$metadata`: the CSDL document.
@@ -76,8 +78,8 @@ fn decode(seg: &str) -> Result<String, GraphError> {
 }
 
 /// Parses an OData key predicate body: `'abc'`, `'it''s'` or `id='abc'`.
-fn parse_key(inner: &str) -> Option<String> {
-    let key_name = ENTITY.properties[ENTITY.key_index()].name;
+fn parse_key(entity: &EntityType, inner: &str) -> Option<String> {
+    let key_name = entity.key().name;
     let literal = match inner.split_once('=') {
         Some((name, rest)) if name.trim() == key_name => rest.trim(),
         Some(_) => return None,
@@ -129,53 +131,71 @@ pub fn resolve(path: &str) -> Result<Resolved, GraphError> {
             _ => Ok(Resolved { route, versioned }),
         };
     }
-    match seg(i) {
-        Some(s) if s.eq_ignore_ascii_case(ENTITY.singleton) => i += 1,
-        Some(s) => return Err(not_found_segment(s)),
+    let sets = catalog().sets();
+    let singleton = match seg(i) {
+        Some(s) => match sets.iter().find(|e| s.eq_ignore_ascii_case(e.singleton)) {
+            Some(e) => e.singleton,
+            None => return Err(not_found_segment(s)),
+        },
         None => return Err(not_found_segment("")),
-    }
+    };
+    i += 1;
     let Some(coll) = seg(i) else {
+        let first = catalog().served().find(|e| e.singleton == singleton);
         return Err(GraphError::BadRequest(format!(
-            "The '{}' singleton itself is not served; address '{}/{}'.",
-            ENTITY.singleton, ENTITY.singleton, ENTITY.collection
+            "The '{singleton}' singleton itself is not served; address '{singleton}/{}'.",
+            first.map_or("<collection>", |e| e.collection)
         )));
     };
-    let route = match coll.split_once('(') {
-        Some((name, rest)) if name.eq_ignore_ascii_case(ENTITY.collection) => {
+    let (name, key) = match coll.split_once('(') {
+        Some((name, rest)) => (name, Some(rest)),
+        None => (coll, None),
+    };
+    let entity = match catalog().set(name) {
+        Some(e) if e.singleton == singleton => e,
+        _ => return Err(not_found_segment(coll)),
+    };
+    if !entity.served {
+        return Err(GraphError::BadRequest(format!(
+            "The entity set '{}' is described by Graph's metadata but not served by this version of graphsec yet.",
+            entity.collection
+        )));
+    }
+    let route = match key {
+        Some(rest) => {
             let inner = rest
                 .strip_suffix(')')
                 .ok_or_else(|| not_found_segment(coll))?;
-            let id = parse_key(inner).ok_or_else(|| {
+            let id = parse_key(entity, inner).ok_or_else(|| {
                 GraphError::BadRequest(format!(
                     "Invalid key in '{coll}': write the id as a quoted string, e.g. {}('my-id').",
-                    ENTITY.collection
+                    entity.collection
                 ))
             })?;
             i += 1;
-            Route::Entity(id)
+            Route::Entity(entity, id)
         }
-        _ if coll.eq_ignore_ascii_case(ENTITY.collection) => {
+        None => {
             i += 1;
             match seg(i) {
-                None => Route::Collection,
+                None => Route::Collection(entity),
                 Some(s) if s.eq_ignore_ascii_case("$ref") => {
                     i += 1;
-                    Route::CollectionRef
+                    Route::CollectionRef(entity)
                 }
                 Some(s) if s.eq_ignore_ascii_case("$count") => {
                     i += 1;
-                    Route::Count
+                    Route::Count(entity)
                 }
                 Some("") => {
                     return Err(GraphError::BadRequest("The id in the URL is empty.".into()));
                 }
                 Some(id) => {
                     i += 1;
-                    Route::Entity(id.to_string())
+                    Route::Entity(entity, id.to_string())
                 }
             }
         }
-        _ => return Err(not_found_segment(coll)),
     };
     if let Some(extra) = seg(i) {
         return Err(not_found_segment(extra));
@@ -191,33 +211,43 @@ mod tests {
         resolve(p).unwrap().route
     }
 
+    fn profiles() -> &'static EntityType {
+        catalog().set("cloudAppSecurityProfiles").unwrap()
+    }
+
     #[test]
     fn resolves_every_form() {
         assert_eq!(
             r("/beta/security/cloudAppSecurityProfiles"),
-            Route::Collection
+            Route::Collection(profiles())
         );
-        assert_eq!(r("/Security/CloudAppSecurityProfiles/"), Route::Collection);
+        assert_eq!(
+            r("/Security/CloudAppSecurityProfiles/"),
+            Route::Collection(profiles())
+        );
         assert_eq!(
             r("/BETA/security/cloudappsecurityprofiles/$REF"),
-            Route::CollectionRef
+            Route::CollectionRef(profiles())
         );
-        assert_eq!(r("/security/cloudAppSecurityProfiles/$count"), Route::Count);
+        assert_eq!(
+            r("/security/cloudAppSecurityProfiles/$count"),
+            Route::Count(profiles())
+        );
         assert_eq!(
             r("/security/cloudAppSecurityProfiles/AbC"),
-            Route::Entity("AbC".into())
+            Route::Entity(profiles(), "AbC".into())
         );
         assert_eq!(
             r("/security/cloudAppSecurityProfiles('AbC')"),
-            Route::Entity("AbC".into())
+            Route::Entity(profiles(), "AbC".into())
         );
         assert_eq!(
             r("/security/cloudAppSecurityProfiles(id='it''s')"),
-            Route::Entity("it's".into())
+            Route::Entity(profiles(), "it's".into())
         );
         assert_eq!(
             r("/security/cloudAppSecurityProfiles/a%20b"),
-            Route::Entity("a b".into())
+            Route::Entity(profiles(), "a b".into())
         );
         assert_eq!(r("/beta/$batch"), Route::Batch);
         assert_eq!(r("/$BATCH"), Route::Batch);
@@ -245,7 +275,7 @@ mod tests {
     fn unknown_segments_are_named() {
         for (p, seg) in [
             ("/beta/users", "users"),
-            ("/security/alerts", "alerts"),
+            ("/security/alertz", "alertz"),
             ("/security/cloudAppSecurityProfiles/a/b", "b"),
             ("/security/cloudAppSecurityProfiles('a')/x", "x"),
         ] {
@@ -260,5 +290,10 @@ mod tests {
         assert!(resolve("/security/cloudAppSecurityProfiles(a)").is_err());
         assert!(resolve("/security/cloudAppSecurityProfiles('it's')").is_err());
         assert!(resolve("/security/cloudAppSecurityProfiles/%FF").is_err());
+        // A set of the metadata that is not served yet says so.
+        match resolve("/security/alerts") {
+            Err(GraphError::BadRequest(m)) => assert!(m.contains("not served"), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -44,12 +44,22 @@ impl EnumType {
     }
 }
 
-/// A closed complex type whose members are all primitive.
+/// An Edm complex type (CSDL XML §9). `open` types keep members they do not declare (§9.1.3).
 #[derive(Debug)]
 pub struct ComplexType {
     pub name: &'static str,
+    pub open: bool,
     pub members: &'static [Member],
 }
+
+/// Complex types are catalog singletons: identity is the address.
+impl PartialEq for ComplexType {
+    fn eq(&self, other: &ComplexType) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for ComplexType {}
 
 impl ComplexType {
     pub fn qualified_name(&self) -> String {
@@ -59,21 +69,36 @@ impl ComplexType {
     pub fn member_index(&self, name: &str) -> Option<usize> {
         self.members.iter().position(|m| m.name == name)
     }
+
+    /// Closed, and every member a single primitive or enum value: the shape stored as one column
+    /// per member (`store::schema::Storage::Flattened`).
+    pub fn is_flat(&self) -> bool {
+        !self.open
+            && self
+                .members
+                .iter()
+                .all(|m| matches!(m.ty, EdmType::Primitive(_) | EdmType::Enum(_)))
+    }
 }
 
 /// A member of a complex type.
 #[derive(Debug)]
 pub struct Member {
     pub name: &'static str,
-    pub ty: Primitive,
+    pub ty: EdmType,
+    /// CSDL `Nullable` (default true): a non-null member must be present with a value.
+    pub nullable: bool,
 }
 
-/// The primitive Edm types this entity uses.
+/// The primitive Edm types the family uses (the slice has no Guid, Date, Decimal or Binary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Primitive {
     String,
     Boolean,
     DateTimeOffset,
+    Int32,
+    Int64,
+    Double,
 }
 
 impl Primitive {
@@ -82,18 +107,21 @@ impl Primitive {
             Primitive::String => "Edm.String",
             Primitive::Boolean => "Edm.Boolean",
             Primitive::DateTimeOffset => "Edm.DateTimeOffset",
+            Primitive::Int32 => "Edm.Int32",
+            Primitive::Int64 => "Edm.Int64",
+            Primitive::Double => "Edm.Double",
         }
     }
 }
 
-/// The type of a declared property.
+/// The type of a declared property or complex member.
 #[derive(Debug, Clone, Copy)]
 pub enum EdmType {
     Primitive(Primitive),
     Enum(&'static EnumType),
     Complex(&'static ComplexType),
-    /// A collection of primitives (`Collection(Edm.String)`).
-    Collection(Primitive),
+    /// A collection; the element is a primitive, an enum or a complex type (never a collection).
+    Collection(&'static EdmType),
 }
 
 impl EdmType {
@@ -103,7 +131,15 @@ impl EdmType {
             EdmType::Primitive(p) => p.edm_name().to_string(),
             EdmType::Enum(e) => e.qualified_name(),
             EdmType::Complex(c) => c.qualified_name(),
-            EdmType::Collection(p) => format!("Collection({})", p.edm_name()),
+            EdmType::Collection(t) => format!("Collection({})", t.csdl_name()),
+        }
+    }
+
+    /// The primitive element type of a collection of primitives.
+    pub fn primitive_element(&self) -> Option<Primitive> {
+        match self {
+            EdmType::Collection(EdmType::Primitive(p)) => Some(*p),
+            _ => None,
         }
     }
 }

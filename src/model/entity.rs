@@ -1,10 +1,13 @@
-//! THE TABLE: every fact about `microsoft.graph.cloudAppSecurityProfile` lives here.
+//! The shape of an entity set as the rest of the crate sees it: [`EntityType`] with its
+//! [`Property`] table, capabilities, deprecation and per-resource rules.
 //!
-//! Validation, the SQL schema, `$filter` typing, `$select`, `$metadata`, OpenAPI and the JSON
-//! field order are all derived from [`ENTITY`]. Nothing else in the crate spells out a property
-//! name (a test checks that each derived artifact covers every property).
+//! The values are not written here: [`crate::model::catalog`] builds one `&'static EntityType`
+//! per entity set at startup from Graph's metadata (the embedded CSDL slice) and graphsec's
+//! overlay. Validation, the SQL schema, `$filter` typing, `$select`, `$metadata`, OpenAPI and
+//! the JSON field order are all derived from it; every user takes the entity type as a
+//! parameter. No property name is spelled in Rust outside tests.
 
-use super::edm::{ComplexType, EdmType, EnumType, Member, Primitive};
+use super::edm::EdmType;
 
 pub const NAMESPACE: &str = "microsoft.graph";
 
@@ -37,7 +40,78 @@ pub struct Property {
     pub indexed: bool,
 }
 
-/// The entity type and the collection that serves it.
+/// Capability restrictions of an entity set (Org.OData.Capabilities.V1), with OData's default
+/// ("supported") applied where the metadata says nothing. `annotated` tells whether the values
+/// came from the metadata (or the overlay) at all, so `$metadata` repeats only what Graph says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    pub annotated: bool,
+    pub countable: bool,
+    pub filterable: bool,
+    pub sortable: bool,
+    pub select: bool,
+    pub top: bool,
+    pub skip: bool,
+    pub expandable: bool,
+    pub searchable: bool,
+    pub insertable: bool,
+    pub updatable: bool,
+    pub deletable: bool,
+}
+
+impl Capabilities {
+    /// Nothing annotated: everything supported (OData Capabilities vocabulary defaults).
+    pub const DEFAULT: Capabilities = Capabilities {
+        annotated: false,
+        countable: true,
+        filterable: true,
+        sortable: true,
+        select: true,
+        top: true,
+        skip: true,
+        expandable: true,
+        searchable: true,
+        insertable: true,
+        updatable: true,
+        deletable: true,
+    };
+}
+
+/// A deprecation notice (Org.OData.Core.V1.Revisions, Kind `Deprecated`), dates as written
+/// (`yyyy-mm-dd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deprecation {
+    pub version: Option<&'static str>,
+    pub date: Option<&'static str>,
+    pub removal_date: Option<&'static str>,
+    pub description: Option<&'static str>,
+}
+
+/// Graph's documented per-resource rules (the overlay, `model/overlay.json`; the source of each
+/// is cited there). Indices point into the entity type's `properties`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// Properties a create must carry with a non-null value.
+    pub required_on_create: &'static [usize],
+    /// Alternatives of which a create must carry at least one (tiIndicator's observables).
+    pub one_of_on_create: &'static [usize],
+    /// Properties a client may not change after create (a PATCH ignores them).
+    pub read_only: &'static [usize],
+    /// The largest `$top` the set accepts (`None`: graphsec's general page cap).
+    pub max_top: Option<u32>,
+}
+
+impl Rules {
+    pub const NONE: Rules = Rules {
+        required_on_create: &[],
+        one_of_on_create: &[],
+        read_only: &[],
+        max_top: None,
+    };
+}
+
+/// The entity type and the collection that serves it: everything the catalog
+/// ([`crate::model::catalog`]) knows about one entity set.
 #[derive(Debug)]
 pub struct EntityType {
     pub name: &'static str,
@@ -46,8 +120,31 @@ pub struct EntityType {
     /// The contained collection's name on the `security` singleton.
     pub collection: &'static str,
     pub singleton: &'static str,
+    /// The key first, then the metadata's order.
     pub properties: &'static [Property],
+    /// The SQL table: snake_case of the collection (`cloud_app_security_profiles`).
+    pub table: &'static str,
+    pub capabilities: Capabilities,
+    pub deprecation: Option<Deprecation>,
+    pub rules: Rules,
+    /// The names of the actions bound to the type or a collection of it, in metadata order.
+    pub actions: &'static [&'static str],
+    /// The numbered schema migration that creates the set's table (`None`: no table yet).
+    pub migration: Option<u32>,
+    /// Whether the set is served: every shape of the type is handled end to end (validation,
+    /// storage, queries, serialization) and its table exists. A set that is not is routed but
+    /// answered with a clear error.
+    pub served: bool,
 }
+
+/// Entity sets are catalog singletons: identity is the collection name.
+impl PartialEq for EntityType {
+    fn eq(&self, other: &EntityType) -> bool {
+        self.collection == other.collection
+    }
+}
+
+impl Eq for EntityType {}
 
 impl EntityType {
     pub fn qualified_name(&self) -> String {
@@ -62,147 +159,18 @@ impl EntityType {
         self.properties.iter().find(|p| p.name == name)
     }
 
+    /// The key's index (the catalog refuses a type without a `Managed::Key` property).
     pub fn key_index(&self) -> usize {
-        self.managed_index(Managed::Key)
+        self.managed_index(Managed::Key).unwrap_or(0)
     }
 
-    pub fn managed_index(&self, m: Managed) -> usize {
-        self.properties
-            .iter()
-            .position(|p| p.managed == m)
-            .expect("the entity table declares every managed role")
+    pub fn key(&self) -> &'static Property {
+        &self.properties[self.key_index()]
     }
-}
 
-pub static APPLICATION_PERMISSIONS_REQUIRED: EnumType = EnumType {
-    name: "applicationPermissionsRequired",
-    members: &[
-        ("unknown", 0),
-        ("anonymous", 1),
-        ("guest", 2),
-        ("user", 3),
-        ("administrator", 4),
-        ("system", 5),
-        ("unknownFutureValue", 127),
-    ],
-    sentinel: Some("unknownFutureValue"),
-};
-
-pub static SECURITY_VENDOR_INFORMATION: ComplexType = ComplexType {
-    name: "securityVendorInformation",
-    members: &[
-        Member {
-            name: "provider",
-            ty: Primitive::String,
-        },
-        Member {
-            name: "providerVersion",
-            ty: Primitive::String,
-        },
-        Member {
-            name: "subProvider",
-            ty: Primitive::String,
-        },
-        Member {
-            name: "vendor",
-            ty: Primitive::String,
-        },
-    ],
-};
-
-const fn prop(name: &'static str, ty: EdmType) -> Property {
-    Property {
-        name,
-        ty,
-        nullable: true,
-        managed: Managed::Client,
-        filterable: true,
-        sortable: true,
-        indexed: false,
-    }
-}
-
-const fn indexed(p: Property) -> Property {
-    Property { indexed: true, ..p }
-}
-
-const STRING: EdmType = EdmType::Primitive(Primitive::String);
-const DATETIME: EdmType = EdmType::Primitive(Primitive::DateTimeOffset);
-
-pub static ENTITY: EntityType = EntityType {
-    name: "cloudAppSecurityProfile",
-    base_type: "microsoft.graph.entity",
-    open: true,
-    collection: "cloudAppSecurityProfiles",
-    singleton: "security",
-    properties: &[
-        Property {
-            nullable: false,
-            managed: Managed::Key,
-            ..prop("id", STRING)
-        },
-        prop("azureSubscriptionId", STRING),
-        indexed(prop("azureTenantId", STRING)),
-        indexed(Property {
-            managed: Managed::Created,
-            ..prop("createdDateTime", DATETIME)
-        }),
-        prop("deploymentPackageUrl", STRING),
-        prop("destinationServiceName", STRING),
-        prop("isSigned", EdmType::Primitive(Primitive::Boolean)),
-        indexed(Property {
-            managed: Managed::Modified,
-            ..prop("lastModifiedDateTime", DATETIME)
-        }),
-        prop("manifest", STRING),
-        indexed(prop("name", STRING)),
-        prop(
-            "permissionsRequired",
-            EdmType::Enum(&APPLICATION_PERMISSIONS_REQUIRED),
-        ),
-        indexed(prop("platform", STRING)),
-        prop("policyName", STRING),
-        indexed(prop("publisher", STRING)),
-        prop("riskScore", STRING),
-        // A collection is filtered through any/all lambdas, never ordered.
-        Property {
-            sortable: false,
-            ..prop("tags", EdmType::Collection(Primitive::String))
-        },
-        prop("type", STRING),
-        prop(
-            "vendorInformation",
-            EdmType::Complex(&SECURITY_VENDOR_INFORMATION),
-        ),
-    ],
-};
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_matches_the_metadata_facts() {
-        assert_eq!(ENTITY.properties.len(), 18);
-        assert_eq!(ENTITY.properties[ENTITY.key_index()].name, "id");
-        assert!(
-            ENTITY
-                .properties
-                .iter()
-                .filter(|p| !p.nullable)
-                .all(|p| p.name == "id")
-        );
-        let names: Vec<_> = ENTITY.properties.iter().map(|p| p.name).collect();
-        let mut sorted = names.clone();
-        sorted[1..].sort();
-        assert_eq!(
-            names, sorted,
-            "table order is id, then the metadata's alphabetical order"
-        );
-        assert_eq!(
-            APPLICATION_PERMISSIONS_REQUIRED.resolve("4"),
-            Some(("administrator", 4))
-        );
-        assert_eq!(APPLICATION_PERMISSIONS_REQUIRED.resolve("String"), None);
+    /// The property that has this managed role, if the set has one (not every set has a
+    /// created or modified timestamp).
+    pub fn managed_index(&self, m: Managed) -> Option<usize> {
+        self.properties.iter().position(|p| p.managed == m)
     }
 }

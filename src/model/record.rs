@@ -1,12 +1,13 @@
-//! A profile as values, the create and PATCH merge rules, and the one JSON serializer.
+//! An entity as values, the create and PATCH merge rules, and the one JSON serializer.
 //!
-//! Values are indexed like `ENTITY.properties`, so every rule here is a walk over the table.
+//! Values are indexed like their entity type's `properties`, so every rule here is a walk over
+//! the type.
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value as Json};
 
-use super::edm::{self, EdmType};
-use super::entity::{ENTITY, Managed, NAMESPACE};
+use super::edm::{self, ComplexType, EdmType};
+use super::entity::{EntityType, Managed, NAMESPACE};
 
 /// One property's value.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,15 +19,50 @@ pub enum Value {
     DateTime(i64),
     /// Enum by underlying value.
     Enum(i64),
+    /// Edm.Int32 or Edm.Int64.
+    Int(i64),
+    /// Edm.Double (finite).
+    Double(f64),
     Collection(Vec<Value>),
-    /// A complex value: one entry per member, in the complex type's member order.
+    /// A value of a closed complex type: one entry per member, in the type's member order.
     Complex(Vec<Value>),
+    /// A value of an open complex type: the declared members (as in `Complex`), then the
+    /// members it does not declare, verbatim, in the order they were sent (boxed: rare, and it
+    /// keeps every other value small).
+    OpenComplex(Box<(Vec<Value>, Map<String, Json>)>),
 }
 
-/// A stored profile.
+/// See [`Value::complex_parts`].
+pub type ComplexParts<'a> = (&'a [Value], Option<&'a Map<String, Json>>);
+
+impl Value {
+    /// A complex value of `c`: `OpenComplex` for an open type, else `Complex` (`extra` must
+    /// then be empty).
+    pub fn complex(c: &ComplexType, members: Vec<Value>, extra: Map<String, Json>) -> Value {
+        if c.open {
+            Value::OpenComplex(Box::new((members, extra)))
+        } else {
+            Value::Complex(members)
+        }
+    }
+
+    /// The declared members of a complex value and its undeclared ones (empty for a closed
+    /// type); `None` for any other value.
+    pub fn complex_parts(&self) -> Option<ComplexParts<'_>> {
+        match self {
+            Value::Complex(m) => Some((m, None)),
+            Value::OpenComplex(b) => Some((&b.0, Some(&b.1))),
+            _ => None,
+        }
+    }
+}
+
+/// A stored entity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
-    /// One per declared property, in table order.
+    /// Its entity set's type.
+    pub entity: &'static EntityType,
+    /// One per declared property, in the type's order.
     pub values: Vec<Value>,
     /// The open type's dynamic properties, in the order they were first sent.
     pub dynamic: Map<String, Json>,
@@ -41,29 +77,71 @@ pub struct Record {
 pub enum Change {
     /// Replace the whole value (null clears).
     Set(Value),
-    /// Merge into a complex value member by member (`None` = member absent from the body).
-    Merge(Vec<Option<Value>>),
+    /// Merge into a complex value member by member (`None` = member absent from the body; a
+    /// complex member merges recursively), then set the open type's undeclared members.
+    Merge(Vec<Option<Change>>, Map<String, Json>),
+}
+
+/// `change` applied to a value of `ty` (see [`Record::apply`]). A merge that would leave a
+/// non-nullable member null is refused, naming it (`place` is the property path).
+fn changed(ty: &EdmType, current: Value, change: Change, place: &str) -> Result<Value, String> {
+    let (c, members, extra) = match (ty, change) {
+        (_, Change::Set(v)) => return Ok(v),
+        (EdmType::Complex(c), Change::Merge(members, extra)) => (*c, members, extra),
+        (ty, Change::Merge(..)) => {
+            return Err(format!(
+                "'{place}' ({}) cannot be merged member by member",
+                ty.csdl_name()
+            ));
+        }
+    };
+    let (mut values, mut kept) = match current {
+        Value::Complex(m) => (m, Map::new()),
+        Value::OpenComplex(b) => *b,
+        _ => (vec![Value::Null; c.members.len()], Map::new()),
+    };
+    for (i, change) in members.into_iter().enumerate() {
+        let (Some(change), Some(m)) = (change, c.members.get(i)) else {
+            continue;
+        };
+        let here = format!("{place}/{}", m.name);
+        let now = std::mem::replace(&mut values[i], Value::Null);
+        values[i] = changed(&m.ty, now, change, &here)?;
+    }
+    for (m, v) in c.members.iter().zip(&values) {
+        if !m.nullable && *v == Value::Null {
+            return Err(format!(
+                "Invalid value for '{place}/{}': it is not nullable; expected {}.",
+                m.name,
+                m.ty.csdl_name()
+            ));
+        }
+    }
+    kept.extend(extra);
+    Ok(Value::complex(c, values, kept))
 }
 
 /// A validated body: what to change, nothing about HTTP.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Changes {
+    pub entity: &'static EntityType,
     /// One per declared property; `None` = absent from the body.
     pub props: Vec<Option<Change>>,
     pub dynamic: Map<String, Json>,
 }
 
 impl Changes {
-    pub fn empty() -> Self {
+    pub fn empty(entity: &'static EntityType) -> Self {
         Changes {
-            props: vec![None; ENTITY.properties.len()],
+            entity,
+            props: vec![None; entity.properties.len()],
             dynamic: Map::new(),
         }
     }
 
     /// The id a body asked for, if any.
     pub fn requested_id(&self) -> Option<&str> {
-        match &self.props[ENTITY.key_index()] {
+        match &self.props[self.entity.key_index()] {
             Some(Change::Set(Value::String(id))) => Some(id),
             _ => None,
         }
@@ -73,59 +151,61 @@ impl Changes {
 /// Which properties a response carries (`$select`); `id` always comes back.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Selection {
-    /// Indices into `ENTITY.properties`.
+    /// Indices into the entity type's `properties`.
     pub props: Vec<usize>,
     pub dynamic: Vec<String>,
 }
 
 impl Record {
-    /// A new profile from a create body. The server owns the key and the timestamps.
-    pub fn create(changes: Changes, id: String, now: i64) -> Record {
+    /// A new entity from a create body. The server owns the key and the timestamps. An error
+    /// (a client mistake, see [`Record::apply`]) says what is wrong.
+    pub fn create(changes: Changes, id: String, now: i64) -> Result<Record, String> {
+        let entity = changes.entity;
         let mut record = Record {
-            values: vec![Value::Null; ENTITY.properties.len()],
+            entity,
+            values: vec![Value::Null; entity.properties.len()],
             dynamic: Map::new(),
             version: 0,
         };
-        record.apply(changes, now);
-        record.values[ENTITY.key_index()] = Value::String(id);
-        record.values[ENTITY.managed_index(Managed::Created)] = Value::DateTime(now);
-        record
+        record.apply(changes, now)?;
+        record.values[entity.key_index()] = Value::String(id);
+        if let Some(i) = entity.managed_index(Managed::Created) {
+            record.values[i] = Value::DateTime(now);
+        }
+        Ok(record)
     }
 
     /// Applies PATCH semantics (`now` is the write's unique tick, see `edm::unique_ticks`):
-    /// absent keeps, null clears, collections replace, complex values
-    /// merge member by member, dynamic properties merge like declared ones.
-    pub fn apply(&mut self, changes: Changes, now: i64) {
-        for (i, (prop, change)) in ENTITY.properties.iter().zip(changes.props).enumerate() {
+    /// absent keeps, null clears, collections replace, complex values merge member by member
+    /// (recursively, undeclared members of open types like dynamic properties), dynamic
+    /// properties merge like declared ones. A result that breaks the type (a non-nullable
+    /// member left null by a merge onto a null value) is an error and leaves the record as it
+    /// was.
+    pub fn apply(&mut self, changes: Changes, now: i64) -> Result<(), String> {
+        let entity = self.entity;
+        let mut values = self.values.clone();
+        for (i, (prop, change)) in entity.properties.iter().zip(changes.props).enumerate() {
             if prop.managed != Managed::Client {
                 continue;
             }
-            match change {
-                None => {}
-                Some(Change::Set(v)) => self.values[i] = v,
-                Some(Change::Merge(members)) => {
-                    let mut current = match std::mem::replace(&mut self.values[i], Value::Null) {
-                        Value::Complex(m) => m,
-                        _ => vec![Value::Null; members.len()],
-                    };
-                    for (slot, m) in current.iter_mut().zip(members) {
-                        if let Some(v) = m {
-                            *slot = v;
-                        }
-                    }
-                    self.values[i] = Value::Complex(current);
-                }
+            if let Some(change) = change {
+                let current = std::mem::replace(&mut values[i], Value::Null);
+                values[i] = changed(&prop.ty, current, change, prop.name)?;
             }
         }
+        self.values = values;
         for (k, v) in changes.dynamic {
             self.dynamic.insert(k, v);
         }
-        self.values[ENTITY.managed_index(Managed::Modified)] = Value::DateTime(now);
+        if let Some(i) = entity.managed_index(Managed::Modified) {
+            self.values[i] = Value::DateTime(now);
+        }
         self.version = now.max(self.version.saturating_add(1));
+        Ok(())
     }
 
     pub fn id(&self) -> &str {
-        match &self.values[ENTITY.key_index()] {
+        match &self.values[self.entity.key_index()] {
             Value::String(s) => s,
             _ => "",
         }
@@ -165,11 +245,13 @@ impl Serialize for Wire<'_> {
         if let Some(c) = self.context {
             out.serialize_entry("@odata.context", c)?;
         }
-        out.serialize_entry("@odata.type", &format_args!("#{NAMESPACE}.{}", ENTITY.name))?;
-        for (i, prop) in ENTITY.properties.iter().enumerate() {
+        let entity = self.record.entity;
+        out.serialize_entry("@odata.type", &format_args!("#{NAMESPACE}.{}", entity.name))?;
+        let key = entity.key_index();
+        for (i, prop) in entity.properties.iter().enumerate() {
             let wanted = match self.select {
                 None => true,
-                Some(s) => i == ENTITY.key_index() || s.props.contains(&i),
+                Some(s) => i == key || s.props.contains(&i),
             };
             if wanted {
                 out.serialize_entry(prop.name, &Typed(&prop.ty, &self.record.values[i]))?;
@@ -193,12 +275,16 @@ impl Serialize for Primitive<'_> {
             Value::String(v) => s.serialize_str(v),
             Value::Bool(b) => s.serialize_bool(*b),
             Value::DateTime(t) => s.serialize_str(&edm::format_datetime(*t)),
+            Value::Int(i) => s.serialize_i64(*i),
+            Value::Double(f) => s.serialize_f64(*f),
             _ => s.serialize_unit(),
         }
     }
 }
 
-/// One declared property's value, serialized by its Edm type.
+/// One declared property's (or complex member's) value, serialized by its Edm type: complex
+/// values as objects with `@odata.type` first and their members in declaration order (then an
+/// open type's undeclared members), collections as arrays.
 struct Typed<'a>(&'a EdmType, &'a Value);
 
 impl Serialize for Typed<'_> {
@@ -210,14 +296,20 @@ impl Serialize for Typed<'_> {
                 Some((name, _)) => s.serialize_str(name),
                 None => s.collect_str(n),
             },
-            (EdmType::Collection(_), Value::Collection(items)) => {
-                s.collect_seq(items.iter().map(Primitive))
+            (EdmType::Collection(elem), Value::Collection(items)) => {
+                s.collect_seq(items.iter().map(|v| Typed(elem, v)))
             }
-            (EdmType::Complex(c), Value::Complex(members)) => {
-                let mut m = s.serialize_map(Some(members.len() + 1))?;
+            (EdmType::Complex(c), v @ (Value::Complex(_) | Value::OpenComplex(_))) => {
+                let Some((members, extra)) = v.complex_parts() else {
+                    return s.serialize_unit();
+                };
+                let mut m = s.serialize_map(None)?;
                 m.serialize_entry("@odata.type", &format_args!("{NAMESPACE}.{}", c.name))?;
                 for (member, v) in c.members.iter().zip(members) {
-                    m.serialize_entry(member.name, &Primitive(v))?;
+                    m.serialize_entry(member.name, &Typed(&member.ty, v))?;
+                }
+                for (k, v) in extra.into_iter().flatten() {
+                    m.serialize_entry(k, v)?;
                 }
                 m.end()
             }
@@ -229,4 +321,97 @@ impl Serialize for Typed<'_> {
 /// Serializes one declared property's value by its Edm type, as a JSON tree.
 pub fn value_to_json(ty: &EdmType, v: &Value) -> Json {
     serde_json::to_value(Typed(ty, v)).unwrap_or(Json::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::validate::{Mode, Options, changes_from_json};
+    use serde_json::json;
+
+    fn changes(set: &str, mode: Mode, v: Json) -> Changes {
+        let e = crate::model::catalog().set(set).unwrap();
+        changes_from_json(e, &v, mode, Options::default()).unwrap()
+    }
+
+    #[test]
+    fn patch_merges_complex_values_recursively_and_replaces_collections() {
+        let mut r = Record::create(
+            changes(
+                "securityActions",
+                Mode::Create,
+                json!({"errorInfo": {"code": 1, "subcode": 2, "message": "m"},
+                       "parameters": [{"name": "a"}, {"name": "b"}]}),
+            ),
+            "x".into(),
+            1,
+        )
+        .unwrap();
+        r.apply(
+            changes(
+                "securityActions",
+                Mode::Patch,
+                json!({"errorInfo": {"subcode": 3}, "parameters": [{"name": "c"}]}),
+            ),
+            2,
+        )
+        .unwrap();
+        let v = r.to_json(None);
+        assert_eq!(
+            v["errorInfo"],
+            json!({"@odata.type": "microsoft.graph.resultInfo", "code": 1, "message": "m", "subcode": 3})
+        );
+        assert_eq!(v["parameters"].as_array().unwrap().len(), 1);
+        // A merge onto a null value must give every non-nullable member a value.
+        let mut empty = Record::create(
+            changes("securityActions", Mode::Create, json!({})),
+            "y".into(),
+            1,
+        )
+        .unwrap();
+        let before = empty.clone();
+        let e = empty
+            .apply(
+                changes(
+                    "securityActions",
+                    Mode::Patch,
+                    json!({"errorInfo": {"code": 1}}),
+                ),
+                2,
+            )
+            .unwrap_err();
+        assert!(e.contains("errorInfo/subcode"), "{e}");
+        assert_eq!(empty, before, "a refused merge changes nothing");
+    }
+
+    #[test]
+    fn open_complex_values_keep_and_merge_undeclared_members_on_the_wire() {
+        let r = Record::create(
+            changes(
+                "secureScores",
+                Mode::Create,
+                json!({"azureTenantId": "t", "controlScores": [{"score": 2.5, "zeta": {"a": 1}, "alpha": 1}]}),
+            ),
+            "s".into(),
+            1,
+        )
+        .unwrap();
+        let v = r.to_json(None);
+        let first = &v["controlScores"][0];
+        let keys: Vec<_> = first.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            [
+                "@odata.type",
+                "controlCategory",
+                "controlName",
+                "description",
+                "score",
+                "zeta",
+                "alpha"
+            ]
+        );
+        assert_eq!(first["score"], json!(2.5));
+        assert_eq!(first["zeta"], json!({"a": 1}));
+    }
 }

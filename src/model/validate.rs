@@ -1,10 +1,10 @@
-//! JSON body -> [`Changes`], by walking the entity table. Every client mistake becomes a
+//! JSON body -> [`Changes`], by walking the entity type. Every client mistake becomes a
 //! [`BodyError`] naming the property and the expected Edm type; nothing here panics.
 
 use serde_json::{Map, Value as Json};
 
-use super::edm::{self, EdmType, Primitive};
-use super::entity::{ENTITY, Managed};
+use super::edm::{self, ComplexType, EdmType, EnumType, Primitive};
+use super::entity::{EntityType, Managed};
 use super::record::{Change, Changes, Value};
 
 /// Why a body was refused (rendered as 400 BadRequest).
@@ -102,6 +102,35 @@ fn primitive(p: Primitive, v: &Json, name: &str) -> Result<Value, BodyError> {
                 e.0
             )),
         },
+        (Primitive::Int32, Json::Number(n)) => match n.as_i64().map(i32::try_from) {
+            Some(Ok(i)) => Ok(Value::Int(i64::from(i))),
+            _ => err(format!(
+                "Invalid value {n} for property '{name}': expected an Edm.Int32 (an integer from {} to {}).",
+                i32::MIN,
+                i32::MAX
+            )),
+        },
+        (Primitive::Int64, Json::Number(n)) => match n.as_i64() {
+            Some(i) => Ok(Value::Int(i)),
+            None => err(format!(
+                "Invalid value {n} for property '{name}': expected an Edm.Int64 (an integer from {} to {}).",
+                i64::MIN,
+                i64::MAX
+            )),
+        },
+        (Primitive::Double, Json::Number(n)) => match n.as_f64() {
+            Some(f) if f.is_finite() => Ok(Value::Double(f)),
+            _ => err(format!(
+                "Invalid value {n} for property '{name}': expected a finite Edm.Double."
+            )),
+        },
+        // OData JSON §7.1 spells the IEEE special values as these strings; graphsec stores
+        // finite doubles only (SQLite turns NaN into NULL, JSON has no infinity).
+        (Primitive::Double, Json::String(s)) if matches!(s.as_str(), "INF" | "-INF" | "NaN") => {
+            err(format!(
+                "Invalid value '{s}' for property '{name}': this server stores finite Edm.Double values only."
+            ))
+        }
         (p, other) => err(format!(
             "Invalid value for property '{name}': expected {} but found {}.",
             p.edm_name(),
@@ -110,89 +139,198 @@ fn primitive(p: Primitive, v: &Json, name: &str) -> Result<Value, BodyError> {
     }
 }
 
+/// A member of an open complex type that it does not declare: kept verbatim (CSDL XML §9.1.3),
+/// under the same naming rule as an open entity type's dynamic properties.
+fn check_extra_member(key: &str, c: &ComplexType, place: &str) -> Result<(), BodyError> {
+    if is_identifier(key) {
+        return Ok(());
+    }
+    err(format!(
+        "'{key}' (in '{place}') is not a valid name for an undeclared member of the open type '{}': use letters, digits and '_' (at most {MAX_DYNAMIC_NAME_BYTES} bytes), starting with a letter or '_'.",
+        c.qualified_name()
+    ))
+}
+
+/// A declared member that differs from `key` only in case, if any: such a key is refused rather
+/// than kept as an undeclared member a query could never tell apart.
+fn case_twin(c: &ComplexType, key: &str) -> Option<&'static str> {
+    c.members
+        .iter()
+        .find(|m| m.name != key && m.name.eq_ignore_ascii_case(key))
+        .map(|m| m.name)
+}
+
+fn unknown_member(c: &ComplexType, key: &str, place: &str) -> BodyError {
+    BodyError(format!(
+        "Property '{key}' does not exist on type '{}' (in '{place}'). Valid members: {}.",
+        c.qualified_name(),
+        c.members
+            .iter()
+            .map(|m| m.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+fn null_refused(place: &str, ty: &EdmType) -> BodyError {
+    BodyError(format!(
+        "Invalid value for '{place}': it is not nullable; expected {}.",
+        ty.csdl_name()
+    ))
+}
+
+/// An enum member from its wire form; `sentinel_ok` lets the evolvable-enum sentinel through as
+/// `None` (the caller decides what it means).
+fn enum_value(
+    e: &'static EnumType,
+    v: &Json,
+    place: &str,
+    sentinel_ok: bool,
+) -> Result<Option<i64>, BodyError> {
+    match v {
+        Json::String(s) => match e.resolve(s) {
+            Some((member, _)) if Some(member) == e.sentinel => {
+                if sentinel_ok {
+                    Ok(None)
+                } else {
+                    err(format!(
+                        "Invalid value '{s}' for property '{place}': '{member}' is a sentinel that clients may not send. Valid values: {}.",
+                        valid_members(e)
+                    ))
+                }
+            }
+            Some((_, value)) => Ok(Some(value)),
+            None => err(format!(
+                "Invalid value '{s}' for property '{place}' of enum type {}. Valid values: {}.",
+                e.qualified_name(),
+                e.member_list()
+            )),
+        },
+        other => err(format!(
+            "Invalid value for property '{place}': expected a member name of {} but found {}.",
+            e.qualified_name(),
+            json_kind(other)
+        )),
+    }
+}
+
+/// A whole value of `ty` from its wire form (`null` included: nullability is the caller's).
+/// Complex values are complete: members absent from the body are null, and a non-nullable
+/// member must be present with a value (CSDL `Nullable="false"`).
+fn whole(ty: &EdmType, v: &Json, place: &str) -> Result<Value, BodyError> {
+    if v.is_null() {
+        return Ok(Value::Null);
+    }
+    match ty {
+        EdmType::Primitive(p) => primitive(*p, v, place),
+        EdmType::Enum(e) => Ok(enum_value(e, v, place, false)?.map_or(Value::Null, Value::Enum)),
+        EdmType::Collection(elem) => {
+            let Json::Array(items) = v else {
+                return err(format!(
+                    "Invalid value for property '{place}': expected {} but found {}.",
+                    ty.csdl_name(),
+                    json_kind(v)
+                ));
+            };
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                if item.is_null() {
+                    return err(format!(
+                        "Invalid value for property '{place}': item {i} is null; expected {}.",
+                        elem.csdl_name()
+                    ));
+                }
+                out.push(whole(elem, item, &format!("{place}[{i}]"))?);
+            }
+            Ok(Value::Collection(out))
+        }
+        EdmType::Complex(c) => {
+            let Change::Merge(members, extra) = merge(c, v, place, Mode::Create)? else {
+                return err(format!("Invalid value for property '{place}'."));
+            };
+            let mut values = Vec::with_capacity(members.len());
+            for (m, change) in c.members.iter().zip(members) {
+                let value = match change {
+                    Some(Change::Set(v)) => v,
+                    // Nested merges only come from PATCH bodies.
+                    Some(Change::Merge(..)) | None => Value::Null,
+                };
+                if value == Value::Null && !m.nullable {
+                    return Err(null_refused(&format!("{place}/{}", m.name), &m.ty));
+                }
+                values.push(value);
+            }
+            Ok(Value::complex(c, values, extra))
+        }
+    }
+}
+
+/// A complex value from its wire form as a member-wise change: `Change::Merge` with one entry
+/// per declared member (`None` = absent) and the open type's undeclared members. In a PATCH,
+/// complex members merge recursively, an enum member set to the sentinel is left as it is, and
+/// collections replace; in a create every member is a whole value.
+fn merge(c: &'static ComplexType, v: &Json, place: &str, mode: Mode) -> Result<Change, BodyError> {
+    let Json::Object(obj) = v else {
+        return err(format!(
+            "Invalid value for property '{place}': expected an object of type {} but found {}.",
+            c.qualified_name(),
+            json_kind(v)
+        ));
+    };
+    let mut members: Vec<Option<Change>> = vec![None; c.members.len()];
+    let mut extra = Map::new();
+    for (k, mv) in obj {
+        if k == "@odata.type" {
+            check_type_annotation(mv, &c.qualified_name(), &format!("'{place}'"))?;
+            continue;
+        }
+        if k.contains('@') {
+            continue;
+        }
+        let here = format!("{place}/{k}");
+        let Some(i) = c.member_index(k) else {
+            if !c.open {
+                return Err(unknown_member(c, k, place));
+            }
+            if let Some(twin) = case_twin(c, k) {
+                return err(format!(
+                    "Property '{k}' (in '{place}') differs only in case from the declared member '{twin}' of type '{}'; names in a request body are case-sensitive.",
+                    c.qualified_name()
+                ));
+            }
+            check_extra_member(k, c, place)?;
+            extra.insert(k.clone(), mv.clone());
+            continue;
+        };
+        let m = &c.members[i];
+        members[i] = match (&m.ty, mode) {
+            _ if mv.is_null() => {
+                if !m.nullable {
+                    return Err(null_refused(&here, &m.ty));
+                }
+                Some(Change::Set(Value::Null))
+            }
+            (EdmType::Complex(inner), Mode::Patch) => Some(merge(inner, mv, &here, mode)?),
+            (EdmType::Enum(e), Mode::Patch) => {
+                enum_value(e, mv, &here, true)?.map(|n| Change::Set(Value::Enum(n)))
+            }
+            (ty, _) => Some(Change::Set(whole(ty, mv, &here)?)),
+        };
+    }
+    Ok(Change::Merge(members, extra))
+}
+
 /// Validates one declared property's JSON value. `Ok(None)` means "leave it as it is" (the
 /// evolvable-enum sentinel in a PATCH).
 fn declared(ty: &EdmType, v: &Json, name: &str, mode: Mode) -> Result<Option<Change>, BodyError> {
     match ty {
-        EdmType::Primitive(p) => Ok(Some(Change::Set(primitive(*p, v, name)?))),
-        EdmType::Enum(e) => match v {
-            Json::Null => Ok(Some(Change::Set(Value::Null))),
-            Json::String(s) => match e.resolve(s) {
-                Some((member, _)) if Some(member) == e.sentinel => match mode {
-                    Mode::Create => err(format!(
-                        "Invalid value '{s}' for property '{name}': '{member}' is a sentinel that clients may not send. Valid values: {}.",
-                        valid_members(e)
-                    )),
-                    Mode::Patch => Ok(None),
-                },
-                Some((_, value)) => Ok(Some(Change::Set(Value::Enum(value)))),
-                None => err(format!(
-                    "Invalid value '{s}' for property '{name}' of enum type {}. Valid values: {}.",
-                    e.qualified_name(),
-                    e.member_list()
-                )),
-            },
-            other => err(format!(
-                "Invalid value for property '{name}': expected a member name of {} but found {}.",
-                e.qualified_name(),
-                json_kind(other)
-            )),
-        },
-        EdmType::Collection(p) => match v {
-            Json::Null => Ok(Some(Change::Set(Value::Null))),
-            Json::Array(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    if item.is_null() {
-                        return err(format!(
-                            "Invalid value for property '{name}': item {i} is null; expected {}.",
-                            p.edm_name()
-                        ));
-                    }
-                    out.push(primitive(*p, item, &format!("{name}[{i}]"))?);
-                }
-                Ok(Some(Change::Set(Value::Collection(out))))
-            }
-            other => err(format!(
-                "Invalid value for property '{name}': expected Collection({}) but found {}.",
-                p.edm_name(),
-                json_kind(other)
-            )),
-        },
-        EdmType::Complex(c) => match v {
-            Json::Null => Ok(Some(Change::Set(Value::Null))),
-            Json::Object(obj) => {
-                let mut members = vec![None; c.members.len()];
-                for (k, mv) in obj {
-                    if k == "@odata.type" {
-                        check_type_annotation(mv, &c.qualified_name(), &format!("'{name}'"))?;
-                        continue;
-                    }
-                    if k.contains('@') {
-                        continue;
-                    }
-                    let Some(i) = c.member_index(k) else {
-                        return err(format!(
-                            "Property '{k}' does not exist on type '{}' (in '{name}'). Valid members: {}.",
-                            c.qualified_name(),
-                            c.members
-                                .iter()
-                                .map(|m| m.name)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ));
-                    };
-                    let m = &c.members[i];
-                    members[i] = Some(primitive(m.ty, mv, &format!("{name}/{k}"))?);
-                }
-                Ok(Some(Change::Merge(members)))
-            }
-            other => err(format!(
-                "Invalid value for property '{name}': expected an object of type {} but found {}.",
-                c.qualified_name(),
-                json_kind(other)
-            )),
-        },
+        _ if v.is_null() => Ok(Some(Change::Set(Value::Null))),
+        EdmType::Enum(e) => Ok(enum_value(e, v, name, matches!(mode, Mode::Patch))?
+            .map(|n| Change::Set(Value::Enum(n)))),
+        // A PATCH merges a complex value member by member (OData 4.01 §11.4.3); a create
+        // writes it whole.
+        EdmType::Complex(c) if matches!(mode, Mode::Patch) => Ok(Some(merge(c, v, name, mode)?)),
+        _ => Ok(Some(Change::Set(whole(ty, v, name)?))),
     }
 }
 
@@ -230,8 +368,13 @@ fn find_nul(v: &Json, path: &str) -> Option<String> {
     }
 }
 
-/// Turns a parsed JSON body into [`Changes`] for a create or a PATCH.
-pub fn changes_from_json(body: &Json, mode: Mode, opts: Options) -> Result<Changes, BodyError> {
+/// Turns a parsed JSON body into [`Changes`] to an entity of `entity` for a create or a PATCH.
+pub fn changes_from_json(
+    entity: &'static EntityType,
+    body: &Json,
+    mode: Mode,
+    opts: Options,
+) -> Result<Changes, BodyError> {
     if let Some(place) = find_nul(body, "") {
         return err(format!(
             "The value of '{}' contains the character U+0000, which is not supported.",
@@ -241,14 +384,15 @@ pub fn changes_from_json(body: &Json, mode: Mode, opts: Options) -> Result<Chang
     let Json::Object(obj) = body else {
         return err(format!(
             "The request body must be a JSON object representing a {}, not {}.",
-            ENTITY.qualified_name(),
+            entity.qualified_name(),
             json_kind(body)
         ));
     };
-    changes_from_map(obj, mode, opts)
+    changes_from_map(entity, obj, mode, opts)
 }
 
 fn changes_from_map(
+    entity: &'static EntityType,
     obj: &Map<String, Json>,
     mode: Mode,
     opts: Options,
@@ -259,34 +403,39 @@ fn changes_from_map(
     {
         return err(format!(
             "Entity references ({{\"@odata.id\": {reference}}}) cannot be added: '{}' is a contained collection. Send the profile's properties instead.",
-            ENTITY.collection
+            entity.collection
         ));
     }
-    let mut changes = Changes::empty();
+    let mut changes = Changes::empty(entity);
     for (name, v) in obj {
         if name == "@odata.type" {
-            check_type_annotation(v, &ENTITY.qualified_name(), "the request body")?;
+            check_type_annotation(v, &entity.qualified_name(), "the request body")?;
             continue;
         }
         // Control information and instance/property annotations: SDKs echo what they read.
         if name.contains('@') {
             continue;
         }
-        let Some(i) = ENTITY.index_of(name) else {
-            if opts.strict {
+        let Some(i) = entity.index_of(name) else {
+            if opts.strict || !entity.open {
                 return err(format!(
-                    "Property '{name}' does not exist on type '{}' (undeclared properties are refused by this server's configuration).",
-                    ENTITY.qualified_name()
+                    "Property '{name}' does not exist on type '{}'{}.",
+                    entity.qualified_name(),
+                    if entity.open {
+                        " (undeclared properties are refused by this server's configuration)"
+                    } else {
+                        " (the type is not open)"
+                    }
                 ));
             }
             // A query resolves `Name` to the declared `name` (CONTRACT §4 "Case"), so a dynamic
             // property spelled like a declared one but for case could be written and never be
             // selected or filtered again: refuse it, naming the declared spelling.
-            if let Some(p) = crate::odata::names::property(&ENTITY, name) {
+            if let Some(p) = crate::odata::names::property(entity, name) {
                 return err(format!(
                     "Property '{name}' differs only in case from the declared property '{}' of type '{}'; property names in a request body are case-sensitive.",
                     p.name,
-                    ENTITY.qualified_name()
+                    entity.qualified_name()
                 ));
             }
             if !is_identifier(name) {
@@ -297,8 +446,16 @@ fn changes_from_map(
             changes.dynamic.insert(name.clone(), v.clone());
             continue;
         };
-        let prop = &ENTITY.properties[i];
+        let prop = &entity.properties[i];
+        if v.is_null() && !prop.nullable && prop.managed == Managed::Client {
+            return Err(null_refused(name, &prop.ty));
+        }
         let change = declared(&prop.ty, v, name, mode)?;
+        if matches!(mode, Mode::Patch) && entity.rules.read_only.contains(&i) {
+            // Not updatable (the overlay cites Graph's rule): OData 4.01 §11.4.3 has a service
+            // ignore values of non-updatable properties, after the type check above.
+            continue;
+        }
         match prop.managed {
             Managed::Key => match (mode, change) {
                 (Mode::Create, Some(Change::Set(Value::String(id)))) => {
@@ -316,7 +473,56 @@ fn changes_from_map(
             Managed::Client => changes.props[i] = change,
         }
     }
+    if matches!(mode, Mode::Create) {
+        check_create(entity, &changes)?;
+    }
     Ok(changes)
+}
+
+/// Whether a create body gives the property at `i` a non-null value.
+fn given(changes: &Changes, i: usize) -> bool {
+    matches!(&changes.props[i], Some(c) if *c != Change::Set(Value::Null))
+}
+
+/// The rules of a create beyond each value's type: non-nullable properties (CSDL
+/// `Nullable="false"`) and the set's documented required properties must have a value, and of
+/// the set's alternative properties (tiIndicator's observables) at least one.
+fn check_create(entity: &EntityType, changes: &Changes) -> Result<(), BodyError> {
+    let missing: Vec<&str> = entity
+        .properties
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| {
+            p.managed == Managed::Client
+                && (!p.nullable || entity.rules.required_on_create.contains(i))
+                && !given(changes, *i)
+        })
+        .map(|(_, p)| p.name)
+        .collect();
+    if !missing.is_empty() {
+        return err(format!(
+            "A {} needs a value for {} on create.",
+            entity.name,
+            missing
+                .iter()
+                .map(|n| format!("'{n}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let one_of = entity.rules.one_of_on_create;
+    if !one_of.is_empty() && !one_of.iter().any(|i| given(changes, *i)) {
+        return err(format!(
+            "A {} needs at least one of these properties on create: {}.",
+            entity.name,
+            one_of
+                .iter()
+                .map(|i| entity.properties[*i].name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -324,8 +530,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn profiles() -> &'static EntityType {
+        crate::model::catalog()
+            .set("cloudAppSecurityProfiles")
+            .unwrap()
+    }
+
     fn create(v: Json) -> Result<Changes, BodyError> {
-        changes_from_json(&v, Mode::Create, Options::default())
+        changes_from_json(profiles(), &v, Mode::Create, Options::default())
     }
 
     #[test]
@@ -347,11 +559,12 @@ mod tests {
     #[test]
     fn enum_numeric_strings_normalise_and_sentinel_rules() {
         let c = create(json!({"permissionsRequired": "4"})).unwrap();
-        let i = ENTITY.index_of("permissionsRequired").unwrap();
+        let i = profiles().index_of("permissionsRequired").unwrap();
         assert_eq!(c.props[i], Some(Change::Set(Value::Enum(4))));
         assert!(create(json!({"permissionsRequired": "unknownFutureValue"})).is_err());
         assert!(create(json!({"permissionsRequired": 4})).is_err());
         let p = changes_from_json(
+            profiles(),
             &json!({"permissionsRequired": "unknownFutureValue"}),
             Mode::Patch,
             Options::default(),
@@ -412,7 +625,13 @@ mod tests {
         .unwrap();
         assert_eq!(c.dynamic.keys().collect::<Vec<_>>(), ["zeta", "alpha"]);
         assert!(
-            changes_from_json(&json!({"zeta": 1}), Mode::Create, Options { strict: true }).is_err()
+            changes_from_json(
+                profiles(),
+                &json!({"zeta": 1}),
+                Mode::Create,
+                Options { strict: true }
+            )
+            .is_err()
         );
     }
 
@@ -429,11 +648,256 @@ mod tests {
         assert!(create(json!({"id": 5})).is_err());
         let e = create(json!({"@odata.id": "https://graph.microsoft.com/beta/x"})).unwrap_err();
         assert!(e.0.contains("contained"), "{}", e.0);
-        let patch = |v| changes_from_json(&v, Mode::Patch, Options::default());
+        let patch = |v| changes_from_json(profiles(), &v, Mode::Patch, Options::default());
         for id in [json!("a"), json!("b"), json!(null)] {
             let c = patch(json!({"id": id, "name": "n"})).unwrap();
             assert_eq!(c.requested_id(), None, "a PATCH never sets the key");
         }
         assert!(patch(json!({"id": 5})).is_err(), "still type-checked");
+    }
+
+    fn set(name: &str) -> &'static EntityType {
+        crate::model::catalog().set(name).unwrap()
+    }
+
+    fn on(set_name: &str, mode: Mode, v: Json) -> Result<Changes, BodyError> {
+        changes_from_json(set(set_name), &v, mode, Options::default())
+    }
+
+    fn value_of(c: &Changes, name: &str) -> Value {
+        match &c.props[c.entity.index_of(name).unwrap()] {
+            Some(Change::Set(v)) => v.clone(),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    /// A valid alert: its three non-nullable properties.
+    fn alert(extra: Json) -> Json {
+        let mut v = json!({"azureTenantId": "t", "severity": "high", "status": "newAlert"});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v
+    }
+
+    #[test]
+    fn nested_complex_collections_and_non_nullable_properties() {
+        let c = on(
+            "alerts",
+            Mode::Create,
+            alert(json!({
+                "fileStates": [{"name": "a.exe", "fileHash": {"hashType": "sha256", "hashValue": "ab"}}],
+                "networkConnections": [{"protocol": "unknown"}, {"protocol": "-1"}, {"protocol": "tcp"}],
+                "confidence": 80,
+            })),
+        )
+        .unwrap();
+        let Value::Collection(files) = value_of(&c, "fileStates") else {
+            panic!("collection");
+        };
+        let Value::Complex(members) = &files[0] else {
+            panic!("complex");
+        };
+        // fileHash, name, path, riskScore: the nested complex value is whole.
+        assert!(matches!(&members[0], Value::Complex(h) if h[1] == Value::String("ab".into())));
+        assert_eq!(members[2], Value::Null);
+        let Value::Collection(conns) = value_of(&c, "networkConnections") else {
+            panic!("collection");
+        };
+        // Sparse and negative enum values, by name or by value.
+        let protocol = set("alerts").property("networkConnections").unwrap();
+        let crate::model::edm::EdmType::Collection(crate::model::edm::EdmType::Complex(nc)) =
+            protocol.ty
+        else {
+            panic!("collection of complex");
+        };
+        let at = nc.member_index("protocol").unwrap();
+        let protocols: Vec<_> = conns
+            .iter()
+            .map(|c| match c {
+                Value::Complex(m) => m[at].clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            protocols,
+            [Value::Enum(-1), Value::Enum(-1), Value::Enum(6)]
+        );
+        for (body, needle) in [
+            (
+                json!({"azureTenantId": "t", "severity": "high"}),
+                "'status'",
+            ),
+            (alert(json!({"severity": null})), "not nullable"),
+            (alert(json!({"fileStates": [null]})), "item 0 is null"),
+            (
+                alert(json!({"fileStates": {"name": "x"}})),
+                "Collection(microsoft.graph.fileSecurityState)",
+            ),
+            (
+                alert(json!({"fileStates": [{"fileHash": {"hashType": "md6"}}]})),
+                "fileStates[0]/fileHash/hashType",
+            ),
+            (alert(json!({"fileStates": [{"colour": 1}]})), "colour"),
+            (alert(json!({"confidence": 2147483648_i64})), "Edm.Int32"),
+            (alert(json!({"confidence": 1.5})), "Edm.Int32"),
+            (alert(json!({"severity": "unknownFutureValue"})), "sentinel"),
+        ] {
+            let e = on("alerts", Mode::Create, body.clone()).unwrap_err();
+            assert!(e.0.contains(needle), "{body}: {}", e.0);
+        }
+    }
+
+    #[test]
+    fn non_nullable_members_enum_collections_and_enums_without_sentinel() {
+        let c = on(
+            "securityActions",
+            Mode::Create,
+            json!({
+                "status": "Running",
+                "parameters": [{"name": "k", "value": "v"}],
+                "errorInfo": {"code": 1, "subcode": 2},
+            }),
+        )
+        .unwrap();
+        assert_eq!(value_of(&c, "status"), Value::Enum(1));
+        for (body, needle) in [
+            (
+                json!({"parameters": [{"value": "v"}]}),
+                "parameters[0]/name",
+            ),
+            (json!({"errorInfo": {"code": 1}}), "errorInfo/subcode"),
+            (
+                json!({"errorInfo": {"code": null, "subcode": 1}}),
+                "errorInfo/code",
+            ),
+            (
+                json!({"status": "running"}),
+                "NotStarted, Running, Completed, Failed",
+            ),
+        ] {
+            let e = on("securityActions", Mode::Create, body.clone()).unwrap_err();
+            assert!(e.0.contains(needle), "{body}: {}", e.0);
+        }
+        // A PATCH merges: members it does not name stay as they are (checked on apply).
+        let p = on(
+            "securityActions",
+            Mode::Patch,
+            json!({"errorInfo": {"message": "m"}}),
+        )
+        .unwrap();
+        assert!(matches!(
+            &p.props[p.entity.index_of("errorInfo").unwrap()],
+            Some(Change::Merge(..))
+        ));
+        let h = on(
+            "hostSecurityProfiles",
+            Mode::Create,
+            json!({"azureTenantId": "t", "logonUsers": [{"logonTypes": ["interactive", "network"]}]}),
+        )
+        .unwrap();
+        assert!(matches!(value_of(&h, "logonUsers"), Value::Collection(u) if u.len() == 1));
+        let e = on(
+            "hostSecurityProfiles",
+            Mode::Create,
+            json!({"azureTenantId": "t", "logonUsers": [{"logonTypes": ["unknownFutureValue"]}]}),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("sentinel"), "{}", e.0);
+    }
+
+    #[test]
+    fn open_complex_types_keep_undeclared_members_and_numbers_are_typed() {
+        let c = on(
+            "secureScores",
+            Mode::Create,
+            json!({
+                "azureTenantId": "t",
+                "activeUserCount": 3,
+                "currentScore": 12.5,
+                "maxScore": 100,
+                "controlScores": [{"controlName": "mfa", "score": 1, "implementationStatus": "x", "count": [1]}],
+            }),
+        )
+        .unwrap();
+        assert_eq!(value_of(&c, "activeUserCount"), Value::Int(3));
+        assert_eq!(value_of(&c, "currentScore"), Value::Double(12.5));
+        assert_eq!(value_of(&c, "maxScore"), Value::Double(100.0));
+        let Value::Collection(scores) = value_of(&c, "controlScores") else {
+            panic!("collection");
+        };
+        let (members, extra) = scores[0].complex_parts().unwrap();
+        assert_eq!(members[3], Value::Double(1.0));
+        let extra: Vec<_> = extra.unwrap().keys().collect();
+        assert_eq!(extra, ["implementationStatus", "count"]);
+        for (body, needle) in [
+            (
+                json!({"azureTenantId": "t", "currentScore": "INF"}),
+                "finite",
+            ),
+            (
+                json!({"azureTenantId": "t", "currentScore": "1.5"}),
+                "Edm.Double",
+            ),
+            (
+                json!({"azureTenantId": "t", "controlScores": [{"ControlName": "x"}]}),
+                "differs only in case",
+            ),
+            (
+                json!({"azureTenantId": "t", "controlScores": [{"bad name": "x"}]}),
+                "not a valid name",
+            ),
+        ] {
+            let e = on("secureScores", Mode::Create, body.clone()).unwrap_err();
+            assert!(e.0.contains(needle), "{body}: {}", e.0);
+        }
+        let ti = on(
+            "tiIndicators",
+            Mode::Create,
+            json!({
+                "action": "alert", "description": "d", "expirationDateTime": "2030-01-01T00:00:00Z",
+                "targetProduct": "Azure Sentinel", "threatType": "Malware", "tlpLevel": "green",
+                "fileSize": 9007199254740993_i64,
+            }),
+        )
+        .unwrap();
+        assert_eq!(value_of(&ti, "fileSize"), Value::Int(9_007_199_254_740_993));
+    }
+
+    #[test]
+    fn per_resource_rules_from_the_overlay() {
+        let e = on("tiIndicators", Mode::Create, json!({"targetProduct": "x"})).unwrap_err();
+        for name in [
+            "action",
+            "description",
+            "expirationDateTime",
+            "threatType",
+            "tlpLevel",
+        ] {
+            assert!(e.0.contains(&format!("'{name}'")), "{}", e.0);
+        }
+        let e = on(
+            "tiIndicators",
+            Mode::Create,
+            json!({
+                "action": "alert", "description": "d", "expirationDateTime": "2030-01-01T00:00:00Z",
+                "targetProduct": "Azure Sentinel", "threatType": "Malware", "tlpLevel": "green",
+            }),
+        )
+        .unwrap_err();
+        assert!(
+            e.0.contains("at least one") && e.0.contains("url"),
+            "{}",
+            e.0
+        );
+        // alerts: only Graph's updatable properties change in a PATCH; others are ignored.
+        let p = on(
+            "alerts",
+            Mode::Patch,
+            json!({"status": "resolved", "title": "t"}),
+        )
+        .unwrap();
+        assert!(p.props[p.entity.index_of("status").unwrap()].is_some());
+        assert!(p.props[p.entity.index_of("title").unwrap()].is_none());
     }
 }

@@ -113,7 +113,10 @@ mod fuzz {
     }
 
     fn pipeline(src: &str) {
-        if let Ok(typed) = super::typecheck::parse_and_check(src) {
+        let profiles = crate::model::catalog()
+            .set("cloudAppSecurityProfiles")
+            .unwrap();
+        if let Ok(typed) = super::typecheck::parse_and_check(profiles, src) {
             for (dialect, sigil) in [(Dialect::Sqlite, '?'), (Dialect::Postgres, '$')] {
                 let frag = compile_filter(&typed, dialect, 1);
                 assert_every_param_is_used(src, &frag.sql, sigil, frag.params.len());

@@ -9,7 +9,7 @@ use super::QueryError;
 use super::names;
 use super::typecheck::{TypedFilter, parse_and_check};
 use crate::model::edm::{EdmType, Member};
-use crate::model::entity::{ENTITY, Property};
+use crate::model::entity::{EntityType, Property};
 
 /// Largest `$top` (Graph's page size cap for this family).
 pub const MAX_TOP: u32 = 1000;
@@ -60,6 +60,8 @@ pub enum SelectItem {
 /// A parsed `$select`.
 #[derive(Debug, Clone)]
 pub struct Select {
+    /// The entity set selected from.
+    pub entity: &'static EntityType,
     /// Items as the client wrote them (duplicates removed), for `@odata.context`:
     /// `...#security/cloudAppSecurityProfiles(name,riskScore)`.
     pub items: Vec<SelectItem>,
@@ -68,10 +70,10 @@ pub struct Select {
 impl Select {
     /// Whether the declared property at this table index is returned (`id` always is).
     pub fn includes_declared(&self, index: usize) -> bool {
-        index == ENTITY.key_index()
-            || self.items.iter().any(
-                |i| matches!(i, SelectItem::Declared(p) if ENTITY.index_of(p.name) == Some(index)),
-            )
+        index == self.entity.key_index()
+            || self.items.iter().any(|i| {
+                matches!(i, SelectItem::Declared(p) if self.entity.index_of(p.name) == Some(index))
+            })
     }
 
     /// Whether the dynamic property with this name is returned.
@@ -134,8 +136,12 @@ const OPTIONS: &[(&str, Opt)] = &[
     ("search", Opt::Search),
 ];
 
-/// Parses the system query options from decoded `(name, value)` pairs, in request order.
-pub fn parse_list_query(params: &[(String, String)]) -> Result<ListQuery, QueryError> {
+/// Parses the system query options of a request to `entity`'s set from decoded
+/// `(name, value)` pairs, in request order.
+pub fn parse_list_query(
+    entity: &'static EntityType,
+    params: &[(String, String)],
+) -> Result<ListQuery, QueryError> {
     let mut seen: Vec<(Opt, &str)> = Vec::new();
     let mut out = ListQuery::default();
     for (raw_name, value) in params {
@@ -162,9 +168,9 @@ pub fn parse_list_query(params: &[(String, String)]) -> Result<ListQuery, QueryE
         }
         seen.push((opt, raw_name.as_str()));
         match opt {
-            Opt::Filter => out.filter = Some(parse_and_check(value)?),
-            Opt::Select => out.select = parse_select(value)?,
-            Opt::OrderBy => out.order_by = parse_order_by(value)?,
+            Opt::Filter => out.filter = Some(parse_and_check(entity, value)?),
+            Opt::Select => out.select = parse_select(entity, value)?,
+            Opt::OrderBy => out.order_by = parse_order_by(entity, value)?,
             Opt::Top => out.top = Some(parse_top(value)?),
             Opt::Skip => out.skip = Some(parse_skip(value)?),
             Opt::Count => out.count = parse_count(value)?,
@@ -177,13 +183,13 @@ pub fn parse_list_query(params: &[(String, String)]) -> Result<ListQuery, QueryE
             Opt::Expand => {
                 return Err(QueryError::new(format!(
                     "The query option '$expand' is not supported: {} has no navigation properties to expand.",
-                    ENTITY.qualified_name()
+                    entity.qualified_name()
                 )));
             }
             Opt::Search => {
                 return Err(QueryError::new(format!(
                     "The query option '$search' is not supported: the {} collection is not searchable; use $filter.",
-                    ENTITY.collection
+                    entity.collection
                 )));
             }
         }
@@ -198,7 +204,7 @@ fn is_identifier(s: &str) -> bool {
         && s.chars().count() <= super::parser::MAX_IDENTIFIER_CHARS
 }
 
-fn parse_select(value: &str) -> Result<Option<Select>, QueryError> {
+fn parse_select(entity: &'static EntityType, value: &str) -> Result<Option<Select>, QueryError> {
     let mut items: Vec<SelectItem> = Vec::new();
     let parts: Vec<&str> = value.split(',').map(str::trim).collect();
     if parts.len() > MAX_SELECT_ITEMS {
@@ -219,7 +225,7 @@ fn parse_select(value: &str) -> Result<Option<Select>, QueryError> {
         if part.contains('/') {
             let head = part.split('/').next().unwrap_or("");
             return Err(QueryError::new(
-                match names::property(&ENTITY, head).map(|p| p.ty) {
+                match names::property(entity, head).map(|p| p.ty) {
                     Some(EdmType::Complex(_)) => format!(
                         "The '$select' item '{shown}' selects a member of a complex property; select '{head}' as a whole."
                     ),
@@ -227,9 +233,9 @@ fn parse_select(value: &str) -> Result<Option<Select>, QueryError> {
                 },
             ));
         }
-        let item = match names::property(&ENTITY, part) {
+        let item = match names::property(entity, part) {
             Some(p) => SelectItem::Declared(p),
-            None if ENTITY.open && is_identifier(part) => SelectItem::Dynamic(part.to_string()),
+            None if entity.open && is_identifier(part) => SelectItem::Dynamic(part.to_string()),
             None => {
                 return Err(QueryError::new(format!(
                     "The '$select' item '{shown}' is not a property name."
@@ -245,10 +251,14 @@ fn parse_select(value: &str) -> Result<Option<Select>, QueryError> {
             items.push(item);
         }
     }
-    Ok(if star { None } else { Some(Select { items }) })
+    Ok(if star {
+        None
+    } else {
+        Some(Select { entity, items })
+    })
 }
 
-fn parse_order_by(value: &str) -> Result<Vec<OrderKey>, QueryError> {
+fn parse_order_by(entity: &'static EntityType, value: &str) -> Result<Vec<OrderKey>, QueryError> {
     let mut keys: Vec<OrderKey> = Vec::new();
     for part in value.split(',') {
         let words: Vec<&str> = part.split_whitespace().collect();
@@ -264,7 +274,7 @@ fn parse_order_by(value: &str) -> Result<Vec<OrderKey>, QueryError> {
                 )));
             }
         };
-        let target = sort_target(path, &shown)?;
+        let target = sort_target(entity, path, &shown)?;
         if keys.iter().any(|k| k.target.same(&target)) {
             return Err(QueryError::new(format!(
                 "The '$orderby' names '{}' more than once.",
@@ -281,13 +291,17 @@ fn parse_order_by(value: &str) -> Result<Vec<OrderKey>, QueryError> {
     Ok(keys)
 }
 
-fn sort_target(path: &str, shown: &str) -> Result<SortTarget, QueryError> {
+fn sort_target(
+    entity: &'static EntityType,
+    path: &str,
+    shown: &str,
+) -> Result<SortTarget, QueryError> {
     let mut segments = path.split('/');
     let head = segments.next().unwrap_or("");
     let member = segments.next();
     let extra = segments.next();
-    let Some(prop) = names::property(&ENTITY, head) else {
-        let why = if ENTITY.open && is_identifier(head) {
+    let Some(prop) = names::property(entity, head) else {
+        let why = if entity.open && is_identifier(head) {
             "dynamic properties cannot be used in $orderby"
         } else {
             "it is not a property path"
@@ -305,6 +319,10 @@ fn sort_target(path: &str, shown: &str) -> Result<SortTarget, QueryError> {
     }
     match (prop.ty, member, extra) {
         (EdmType::Primitive(_) | EdmType::Enum(_), None, _) => Ok(SortTarget::Property(prop)),
+        (EdmType::Complex(c), Some(_), None) if !c.is_flat() => Err(QueryError::new(format!(
+            "The '$orderby' item '{shown}' is not supported yet: '{}' is not stored member by member.",
+            prop.name
+        ))),
         (EdmType::Complex(c), Some(m), None) => names::member(c, m)
             .map(|m| SortTarget::Member(prop, m))
             .ok_or_else(|| {
@@ -364,12 +382,18 @@ fn parse_count(value: &str) -> Result<bool, QueryError> {
 mod tests {
     use super::*;
 
+    fn profiles() -> &'static EntityType {
+        crate::model::catalog()
+            .set("cloudAppSecurityProfiles")
+            .unwrap()
+    }
+
     fn q(pairs: &[(&str, &str)]) -> Result<ListQuery, String> {
         let owned: Vec<(String, String)> = pairs
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect();
-        parse_list_query(&owned).map_err(|e| e.message)
+        parse_list_query(profiles(), &owned).map_err(|e| e.message)
     }
 
     fn err(pairs: &[(&str, &str)]) -> String {
@@ -465,10 +489,10 @@ mod tests {
             .select
             .unwrap();
         assert_eq!(s.context_list(), "name,custom,vendorInformation,tags");
-        let id = ENTITY.key_index();
-        assert!(s.includes_declared(id), "id always comes back");
-        assert!(s.includes_declared(ENTITY.index_of("name").unwrap()));
-        assert!(!s.includes_declared(ENTITY.index_of("riskScore").unwrap()));
+        let e = profiles();
+        assert!(s.includes_declared(e.key_index()), "id always comes back");
+        assert!(s.includes_declared(e.index_of("name").unwrap()));
+        assert!(!s.includes_declared(e.index_of("riskScore").unwrap()));
         assert!(s.includes_dynamic("custom") && !s.includes_dynamic("other"));
         assert!(q(&[("$select", "*")]).unwrap().select.is_none());
         assert!(

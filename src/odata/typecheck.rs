@@ -1,6 +1,6 @@
 //! Names -> entity-table properties, literal types checked: [`Expr`] -> [`TypedFilter`].
 //!
-//! Every name is resolved through [`ENTITY`] (never spelled out here): declared primitive and
+//! Every name is resolved through the entity type the filter is for (never spelled out here): declared primitive and
 //! enum properties, complex members (`vendorInformation/provider`), the `tags` collection inside
 //! lambdas, lambda variables, and -- because the entity type is open -- any other identifier as a
 //! dynamic property.
@@ -21,7 +21,7 @@ use super::ast::{CmpOp, Expr, ExprKind, LambdaKind, Literal, Segment, Span};
 use super::names;
 use super::parser::{char_position, shorten, snippet};
 use crate::model::edm::{ComplexType, EdmType, EnumType, Member, Primitive};
-use crate::model::entity::{ENTITY, Property};
+use crate::model::entity::{EntityType, Property};
 
 /// The static type of a typed node.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +76,8 @@ impl Ty {
             Primitive::String => Ty::String,
             Primitive::Boolean => Ty::Bool,
             Primitive::DateTimeOffset => Ty::DateTime,
+            Primitive::Int32 | Primitive::Int64 => Ty::Int,
+            Primitive::Double => Ty::Real,
         }
     }
 }
@@ -195,27 +197,35 @@ pub enum TKind {
 /// A type-checked `$filter`: a boolean-valued (or `null`) tree.
 #[derive(Debug, Clone)]
 pub struct TypedFilter {
+    /// The entity set it was typed against (its table is what the SQL reads).
+    pub entity: &'static EntityType,
     pub root: Typed,
 }
 
-/// Type-checks a parsed `$filter`; `src` is the filter text (for messages).
-pub fn check_filter(expr: &Expr, src: &str) -> Result<TypedFilter, QueryError> {
+/// Type-checks a parsed `$filter` against `entity`; `src` is the filter text (for messages).
+pub fn check_filter(
+    entity: &'static EntityType,
+    expr: &Expr,
+    src: &str,
+) -> Result<TypedFilter, QueryError> {
     let mut checker = Checker {
+        entity,
         src,
         lambdas: Vec::new(),
     };
     let t = checker.expr(expr)?;
     let root = checker.predicate(t, expr)?;
-    Ok(TypedFilter { root })
+    Ok(TypedFilter { entity, root })
 }
 
-/// Parses and type-checks a `$filter` with the default limits.
-pub fn parse_and_check(src: &str) -> Result<TypedFilter, QueryError> {
+/// Parses and type-checks a `$filter` against `entity` with the default limits.
+pub fn parse_and_check(entity: &'static EntityType, src: &str) -> Result<TypedFilter, QueryError> {
     let expr = super::parser::parse_filter(src)?;
-    check_filter(&expr, src)
+    check_filter(entity, &expr, src)
 }
 
 struct Checker<'a> {
+    entity: &'static EntityType,
     src: &'a str,
     /// Lambda variables in scope, outermost first: (name, element type).
     lambdas: Vec<(String, Primitive)>,
@@ -225,12 +235,26 @@ fn typed(kind: TKind, ty: Ty, nullable: bool) -> Typed {
     Typed { kind, ty, nullable }
 }
 
-/// Every enum type reachable from the entity table.
-fn enum_types() -> impl Iterator<Item = &'static EnumType> {
-    ENTITY.properties.iter().filter_map(|p| match p.ty {
-        EdmType::Enum(e) => Some(e),
-        _ => None,
-    })
+/// Every enum type reachable from the entity type (through complex members and collections).
+fn enum_types(entity: &'static EntityType) -> Vec<&'static EnumType> {
+    fn walk(ty: &EdmType, out: &mut Vec<&'static EnumType>, depth: usize) {
+        match ty {
+            EdmType::Enum(e) if !out.iter().any(|x| std::ptr::eq(*x, *e)) => out.push(e),
+            EdmType::Collection(t) => walk(t, out, depth),
+            // The catalog refuses recursive complex types; the depth bound is a second guard.
+            EdmType::Complex(c) if depth < 16 => {
+                for m in c.members {
+                    walk(&m.ty, out, depth + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for p in entity.properties {
+        walk(&p.ty, &mut out, 0);
+    }
+    out
 }
 
 impl Checker<'_> {
@@ -301,8 +325,9 @@ impl Checker<'_> {
             Literal::DateTime(t) => typed(TKind::DateTime(*t), Ty::DateTime, false),
             Literal::Date(d) => typed(TKind::Date(*d), Ty::Date, false),
             Literal::Enum { type_name, member } => {
-                let Some(ty) =
-                    enum_types().find(|e| names::is_keyword(type_name, &e.qualified_name()))
+                let Some(ty) = enum_types(self.entity)
+                    .into_iter()
+                    .find(|e| names::is_keyword(type_name, &e.qualified_name()))
                 else {
                     return Err(self.error(span, format!("unknown type '{}'", shorten(type_name))));
                 };
@@ -361,7 +386,7 @@ impl Checker<'_> {
                 true,
             ));
         }
-        if let Some(prop) = names::property(&ENTITY, &first.name) {
+        if let Some(prop) = names::property(self.entity, &first.name) {
             if !prop.filterable {
                 return Err(self.error(
                     first.span,
@@ -381,7 +406,18 @@ impl Checker<'_> {
                     no_members(format!("'{}' ({})", prop.name, e.qualified_name()))?;
                     Ok(typed(TKind::Column(prop), Ty::Enum(e), prop.nullable))
                 }
-                EdmType::Collection(p) => {
+                EdmType::Collection(elem) => {
+                    let EdmType::Primitive(p) = elem else {
+                        return Err(self.error(
+                            first.span,
+                            format!(
+                                "filtering on '{}' ({}) is not supported yet",
+                                prop.name,
+                                prop.ty.csdl_name()
+                            ),
+                        ));
+                    };
+                    let p = *p;
                     no_members(format!("the collection '{}'", prop.name))?;
                     Ok(typed(
                         TKind::Presence(prop),
@@ -414,21 +450,32 @@ impl Checker<'_> {
                                     "'{}/{}' ({}) has no member '{}'",
                                     prop.name,
                                     member.name,
-                                    member.ty.edm_name(),
+                                    member.ty.csdl_name(),
                                     shorten(&extra.name)
                                 ),
                             ));
                         }
-                        Ok(typed(
-                            TKind::Member(prop, member),
-                            Ty::from_primitive(member.ty),
-                            true,
-                        ))
+                        let ty = match member.ty {
+                            EdmType::Primitive(p) if c.is_flat() => Ty::from_primitive(p),
+                            EdmType::Enum(e) if c.is_flat() => Ty::Enum(e),
+                            _ => {
+                                return Err(self.error(
+                                    seg.span,
+                                    format!(
+                                        "filtering on '{}/{}' ({}) is not supported yet",
+                                        prop.name,
+                                        member.name,
+                                        member.ty.csdl_name()
+                                    ),
+                                ));
+                            }
+                        };
+                        Ok(typed(TKind::Member(prop, member), ty, true))
                     }
                 },
             };
         }
-        if !ENTITY.open {
+        if !self.entity.open {
             return Err(self.error(
                 first.span,
                 format!("unknown property '{}'", shorten(&first.name)),
@@ -757,14 +804,24 @@ mod tests {
     use super::*;
 
     fn ok(src: &str) -> Typed {
-        match parse_and_check(src) {
+        match parse_and_check(
+            crate::model::catalog()
+                .set("cloudAppSecurityProfiles")
+                .unwrap(),
+            src,
+        ) {
             Ok(t) => t.root,
             Err(e) => panic!("{src:?} failed: {}", e.message),
         }
     }
 
     fn err(src: &str) -> String {
-        match parse_and_check(src) {
+        match parse_and_check(
+            crate::model::catalog()
+                .set("cloudAppSecurityProfiles")
+                .unwrap(),
+            src,
+        ) {
             Ok(t) => panic!("{src:?} type-checked: {t:?}"),
             Err(e) => e.message,
         }

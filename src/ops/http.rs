@@ -155,7 +155,8 @@ struct ResetQuery {
     tenant: Option<String>,
 }
 
-/// `POST /_graphsec/reset[?tenant=T]`: deletes every profile (of one tenant).
+/// `POST /_graphsec/reset[?tenant=T]`: deletes every entity of every served set (of one
+/// tenant).
 async fn reset(
     State(state): State<Arc<OpsState>>,
     headers: HeaderMap,
@@ -167,11 +168,14 @@ async fn reset(
             "The tenant must not be empty.".into(),
         ));
     }
-    let deleted = state
-        .store
-        .reset(q.tenant.as_deref())
-        .await
-        .map_err(store_failure)?;
+    let mut deleted = 0;
+    for entity in crate::model::catalog().served() {
+        deleted += state
+            .store
+            .reset(entity, q.tenant.as_deref())
+            .await
+            .map_err(store_failure)?;
+    }
     tracing::info!(
         tenant = q.tenant.as_deref().unwrap_or("*"),
         deleted,
@@ -186,7 +190,18 @@ async fn info(
     headers: HeaderMap,
 ) -> Result<Response, GraphError> {
     admin(&state, &headers)?;
-    let counts = state.store.tenant_counts().await.map_err(store_failure)?;
+    // Entities per tenant, every served set together.
+    let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+    for entity in crate::model::catalog().served() {
+        for (tenant, n) in state
+            .store
+            .tenant_counts(entity)
+            .await
+            .map_err(store_failure)?
+        {
+            *counts.entry(tenant).or_default() += n;
+        }
+    }
     let tenants: Vec<_> = counts
         .into_iter()
         .map(|(tenant, profiles)| json!({ "tenant": tenant, "profiles": profiles }))

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::model::entity::EntityType;
 use crate::model::record::Changes;
 use crate::odata::typecheck::TypedFilter;
 use crate::store::{BoxFuture, ListSpec, Page, Precondition, Store, StoreError, TenantRecord};
@@ -132,10 +133,11 @@ impl Store for Instrumented {
     }
     fn get(
         &self,
+        entity: &'static EntityType,
         tenant: &str,
         id: &str,
     ) -> BoxFuture<'_, Result<crate::model::record::Record, StoreError>> {
-        timed("get", self.0.get(tenant, id))
+        timed("get", self.0.get(entity, tenant, id))
     }
     fn update(
         &self,
@@ -148,21 +150,28 @@ impl Store for Instrumented {
     }
     fn delete(
         &self,
+        entity: &'static EntityType,
         tenant: &str,
         id: &str,
         pre: Precondition,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        timed("delete", self.0.delete(tenant, id, pre))
+        timed("delete", self.0.delete(entity, tenant, id, pre))
     }
-    fn list(&self, tenant: &str, spec: ListSpec) -> BoxFuture<'_, Result<Page, StoreError>> {
-        timed("list", self.0.list(tenant, spec))
+    fn list(
+        &self,
+        entity: &'static EntityType,
+        tenant: &str,
+        spec: ListSpec,
+    ) -> BoxFuture<'_, Result<Page, StoreError>> {
+        timed("list", self.0.list(entity, tenant, spec))
     }
     fn count(
         &self,
+        entity: &'static EntityType,
         tenant: &str,
         filter: Option<TypedFilter>,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
-        timed("count", self.0.count(tenant, filter))
+        timed("count", self.0.count(entity, tenant, filter))
     }
     fn paging_secret(&self) -> &[u8] {
         self.0.paging_secret()
@@ -170,19 +179,30 @@ impl Store for Instrumented {
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         timed("ping", self.0.ping())
     }
-    fn reset(&self, tenant: Option<&str>) -> BoxFuture<'_, Result<u64, StoreError>> {
-        timed("reset", self.0.reset(tenant))
+    fn reset(
+        &self,
+        entity: &'static EntityType,
+        tenant: Option<&str>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        timed("reset", self.0.reset(entity, tenant))
     }
-    fn tenant_counts(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
-        timed("tenant_counts", self.0.tenant_counts())
+    fn tenant_counts(
+        &self,
+        entity: &'static EntityType,
+    ) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
+        timed("tenant_counts", self.0.tenant_counts(entity))
     }
     fn export_page(
         &self,
+        entity: &'static EntityType,
         tenant: Option<&str>,
         after: Option<(String, String)>,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<TenantRecord>, StoreError>> {
-        timed("export_page", self.0.export_page(tenant, after, limit))
+        timed(
+            "export_page",
+            self.0.export_page(entity, tenant, after, limit),
+        )
     }
     fn import_chunk(&self, rows: Vec<TenantRecord>) -> BoxFuture<'_, Result<(), StoreError>> {
         timed("import_chunk", self.0.import_chunk(rows))

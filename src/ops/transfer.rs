@@ -1,6 +1,9 @@
-//! NDJSON export and import: one profile a line, as the Graph API serializes it, plus the
+//! NDJSON export and import: one entity a line, as the Graph API serializes it, plus the
 //! `@graphsec.tenant` annotation (an instance annotation, so it can never collide with a dynamic
-//! property and the API's own validation ignores it). Server timestamps travel with the line.
+//! property and the API's own validation ignores it) and, for every set but the default one
+//! ([`crate::model::catalog::Catalog::default_set`], `cloudAppSecurityProfiles`, so files
+//! written before the family was served import unchanged), `@graphsec.set`. Server timestamps
+//! travel with the line.
 //!
 //! Import validates every line with the API's create rules (`model::validate`), keeps the line's
 //! `createdDateTime`/`lastModifiedDateTime`, and writes chunks through
@@ -14,13 +17,15 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value as Json};
 
 use crate::model::edm::{self, unique_ticks};
-use crate::model::entity::{ENTITY, Managed};
+use crate::model::entity::{EntityType, Managed};
 use crate::model::record::{Record, Value};
 use crate::model::validate::{self, Mode};
 use crate::store::{Store, StoreError, TenantRecord};
 
 /// The annotation that names a line's tenant.
 pub const TENANT_ANNOTATION: &str = "@graphsec.tenant";
+/// The annotation that names a line's entity set (absent: the default set).
+pub const SET_ANNOTATION: &str = "@graphsec.set";
 /// Lines per import transaction unless told otherwise.
 pub const DEFAULT_CHUNK: usize = 5000;
 /// Profiles read from the store per export page.
@@ -28,36 +33,46 @@ const EXPORT_PAGE: usize = 1000;
 /// How often a non-terminal import logs its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
-/// One profile as an NDJSON line (without the newline).
+/// One entity as an NDJSON line (without the newline).
 pub fn to_line(row: &TenantRecord) -> String {
     let mut m = Map::new();
     m.insert(TENANT_ANNOTATION.into(), Json::String(row.tenant.clone()));
+    let entity = row.record.entity;
+    if !std::ptr::eq(entity, crate::model::catalog().default_set()) {
+        m.insert(
+            SET_ANNOTATION.into(),
+            Json::String(entity.collection.into()),
+        );
+    }
     m.extend(row.record.to_json(None));
     Json::Object(m).to_string()
 }
 
-/// Writes every profile (of one tenant) to `out`, ordered by tenant and id; returns how many.
+/// Writes every entity of every served set (of one tenant) to `out`, set by set in the
+/// metadata's order, each ordered by tenant and id; returns how many.
 pub async fn export(
     store: &dyn Store,
     tenant: Option<&str>,
     out: &mut dyn Write,
 ) -> Result<u64, String> {
-    let mut after = None;
     let mut n = 0u64;
-    loop {
-        let page = store
-            .export_page(tenant, after.take(), EXPORT_PAGE)
-            .await
-            .map_err(|e| e.to_string())?;
-        for row in &page {
-            writeln!(out, "{}", to_line(row)).map_err(|e| format!("cannot write: {e}"))?;
-        }
-        n += page.len() as u64;
-        match page.last() {
-            Some(last) if page.len() == EXPORT_PAGE => {
-                after = Some((last.tenant.clone(), last.record.id().to_string()));
+    for entity in crate::model::catalog().served() {
+        let mut after = None;
+        loop {
+            let page = store
+                .export_page(entity, tenant, after.take(), EXPORT_PAGE)
+                .await
+                .map_err(|e| e.to_string())?;
+            for row in &page {
+                writeln!(out, "{}", to_line(row)).map_err(|e| format!("cannot write: {e}"))?;
             }
-            _ => break,
+            n += page.len() as u64;
+            match page.last() {
+                Some(last) if page.len() == EXPORT_PAGE => {
+                    after = Some((last.tenant.clone(), last.record.id().to_string()));
+                }
+                _ => break,
+            }
         }
     }
     out.flush().map_err(|e| format!("cannot write: {e}"))?;
@@ -74,8 +89,8 @@ fn check_tenant(t: &str) -> Result<(), String> {
 }
 
 /// A server-managed timestamp carried by the line (already type-checked by validation).
-fn timestamp(obj: &Map<String, Json>, which: Managed) -> Option<i64> {
-    let name = ENTITY.properties[ENTITY.managed_index(which)].name;
+fn timestamp(entity: &EntityType, obj: &Map<String, Json>, which: Managed) -> Option<i64> {
+    let name = entity.properties[entity.managed_index(which)?].name;
     obj.get(name)
         .and_then(Json::as_str)
         .and_then(|s| edm::parse_datetime(s).ok())
@@ -88,7 +103,17 @@ pub fn parse_line(
     opts: validate::Options,
 ) -> Result<TenantRecord, String> {
     let json: Json = serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
-    let changes = validate::changes_from_json(&json, Mode::Create, opts).map_err(|e| e.0)?;
+    let catalog = crate::model::catalog();
+    let entity = match json.get(SET_ANNOTATION) {
+        None => catalog.default_set(),
+        Some(Json::String(name)) => catalog
+            .set(name)
+            .filter(|e| e.served)
+            .ok_or_else(|| format!("{SET_ANNOTATION} '{name}' is not a served entity set"))?,
+        Some(_) => return Err(format!("{SET_ANNOTATION} must be a string")),
+    };
+    let changes =
+        validate::changes_from_json(entity, &json, Mode::Create, opts).map_err(|e| e.0)?;
     let Json::Object(obj) = &json else {
         return Err("not a JSON object".into());
     };
@@ -106,11 +131,15 @@ pub fn parse_line(
         .to_string();
     // A fresh version per import, like any write: ETags never repeat.
     let now = unique_ticks();
-    let created = timestamp(obj, Managed::Created).unwrap_or(now);
-    let modified = timestamp(obj, Managed::Modified).unwrap_or(created);
-    let mut record = Record::create(changes, id, now);
-    record.values[ENTITY.managed_index(Managed::Created)] = Value::DateTime(created);
-    record.values[ENTITY.managed_index(Managed::Modified)] = Value::DateTime(modified);
+    let created = timestamp(entity, obj, Managed::Created).unwrap_or(now);
+    let modified = timestamp(entity, obj, Managed::Modified).unwrap_or(created);
+    let mut record = Record::create(changes, id, now)?;
+    if let Some(i) = entity.managed_index(Managed::Created) {
+        record.values[i] = Value::DateTime(created);
+    }
+    if let Some(i) = entity.managed_index(Managed::Modified) {
+        record.values[i] = Value::DateTime(modified);
+    }
     Ok(TenantRecord { tenant, record })
 }
 

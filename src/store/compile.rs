@@ -6,7 +6,7 @@
 //! the caller can put its own parameters (tenant, limit) before ours. On SQLite, bind
 //! [`SqlParam::Bool`] as the integer 0/1.
 //!
-//! Column references are qualified with the table name (`"cloud_app_security_profiles"."id"`)
+//! Column references are qualified with the entity set's table name (`"cloud_app_security_profiles"."id"`)
 //! because lambda subqueries bring `json_each`'s own `id`/`type`/`value` columns into scope:
 //! query the table without an alias.
 //!
@@ -31,12 +31,13 @@
 //! (`"name" = ?1`) and spend `COALESCE`/`IS` only where a `not`, a comparison of booleans or a
 //! lambda body can tell NULL from FALSE.
 
+use crate::model::edm::EdmType;
 use crate::model::edm::Primitive;
-use crate::model::entity::ENTITY;
+use crate::model::entity::EntityType;
 use crate::odata::ast::{CmpOp, LambdaKind};
 use crate::odata::query::{OrderKey, SortTarget};
 use crate::odata::typecheck::{DynLiteral, Func, TKind, Ty, Typed, TypedFilter};
-use crate::store::schema::{self, DYNAMIC_COLUMN, Dialect, TABLE, quote};
+use crate::store::schema::{self, DYNAMIC_COLUMN, Dialect, quote};
 
 /// A bind parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,9 +58,11 @@ pub struct SqlFragment {
     pub params: Vec<SqlParam>,
 }
 
-/// Compiles a typed `$filter` to a boolean SQL expression (use it as a `WHERE` conjunct).
+/// Compiles a typed `$filter` to a boolean SQL expression (use it as a `WHERE` conjunct on the
+/// table of the entity set the filter was typed against).
 pub fn compile_filter(filter: &TypedFilter, dialect: Dialect, first_param: usize) -> SqlFragment {
     let mut c = Compiler {
+        table: filter.entity.table,
         dialect,
         first_param,
         params: Vec::new(),
@@ -72,6 +75,7 @@ pub fn compile_filter(filter: &TypedFilter, dialect: Dialect, first_param: usize
 }
 
 struct Compiler {
+    table: &'static str,
     dialect: Dialect,
     first_param: usize,
     params: Vec<SqlParam>,
@@ -82,8 +86,9 @@ const SUBSTR_CLAMP: i64 = 1_000_000_000;
 const TICKS_PER_SECOND: &str = "10000000";
 const TICKS_PER_DAY: &str = "864000000000";
 
-fn col(name: &str) -> String {
-    format!("{}.{}", quote(TABLE), quote(name))
+/// A column qualified with its table.
+fn qcol(table: &str, name: &str) -> String {
+    format!("{}.{}", quote(table), quote(name))
 }
 
 fn cmp_sql(op: CmpOp) -> &'static str {
@@ -142,8 +147,8 @@ impl Compiler {
             }
             TKind::Real(r) => self.bind(SqlParam::Real(*r)),
             TKind::Text(s) => self.bind(SqlParam::Text(s.clone())),
-            TKind::Column(p) | TKind::Presence(p) => col(schema::column(p)),
-            TKind::Member(p, m) => col(&schema::member_column(p, m.name)),
+            TKind::Column(p) | TKind::Presence(p) => qcol(self.table, schema::column(p)),
+            TKind::Member(p, m) => qcol(self.table, &schema::member_column(p, m.name)),
             TKind::LambdaVar(level) => format!("_l{level}.value"),
             TKind::DynamicText(name) => {
                 let d = self.dynamic(name);
@@ -217,7 +222,7 @@ struct DynamicAccess {
 
 impl Compiler {
     fn dynamic(&mut self, name: &str) -> DynamicAccess {
-        let d = col(DYNAMIC_COLUMN);
+        let d = qcol(self.table, DYNAMIC_COLUMN);
         match self.dialect {
             Dialect::Sqlite => {
                 // The JSON path is a parameter too; the key is quoted so any identifier works.
@@ -382,7 +387,7 @@ impl Compiler {
         body: Option<&Typed>,
         positive: bool,
     ) -> String {
-        let coll = col(column);
+        let coll = qcol(self.table, column);
         let Some(body) = body else {
             // `any()`: non-empty; NULL for a null collection.
             let len = match self.dialect {
@@ -551,8 +556,10 @@ impl Compiler {
 pub enum KeyType {
     /// [`SqlParam::Text`]
     Text,
-    /// [`SqlParam::Int`] (ticks, enum values)
+    /// [`SqlParam::Int`] (ticks, enum values, Int32/Int64)
     Int,
+    /// [`SqlParam::Real`] (Double)
+    Real,
     /// [`SqlParam::Bool`]
     Bool,
 }
@@ -569,24 +576,31 @@ pub struct KeyColumn {
 
 /// The columns of the total order for these `$orderby` keys: the keys, then `id` ascending
 /// (omitted when `id` is already a key, which makes the order total by itself).
-pub fn key_columns(keys: &[OrderKey]) -> Vec<KeyColumn> {
-    let key_prop = ENTITY.properties.get(ENTITY.key_index());
+pub fn key_columns(entity: &EntityType, keys: &[OrderKey]) -> Vec<KeyColumn> {
+    let key_prop = entity.properties.get(entity.key_index());
     let mut out = Vec::with_capacity(keys.len() + 1);
     let mut total = false;
     for k in keys {
         let (column, prim, nullable) = match k.target {
             SortTarget::Property(p) => {
                 let prim = match p.ty {
-                    crate::model::edm::EdmType::Primitive(pr) => Some(pr),
+                    EdmType::Primitive(pr) => Some(pr),
                     _ => None,
                 };
                 (schema::column(p).to_string(), prim, p.nullable)
             }
-            SortTarget::Member(p, m) => (schema::member_column(p, m.name), Some(m.ty), true),
+            SortTarget::Member(p, m) => {
+                let prim = match m.ty {
+                    EdmType::Primitive(pr) => Some(pr),
+                    _ => None,
+                };
+                (schema::member_column(p, m.name), prim, true)
+            }
         };
         let ty = match prim {
             Some(Primitive::String) => KeyType::Text,
             Some(Primitive::Boolean) => KeyType::Bool,
+            Some(Primitive::Double) => KeyType::Real,
             // DateTimeOffset ticks, and enums (prim None) by underlying value.
             _ => KeyType::Int,
         };
@@ -616,11 +630,11 @@ pub fn key_columns(keys: &[OrderKey]) -> Vec<KeyColumn> {
 
 /// `ORDER BY` terms (without the keywords) for the total order of [`key_columns`]: strings by
 /// code point, nulls first ascending and last descending, on both dialects.
-pub fn compile_order_by(keys: &[OrderKey], dialect: Dialect) -> String {
-    key_columns(keys)
+pub fn compile_order_by(entity: &EntityType, keys: &[OrderKey], dialect: Dialect) -> String {
+    key_columns(entity, keys)
         .iter()
         .map(|k| {
-            let mut c = col(&k.column);
+            let mut c = qcol(entity.table, &k.column);
             if dialect == Dialect::Postgres && k.ty == KeyType::Text {
                 c.push_str(" COLLATE \"C\"");
             }
@@ -647,13 +661,14 @@ pub struct ListSql {
 /// `"table" WHERE tenant = <1> [AND (filter)]` and its parameters. The compiled filter is a
 /// top-level conjunct, as [`compile_filter`] requires (NULL and FALSE both mean "not selected").
 fn tenant_where(
+    entity: &EntityType,
     dialect: Dialect,
     tenant: &str,
     filter: Option<&TypedFilter>,
 ) -> (String, Vec<SqlParam>) {
     let mut sql = format!(
         "{} WHERE {} = {}",
-        quote(TABLE),
+        quote(entity.table),
         quote(schema::TENANT_COLUMN),
         schema::placeholder(dialect, 1)
     );
@@ -668,34 +683,36 @@ fn tenant_where(
 
 /// `SELECT COUNT(*)` of a tenant's rows that match the filter.
 pub fn count_sql(
+    entity: &EntityType,
     dialect: Dialect,
     tenant: &str,
     filter: Option<&TypedFilter>,
 ) -> (String, Vec<SqlParam>) {
-    let (from, params) = tenant_where(dialect, tenant, filter);
+    let (from, params) = tenant_where(entity, dialect, tenant, filter);
     (format!("SELECT COUNT(*) FROM {from}"), params)
 }
 
 /// One page of a list: `select_list` columns of the rows after the keyset position, in the
 /// total order, `spec.limit + 1` rows (the extra row tells whether more remain).
 pub fn list_sql(
+    entity: &EntityType,
     dialect: Dialect,
     select_list: &str,
     tenant: &str,
     spec: &crate::store::ListSpec,
 ) -> Result<ListSql, KeysetError> {
-    let (mut from, mut params) = tenant_where(dialect, tenant, spec.filter.as_ref());
+    let (mut from, mut params) = tenant_where(entity, dialect, tenant, spec.filter.as_ref());
     let count = format!("SELECT COUNT(*) FROM {from}");
     let count_params = params.clone();
     if let Some(after) = &spec.after {
-        let frag = compile_keyset(&spec.order_by, after, dialect, params.len() + 1)?;
+        let frag = compile_keyset(entity, &spec.order_by, after, dialect, params.len() + 1)?;
         from.push_str(&format!(" AND ({})", frag.sql));
         params.extend(frag.params);
     }
     let n = params.len();
     let page = format!(
         "SELECT {select_list} FROM {from} ORDER BY {} LIMIT {} OFFSET {}",
-        compile_order_by(&spec.order_by, dialect),
+        compile_order_by(entity, &spec.order_by, dialect),
         schema::placeholder(dialect, n + 1),
         schema::placeholder(dialect, n + 2)
     );
@@ -718,8 +735,12 @@ pub struct KeysetError(pub String);
 /// Checks that keyset values fit the order of these keys (one value of the column's type per
 /// [`key_columns`] entry, null only where the column is nullable); returns the columns.
 /// Dialect-free, so the paging layer can refuse a bad `$skiptoken` before any store sees it.
-pub fn check_keyset(keys: &[OrderKey], last: &[SqlParam]) -> Result<Vec<KeyColumn>, KeysetError> {
-    let cols = key_columns(keys);
+pub fn check_keyset(
+    entity: &EntityType,
+    keys: &[OrderKey],
+    last: &[SqlParam],
+) -> Result<Vec<KeyColumn>, KeysetError> {
+    let cols = key_columns(entity, keys);
     if cols.len() != last.len() {
         return Err(KeysetError(format!(
             "expected {} key values, got {}",
@@ -732,6 +753,7 @@ pub fn check_keyset(keys: &[OrderKey], last: &[SqlParam]) -> Result<Vec<KeyColum
             (k.ty, v),
             (KeyType::Text, SqlParam::Text(_))
                 | (KeyType::Int, SqlParam::Int(_))
+                | (KeyType::Real, SqlParam::Real(_) | SqlParam::Int(_))
                 | (KeyType::Bool, SqlParam::Bool(_))
         ) || (k.nullable && *v == SqlParam::Null);
         if !fits {
@@ -749,13 +771,16 @@ pub fn check_keyset(keys: &[OrderKey], last: &[SqlParam]) -> Result<Vec<KeyColum
 /// [`compile_order_by`] places them (no row-value comparison, which NULLs would break).
 /// `last` holds one value per key column, `SqlParam::Null` for a null value.
 pub fn compile_keyset(
+    entity: &EntityType,
     keys: &[OrderKey],
     last: &[SqlParam],
     dialect: Dialect,
     first_param: usize,
 ) -> Result<SqlFragment, KeysetError> {
-    let cols = check_keyset(keys, last)?;
+    let cols = check_keyset(entity, keys, last)?;
+    let col = |name: &str| qcol(entity.table, name);
     let mut c = Compiler {
+        table: entity.table,
         dialect,
         first_param,
         params: Vec::new(),
@@ -816,6 +841,18 @@ mod tests {
 
     use super::*;
     use crate::model::edm::parse_datetime;
+
+    const TABLE: &str = "cloud_app_security_profiles";
+
+    fn profiles() -> &'static EntityType {
+        crate::model::catalog()
+            .set("cloudAppSecurityProfiles")
+            .unwrap()
+    }
+
+    fn col(name: &str) -> String {
+        qcol(TABLE, name)
+    }
     use crate::odata::query::parse_list_query;
     use crate::odata::typecheck::parse_and_check;
     use rusqlite::types::Value;
@@ -1074,7 +1111,7 @@ mod tests {
 
     fn sqlite_db(rows: &[Row]) -> rusqlite::Connection {
         let db = rusqlite::Connection::open_in_memory().unwrap();
-        for stmt in schema::create_ddl(Dialect::Sqlite) {
+        for stmt in schema::create_ddl(profiles(), Dialect::Sqlite) {
             db.execute(&stmt, []).unwrap();
         }
         for (id, cols) in rows {
@@ -1163,7 +1200,8 @@ mod tests {
     }
 
     fn compile(src: &str, dialect: Dialect) -> SqlFragment {
-        let typed = parse_and_check(src).unwrap_or_else(|e| panic!("{src}: {}", e.message));
+        let typed =
+            parse_and_check(profiles(), src).unwrap_or_else(|e| panic!("{src}: {}", e.message));
         compile_filter(&typed, dialect, 2)
     }
 
@@ -1350,7 +1388,7 @@ mod tests {
         }
 
         fn load(&self, rows: &[Row]) {
-            let mut script = schema::create_ddl(Dialect::Postgres).join(";\n") + ";\n";
+            let mut script = schema::create_ddl(profiles(), Dialect::Postgres).join(";\n") + ";\n";
             for (id, cols) in rows {
                 let mut names = vec!["tenant".to_string(), "id".into(), "version".into()];
                 let mut values = vec![format!("'{TENANT}'"), format!("'{id}'"), "1".into()];
@@ -1523,7 +1561,7 @@ mod tests {
         if orderby.is_empty() {
             return Vec::new();
         }
-        parse_list_query(&[("$orderby".into(), orderby.into())])
+        parse_list_query(profiles(), &[("$orderby".into(), orderby.into())])
             .unwrap()
             .order_by
     }
@@ -1570,6 +1608,7 @@ mod tests {
             (_, None) => SqlParam::Null,
             (KeyType::Text, Some(s)) => SqlParam::Text(s.into()),
             (KeyType::Int, Some(s)) => SqlParam::Int(s.parse().unwrap()),
+            (KeyType::Real, Some(s)) => SqlParam::Real(s.parse().unwrap()),
             (KeyType::Bool, Some(s)) => SqlParam::Bool(s == "t" || s == "1"),
         }
     }
@@ -1590,10 +1629,10 @@ mod tests {
         page: usize,
         mut fetch: impl FnMut(&[String], &SqlFragment, &str, usize) -> Vec<Vec<Option<String>>>,
     ) -> Vec<String> {
-        let cols = key_columns(keys);
+        let cols = key_columns(profiles(), keys);
         let mut select: Vec<String> = vec!["id".into()];
         select.extend(cols.iter().map(|k| k.column.clone()));
-        let order = compile_order_by(keys, dialect);
+        let order = compile_order_by(profiles(), keys, dialect);
         let mut seen = Vec::new();
         let mut frag = SqlFragment {
             sql: "TRUE".into(),
@@ -1610,7 +1649,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, k)| param_of(k.ty, last.get(i + 1).cloned().flatten().as_deref()))
                 .collect();
-            frag = compile_keyset(keys, &values, dialect, 2).unwrap();
+            frag = compile_keyset(profiles(), keys, &values, dialect, 2).unwrap();
         }
         seen
     }
@@ -1621,8 +1660,8 @@ mod tests {
         let db = sqlite_db(&rows);
         for orderby in ORDERS {
             let keys = order_keys(orderby);
-            let want = expected_order(&rows, &key_columns(&keys));
-            let order = compile_order_by(&keys, Dialect::Sqlite);
+            let want = expected_order(&rows, &key_columns(profiles(), &keys));
+            let order = compile_order_by(profiles(), &keys, Dialect::Sqlite);
             let all = SqlFragment {
                 sql: "TRUE".into(),
                 params: Vec::new(),
@@ -1655,7 +1694,7 @@ mod tests {
         pg.load(&rows);
         for orderby in ORDERS {
             let keys = order_keys(orderby);
-            let want = expected_order(&rows, &key_columns(&keys));
+            let want = expected_order(&rows, &key_columns(profiles(), &keys));
             let paged = page_through(&keys, Dialect::Postgres, 7, |cols, frag, order, limit| {
                 pg.select(cols, frag, order, Some(limit)).unwrap()
             });
@@ -1672,17 +1711,17 @@ mod tests {
             SqlParam::Bool(true),
             SqlParam::Text("id".into()),
         ];
-        assert!(compile_keyset(&keys, &ok, Dialect::Sqlite, 1).is_ok());
+        assert!(compile_keyset(profiles(), &keys, &ok, Dialect::Sqlite, 1).is_ok());
         let bad_len = [SqlParam::Null];
-        assert!(compile_keyset(&keys, &bad_len, Dialect::Sqlite, 1).is_err());
+        assert!(compile_keyset(profiles(), &keys, &bad_len, Dialect::Sqlite, 1).is_err());
         let bad_type = [
             SqlParam::Int(1),
             SqlParam::Bool(true),
             SqlParam::Text("id".into()),
         ];
-        assert!(compile_keyset(&keys, &bad_type, Dialect::Sqlite, 1).is_err());
+        assert!(compile_keyset(profiles(), &keys, &bad_type, Dialect::Sqlite, 1).is_err());
         let null_id = [SqlParam::Null, SqlParam::Bool(true), SqlParam::Null];
-        assert!(compile_keyset(&keys, &null_id, Dialect::Sqlite, 1).is_err());
+        assert!(compile_keyset(profiles(), &keys, &null_id, Dialect::Sqlite, 1).is_err());
     }
 
     #[test]
@@ -1710,10 +1749,11 @@ mod tests {
         );
         let keys = order_keys("name desc, permissionsRequired");
         assert_eq!(
-            compile_order_by(&keys, Dialect::Postgres),
+            compile_order_by(profiles(), &keys, Dialect::Postgres),
             "\"cloud_app_security_profiles\".\"name\" COLLATE \"C\" DESC NULLS LAST, \"cloud_app_security_profiles\".\"permissionsRequired\" ASC NULLS FIRST, \"cloud_app_security_profiles\".\"id\" COLLATE \"C\" ASC NULLS FIRST"
         );
         let ks = compile_keyset(
+            profiles(),
             &keys,
             &[
                 SqlParam::Text("n".into()),
@@ -1732,7 +1772,7 @@ mod tests {
 
     #[test]
     fn sqlite_uses_numbered_placeholders_from_first_param() {
-        let typed = parse_and_check("endswith(name, 'x') and custom eq 'y'").unwrap();
+        let typed = parse_and_check(profiles(), "endswith(name, 'x') and custom eq 'y'").unwrap();
         let frag = compile_filter(&typed, Dialect::Sqlite, 3);
         assert!(
             frag.sql.contains("?3") && frag.sql.contains("?4") && frag.sql.contains("?5"),

@@ -1,6 +1,17 @@
 //! The `Store` trait: typed inputs scoped by tenant, typed outputs, no HTTP. Backends implement
 //! it; the conformance tests run against each.
 
+/// The value of a `Result`, or a ready future of its error (for the `Store` methods, which
+/// return boxed futures).
+macro_rules! try_or_fail {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        }
+    };
+}
+
 pub mod compile;
 pub mod postgres;
 pub mod schema;
@@ -9,6 +20,7 @@ pub mod sqlite;
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::model::entity::EntityType;
 use crate::model::record::{Changes, Record};
 use crate::odata::query::OrderKey;
 use crate::odata::typecheck::TypedFilter;
@@ -25,6 +37,9 @@ pub enum StoreError {
     Duplicate,
     /// `If-Match` named a version that is not the current one.
     VersionMismatch,
+    /// The write would break the entity type (e.g. a PATCH merge leaving a non-nullable member
+    /// of a complex value null): a client mistake (400), the message says what.
+    Invalid(String),
     /// The backend cannot be reached or is shutting down (503).
     Unavailable(String),
     /// A bug or a corrupt row (500); the message is for the log.
@@ -37,6 +52,7 @@ impl std::fmt::Display for StoreError {
             StoreError::NotFound => write!(f, "not found"),
             StoreError::Duplicate => write!(f, "duplicate id"),
             StoreError::VersionMismatch => write!(f, "version mismatch"),
+            StoreError::Invalid(m) => write!(f, "invalid: {m}"),
             StoreError::Unavailable(m) => write!(f, "store unavailable: {m}"),
             StoreError::Internal(m) => write!(f, "store error: {m}"),
         }
@@ -62,9 +78,9 @@ pub struct ListSpec {
 
 /// The order-key values of a record, as [`ListSpec::after`] wants them for the next page.
 pub fn key_values(record: &Record, order_by: &[OrderKey]) -> Vec<SqlParam> {
-    let names = schema::record_column_names();
+    let names = schema::record_column_names(record.entity);
     let cells = schema::encode(record);
-    compile::key_columns(order_by)
+    compile::key_columns(record.entity, order_by)
         .iter()
         .map(|k| {
             let cell = names
@@ -73,6 +89,7 @@ pub fn key_values(record: &Record, order_by: &[OrderKey]) -> Vec<SqlParam> {
                 .and_then(|i| cells.get(i));
             match cell {
                 Some(schema::Cell::Int(i)) => SqlParam::Int(*i),
+                Some(schema::Cell::Real(f)) => SqlParam::Real(*f),
                 Some(schema::Cell::Bool(b)) => SqlParam::Bool(*b),
                 Some(schema::Cell::Text(t)) => SqlParam::Text(t.clone()),
                 Some(schema::Cell::Null) | None => SqlParam::Null,
@@ -133,25 +150,35 @@ impl Precondition {
     }
 }
 
-/// A profile with the tenant it belongs to: the unit of export and import.
+/// An entity with the tenant it belongs to: the unit of export and import.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantRecord {
     pub tenant: String,
     pub record: Record,
 }
 
-/// The persistence interface. Every call is scoped by tenant.
+/// The persistence interface. Every call is scoped by tenant, and every data call by the entity
+/// set (`entity`, from [`crate::model::catalog`]; its table is `entity.table`). A set whose
+/// table the store's migrations have not created answers `Internal` (routes only reach served
+/// sets).
 pub trait Store: Send + Sync {
-    /// Inserts a new profile; `Duplicate` if the id exists in the tenant.
+    /// Inserts a new entity built from `changes` (of `changes.entity`); `Duplicate` if the id
+    /// exists in the tenant.
     fn create(
         &self,
         tenant: &str,
         changes: Changes,
         id: String,
     ) -> BoxFuture<'_, Result<Record, StoreError>>;
-    fn get(&self, tenant: &str, id: &str) -> BoxFuture<'_, Result<Record, StoreError>>;
+    fn get(
+        &self,
+        entity: &'static EntityType,
+        tenant: &str,
+        id: &str,
+    ) -> BoxFuture<'_, Result<Record, StoreError>>;
     /// Applies PATCH semantics atomically (read-merge-write in one transaction), after checking
     /// `pre` in that transaction (`VersionMismatch` if it fails).
+    /// The entity is `changes.entity`.
     fn update(
         &self,
         tenant: &str,
@@ -159,37 +186,55 @@ pub trait Store: Send + Sync {
         changes: Changes,
         pre: Precondition,
     ) -> BoxFuture<'_, Result<Record, StoreError>>;
-    /// Deletes a profile if `pre` holds, checked in the same transaction.
+    /// Deletes an entity if `pre` holds, checked in the same transaction.
     fn delete(
         &self,
+        entity: &'static EntityType,
         tenant: &str,
         id: &str,
         pre: Precondition,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
-    fn list(&self, tenant: &str, spec: ListSpec) -> BoxFuture<'_, Result<Page, StoreError>>;
-    /// Counts the tenant's profiles that match the filter (all of them without one).
+    /// The filter and order keys must have been typed against `entity`.
+    fn list(
+        &self,
+        entity: &'static EntityType,
+        tenant: &str,
+        spec: ListSpec,
+    ) -> BoxFuture<'_, Result<Page, StoreError>>;
+    /// Counts the tenant's entities that match the filter (all of them without one).
     fn count(
         &self,
+        entity: &'static EntityType,
         tenant: &str,
         filter: Option<TypedFilter>,
     ) -> BoxFuture<'_, Result<u64, StoreError>>;
     /// Answers once the backend can both read and write (the readiness probe).
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
-    /// Deletes every profile of `tenant` (of every tenant with `None`) in one transaction;
-    /// returns how many were deleted.
-    fn reset(&self, tenant: Option<&str>) -> BoxFuture<'_, Result<u64, StoreError>>;
-    /// How many profiles each tenant has, ordered by tenant (tenants without profiles are absent).
-    fn tenant_counts(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>>;
-    /// Up to `limit` profiles ordered by (tenant, id), strictly after the `after` (tenant, id)
-    /// position, of one tenant or of all: export pages through the whole store with it.
+    /// Deletes every entity of the set of `tenant` (of every tenant with `None`) in one
+    /// transaction; returns how many were deleted.
+    fn reset(
+        &self,
+        entity: &'static EntityType,
+        tenant: Option<&str>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// How many entities of the set each tenant has, ordered by tenant (tenants without any are
+    /// absent).
+    fn tenant_counts(
+        &self,
+        entity: &'static EntityType,
+    ) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>>;
+    /// Up to `limit` entities of the set ordered by (tenant, id), strictly after the `after`
+    /// (tenant, id) position, of one tenant or of all: export pages through the set with it.
     fn export_page(
         &self,
+        entity: &'static EntityType,
         tenant: Option<&str>,
         after: Option<(String, String)>,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<TenantRecord>, StoreError>>;
     /// Writes the records exactly as given (timestamps and version included) in one
-    /// transaction, replacing any profile with the same (tenant, id): all or nothing, and
+    /// transaction, each into its own set's table, replacing any entity with the same
+    /// (tenant, id) in that set: all or nothing, and
     /// running it twice leaves the same state (imports resume by rerunning).
     fn import_chunk(&self, rows: Vec<TenantRecord>) -> BoxFuture<'_, Result<(), StoreError>>;
     /// The secret that signs paging tokens; kept in the store so every node and every restart

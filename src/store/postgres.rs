@@ -30,7 +30,7 @@ use super::compile::{self, SqlParam};
 use super::schema::{self, Cell, Dialect, quote};
 use super::{BoxFuture, ListSpec, Page, Precondition, Store, StoreError, TenantRecord};
 use crate::model::edm::unique_ticks;
-use crate::model::entity::ENTITY;
+use crate::model::entity::EntityType;
 use crate::model::record::{Changes, Record};
 use crate::odata::typecheck::TypedFilter;
 
@@ -74,12 +74,14 @@ pub struct DatabaseArgs {
 /// The PostgreSQL store.
 pub struct PostgresStore {
     pool: Pool,
-    sql: Arc<Statements>,
+    /// One per entity set of the catalog.
+    sql: Arc<Vec<Arc<Statements>>>,
     secret: Vec<u8>,
 }
 
-/// The fixed SQL of the store, derived from the entity table once at open.
+/// The fixed SQL of one entity set, derived from the catalog once at open.
 struct Statements {
+    entity: &'static EntityType,
     /// Every record column in `schema::record_columns` order, as read (JSONB as text, the
     /// dynamic properties from their verbatim column).
     select_list: String,
@@ -93,11 +95,11 @@ struct Statements {
 }
 
 impl Statements {
-    fn new() -> Statements {
-        let table = quote(schema::TABLE);
+    fn new(entity: &'static EntityType) -> Statements {
+        let table = quote(entity.table);
         let tenant = quote(schema::TENANT_COLUMN);
-        let key = quote(schema::column(&ENTITY.properties[ENTITY.key_index()]));
-        let cols: Vec<(String, &str, bool)> = schema::columns(Dialect::Postgres)
+        let key = quote(schema::column(entity.key()));
+        let cols: Vec<(String, &str, bool)> = schema::columns(entity, Dialect::Postgres)
             .into_iter()
             .skip(1)
             .collect();
@@ -120,6 +122,7 @@ impl Statements {
         let n = written.len();
         let get = format!("SELECT {select_list} FROM {table} WHERE {tenant} = $1 AND {key} = $2");
         Statements {
+            entity,
             get_for_update: format!("{get} FOR UPDATE"),
             get,
             insert: format!(
@@ -152,20 +155,33 @@ impl Statements {
     }
 }
 
-/// The numbered migrations; index + 1 is the schema version each one produces. Released
-/// entries never change: a schema change is a new entry.
+/// The numbered migrations; index + 1 is the schema version each one produces: the tables of
+/// the sets [`schema::migration_sets`] assigns to it, each with its verbatim dynamic-document
+/// column (and, in the first, the metadata table). Released entries never change: a schema
+/// change is a new entry.
 fn migrations() -> Vec<Vec<String>> {
-    let mut first = schema::create_ddl(Dialect::Postgres);
-    first.push(format!(
-        "ALTER TABLE {} ADD COLUMN {} TEXT NOT NULL",
-        quote(schema::TABLE),
-        quote(DYNAMIC_DOC_COLUMN)
-    ));
-    first.push(
-        "CREATE TABLE graphsec_meta (key TEXT COLLATE \"C\" PRIMARY KEY, value TEXT NOT NULL)"
-            .into(),
-    );
-    vec![first]
+    let mut all: Vec<Vec<String>> = schema::migration_sets()
+        .into_iter()
+        .map(|sets| {
+            let mut out = Vec::new();
+            for e in sets {
+                out.extend(schema::create_ddl(e, Dialect::Postgres));
+                out.push(format!(
+                    "ALTER TABLE {} ADD COLUMN {} TEXT NOT NULL",
+                    quote(e.table),
+                    quote(DYNAMIC_DOC_COLUMN)
+                ));
+            }
+            out
+        })
+        .collect();
+    if let Some(first) = all.first_mut() {
+        first.push(
+            "CREATE TABLE graphsec_meta (key TEXT COLLATE \"C\" PRIMARY KEY, value TEXT NOT NULL)"
+                .into(),
+        );
+    }
+    all
 }
 
 /// A bind value that encodes itself for whatever type PostgreSQL inferred for its placeholder
@@ -217,6 +233,7 @@ fn cell_param(c: Cell) -> Param {
     Param(match c {
         Cell::Null => SqlParam::Null,
         Cell::Int(i) => SqlParam::Int(i),
+        Cell::Real(f) => SqlParam::Real(f),
         Cell::Bool(b) => SqlParam::Bool(b),
         Cell::Text(t) => SqlParam::Text(t),
     })
@@ -257,7 +274,8 @@ fn map_pool(e: PoolError) -> StoreError {
     }
 }
 
-fn read_record(row: &Row, width: usize) -> Result<Record, StoreError> {
+fn read_record(row: &Row, sql: &Statements) -> Result<Record, StoreError> {
+    let width = sql.width;
     let mut cells = Vec::with_capacity(width);
     for i in 0..width {
         let ty = row.columns()[i].type_();
@@ -270,6 +288,10 @@ fn read_record(row: &Row, width: usize) -> Result<Record, StoreError> {
             row.try_get::<_, Option<i32>>(i)
                 .map_err(get_err)?
                 .map(|v| Cell::Int(i64::from(v)))
+        } else if *ty == Type::FLOAT8 {
+            row.try_get::<_, Option<f64>>(i)
+                .map_err(get_err)?
+                .map(Cell::Real)
         } else if *ty == Type::BOOL {
             row.try_get::<_, Option<bool>>(i)
                 .map_err(get_err)?
@@ -281,7 +303,7 @@ fn read_record(row: &Row, width: usize) -> Result<Record, StoreError> {
         };
         cells.push(cell.unwrap_or(Cell::Null));
     }
-    schema::decode(cells).map_err(|e| StoreError::Internal(format!("corrupt row: {e}")))
+    schema::decode(sql.entity, cells).map_err(|e| StoreError::Internal(format!("corrupt row: {e}")))
 }
 
 /// A record's written columns (see `Statements::insert`/`update`), after `lead`.
@@ -483,9 +505,26 @@ impl PostgresStore {
         tracing::info!(database = %target, pool = args.database_pool_size, "PostgreSQL store");
         Ok(PostgresStore {
             pool,
-            sql: Arc::new(Statements::new()),
+            sql: Arc::new(
+                crate::model::catalog()
+                    .sets()
+                    .iter()
+                    .map(|e| Arc::new(Statements::new(e)))
+                    .collect(),
+            ),
             secret,
         })
+    }
+
+    /// The statements of an entity set (every catalog set has them).
+    fn sql(&self, entity: &'static EntityType) -> Result<Arc<Statements>, StoreError> {
+        self.sql
+            .iter()
+            .find(|s| std::ptr::eq(s.entity, entity))
+            .cloned()
+            .ok_or_else(|| {
+                StoreError::Internal(format!("{} is not a catalog set", entity.collection))
+            })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -510,23 +549,31 @@ impl Store for PostgresStore {
         changes: Changes,
         id: String,
     ) -> BoxFuture<'_, Result<Record, StoreError>> {
+        let sql = try_or_fail!(self.sql(changes.entity));
         let tenant = tenant.to_string();
         Box::pin(async move {
             let client = self.client().await?;
-            let record = Record::create(changes, id, unique_ticks());
+            let record =
+                Record::create(changes, id, unique_ticks()).map_err(StoreError::Invalid)?;
             let params = write_params(vec![text(&tenant)], &record, vec![]);
-            query_cached(&client, &self.sql.insert, &params).await?;
+            query_cached(&client, &sql.insert, &params).await?;
             Ok(record)
         })
     }
 
-    fn get(&self, tenant: &str, id: &str) -> BoxFuture<'_, Result<Record, StoreError>> {
+    fn get(
+        &self,
+        entity: &'static EntityType,
+        tenant: &str,
+        id: &str,
+    ) -> BoxFuture<'_, Result<Record, StoreError>> {
+        let sql = try_or_fail!(self.sql(entity));
         let params = vec![text(tenant), text(id)];
         Box::pin(async move {
             let client = self.client().await?;
-            let rows = query_cached(&client, &self.sql.get, &params).await?;
+            let rows = query_cached(&client, &sql.get, &params).await?;
             match rows.first() {
-                Some(row) => read_record(row, self.sql.width),
+                Some(row) => read_record(row, &sql),
                 None => Err(StoreError::NotFound),
             }
         })
@@ -539,21 +586,23 @@ impl Store for PostgresStore {
         changes: Changes,
         pre: Precondition,
     ) -> BoxFuture<'_, Result<Record, StoreError>> {
+        let sql = try_or_fail!(self.sql(changes.entity));
         let (tenant, id) = (tenant.to_string(), id.to_string());
         Box::pin(async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(map_pg)?;
             // The row lock serialises writers of this entity on every node until COMMIT.
-            let rows =
-                query_cached(&tx, &self.sql.get_for_update, &[text(&tenant), text(&id)]).await?;
+            let rows = query_cached(&tx, &sql.get_for_update, &[text(&tenant), text(&id)]).await?;
             let mut record = match rows.first() {
-                Some(row) => read_record(row, self.sql.width)?,
+                Some(row) => read_record(row, &sql)?,
                 None => return Err(StoreError::NotFound),
             };
             pre.check(record.version)?;
-            record.apply(changes, unique_ticks());
+            record
+                .apply(changes, unique_ticks())
+                .map_err(StoreError::Invalid)?;
             let params = write_params(vec![], &record, vec![text(&tenant), text(&id)]);
-            query_cached(&tx, &self.sql.update, &params).await?;
+            query_cached(&tx, &sql.update, &params).await?;
             tx.commit().await.map_err(map_pg)?;
             Ok(record)
         })
@@ -561,15 +610,17 @@ impl Store for PostgresStore {
 
     fn delete(
         &self,
+        entity: &'static EntityType,
         tenant: &str,
         id: &str,
         pre: Precondition,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let sql = try_or_fail!(self.sql(entity));
         let params = vec![text(tenant), text(id)];
         Box::pin(async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(map_pg)?;
-            let rows = query_cached(&tx, &self.sql.version_for_update, &params).await?;
+            let rows = query_cached(&tx, &sql.version_for_update, &params).await?;
             let version: i64 = match rows.first() {
                 Some(row) => row
                     .try_get(0)
@@ -577,16 +628,22 @@ impl Store for PostgresStore {
                 None => return Err(StoreError::NotFound),
             };
             pre.check(version)?;
-            query_cached(&tx, &self.sql.delete, &params).await?;
+            query_cached(&tx, &sql.delete, &params).await?;
             tx.commit().await.map_err(map_pg)?;
             Ok(())
         })
     }
 
-    fn list(&self, tenant: &str, spec: ListSpec) -> BoxFuture<'_, Result<Page, StoreError>> {
+    fn list(
+        &self,
+        entity: &'static EntityType,
+        tenant: &str,
+        spec: ListSpec,
+    ) -> BoxFuture<'_, Result<Page, StoreError>> {
+        let sql = try_or_fail!(self.sql(entity));
         let tenant = tenant.to_string();
         Box::pin(async move {
-            let q = compile::list_sql(Dialect::Postgres, &self.sql.select_list, &tenant, &spec)
+            let q = compile::list_sql(entity, Dialect::Postgres, &sql.select_list, &tenant, &spec)
                 .map_err(|e| StoreError::Internal(format!("keyset: {}", e.0)))?;
             let client = self.client().await?;
             let page: Vec<Param> = q.page_params.into_iter().map(Param).collect();
@@ -596,7 +653,7 @@ impl Store for PostgresStore {
                 .map_err(map_pg)?;
             let mut records = rows
                 .iter()
-                .map(|r| read_record(r, self.sql.width))
+                .map(|r| read_record(r, &sql))
                 .collect::<Result<Vec<_>, _>>()?;
             let more = records.len() > spec.limit;
             records.truncate(spec.limit);
@@ -616,12 +673,14 @@ impl Store for PostgresStore {
 
     fn count(
         &self,
+        entity: &'static EntityType,
         tenant: &str,
         filter: Option<TypedFilter>,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
         let tenant = tenant.to_string();
         Box::pin(async move {
-            let (sql, params) = compile::count_sql(Dialect::Postgres, &tenant, filter.as_ref());
+            let (sql, params) =
+                compile::count_sql(entity, Dialect::Postgres, &tenant, filter.as_ref());
             let params: Vec<Param> = params.into_iter().map(Param).collect();
             let client = self.client().await?;
             count_rows(&client, &sql, &params).await
@@ -648,11 +707,15 @@ impl Store for PostgresStore {
         })
     }
 
-    fn reset(&self, tenant: Option<&str>) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn reset(
+        &self,
+        entity: &'static EntityType,
+        tenant: Option<&str>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
         let tenant = tenant.map(str::to_string);
         Box::pin(async move {
             let client = self.client().await?;
-            let table = quote(schema::TABLE);
+            let table = quote(entity.table);
             let n = match tenant {
                 Some(t) => {
                     let sql = format!(
@@ -672,13 +735,16 @@ impl Store for PostgresStore {
         })
     }
 
-    fn tenant_counts(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
+    fn tenant_counts(
+        &self,
+        entity: &'static EntityType,
+    ) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
         Box::pin(async move {
             let client = self.client().await?;
             let tenant = quote(schema::TENANT_COLUMN);
             let sql = format!(
                 "SELECT {tenant}, COUNT(*) FROM {} GROUP BY {tenant} ORDER BY {tenant}",
-                quote(schema::TABLE)
+                quote(entity.table)
             );
             let rows = client.query(sql.as_str(), &[]).await.map_err(map_pg)?;
             rows.iter()
@@ -697,15 +763,18 @@ impl Store for PostgresStore {
 
     fn export_page(
         &self,
+        entity: &'static EntityType,
         tenant: Option<&str>,
         after: Option<(String, String)>,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<TenantRecord>, StoreError>> {
+        let statements = try_or_fail!(self.sql(entity));
         let tenant = tenant.map(str::to_string);
         Box::pin(async move {
             let sql = schema::export_page_sql(
+                entity,
                 Dialect::Postgres,
-                &self.sql.select_list,
+                &statements.select_list,
                 tenant.is_some(),
                 after.is_some(),
             );
@@ -725,9 +794,9 @@ impl Store for PostgresStore {
             rows.iter()
                 .map(|row| {
                     Ok(TenantRecord {
-                        record: read_record(row, self.sql.width)?,
+                        record: read_record(row, &statements)?,
                         tenant: row
-                            .try_get(self.sql.width)
+                            .try_get(statements.width)
                             .map_err(|e| StoreError::Internal(e.to_string()))?,
                     })
                 })
@@ -736,14 +805,18 @@ impl Store for PostgresStore {
     }
 
     fn import_chunk(&self, rows: Vec<TenantRecord>) -> BoxFuture<'_, Result<(), StoreError>> {
+        let mut statements = Vec::with_capacity(rows.len());
+        for row in &rows {
+            statements.push(try_or_fail!(self.sql(row.record.entity)));
+        }
         Box::pin(async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(map_pg)?;
-            for row in rows {
+            for (row, sql) in rows.into_iter().zip(&statements) {
                 let key = vec![text(&row.tenant), text(row.record.id())];
-                query_cached(&tx, &self.sql.delete, &key).await?;
+                query_cached(&tx, &sql.delete, &key).await?;
                 let params = write_params(vec![text(&row.tenant)], &row.record, vec![]);
-                query_cached(&tx, &self.sql.insert, &params).await?;
+                query_cached(&tx, &sql.insert, &params).await?;
             }
             tx.commit().await.map_err(map_pg)?;
             Ok(())

@@ -1,23 +1,36 @@
-//! The SQL schema, derived from the entity table: column names and types for every backend.
+//! The SQL schema, derived from the catalog: table, column names and types for every backend.
 //!
-//! Layout of one row: `tenant`, then one column per declared primitive/enum/collection property
-//! (named exactly like the property), a complex property as a presence column (named like the
-//! property: NULL when the property is null, 1 when it is an object) plus one column per member
-//! (`vendorInformation_provider`), then `version` and `dynamic` (a JSON object of the open type's
-//! dynamic properties, in the order they were sent).
+//! One table per entity set, named snake_case of the set ([`EntityType::table`], so
+//! `cloud_app_security_profiles` is unchanged), primary key (tenant, key). Layout of one row:
+//! `tenant`, then per declared property, by its [`Storage`]:
+//! - [`Storage::Column`] (a primitive or an enum): one column named exactly like the property;
+//! - [`Storage::Flattened`] (a closed complex type whose members are all primitive or enum):
+//!   a presence column named like the property (NULL when the property is null, 1 when it is an
+//!   object) plus one column per member (`vendorInformation_provider`);
+//! - [`Storage::Json`] (everything else: collections of anything, nested or open complex
+//!   types): one JSON column (SQLite TEXT, PostgreSQL JSONB) named like the property;
 //!
-//! Storage forms, identical on every backend so ordering and comparison agree:
-//! String -> TEXT; Boolean -> INTEGER 0/1 (SQLite) or BOOLEAN (PostgreSQL); DateTimeOffset ->
-//! BIGINT 100 ns UTC ticks; enum -> INTEGER underlying value; Collection -> JSON array text
-//! (SQLite TEXT, PostgreSQL JSONB).
+//! then `version` and `dynamic` (a JSON object of the open type's dynamic properties, in the
+//! order they were sent).
+//!
+//! Column forms, identical on every backend so ordering and comparison agree: String -> TEXT;
+//! Boolean -> INTEGER 0/1 (SQLite) or BOOLEAN (PostgreSQL); DateTimeOffset -> BIGINT 100 ns UTC
+//! ticks; Int32/Int64 -> BIGINT; Double -> REAL (SQLite) or DOUBLE PRECISION (PostgreSQL); enum
+//! -> INTEGER underlying value.
+//!
+//! JSON storage form (what `store::compile` reads with `json_each`/`json_extract` on SQLite and
+//! `jsonb_array_elements`/`->` on PostgreSQL): DateTimeOffset as integer ticks, enum as its
+//! integer underlying value, Int32/Int64 as JSON integers, Double as a JSON number, Boolean as a
+//! JSON bool, String as a string; a complex value as an object of its declared members by name
+//! (null members written as null), plus, for an open complex type, its undeclared members
+//! verbatim (wire JSON); a collection as an array of its elements' forms. No `@odata.type`.
 
-use serde_json::Value as Json;
+use serde_json::{Map, Value as Json};
 
-use crate::model::edm::{EdmType, Primitive};
-use crate::model::entity::{ENTITY, Property};
-use crate::model::record::{Record, Value, value_to_json};
+use crate::model::edm::{ComplexType, EdmType, Primitive};
+use crate::model::entity::{EntityType, Property};
+use crate::model::record::{Record, Value};
 
-pub const TABLE: &str = "cloud_app_security_profiles";
 pub const TENANT_COLUMN: &str = "tenant";
 pub const VERSION_COLUMN: &str = "version";
 pub const DYNAMIC_COLUMN: &str = "dynamic";
@@ -29,12 +42,33 @@ pub enum Dialect {
     Postgres,
 }
 
-/// The column that holds a declared property (for a complex property: its presence column).
+/// How a declared property is stored (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// One column: a primitive or an enum.
+    Column,
+    /// A presence column plus one column per member.
+    Flattened(&'static ComplexType),
+    /// One JSON column.
+    Json,
+}
+
+/// The storage of a declared property.
+pub fn storage_of(prop: &Property) -> Storage {
+    match prop.ty {
+        EdmType::Primitive(_) | EdmType::Enum(_) => Storage::Column,
+        EdmType::Complex(c) if c.is_flat() => Storage::Flattened(c),
+        EdmType::Complex(_) | EdmType::Collection(_) => Storage::Json,
+    }
+}
+
+/// The column that holds a declared property (for a flattened complex property: its presence
+/// column).
 pub fn column(prop: &Property) -> &'static str {
     prop.name
 }
 
-/// The column that holds one member of a complex property.
+/// The column that holds one member of a flattened complex property.
 pub fn member_column(prop: &Property, member: &str) -> String {
     format!("{}_{}", prop.name, member)
 }
@@ -49,49 +83,69 @@ fn sql_type(p: Primitive, dialect: Dialect) -> &'static str {
         (Primitive::String, _) => "TEXT",
         (Primitive::Boolean, Dialect::Sqlite) => "INTEGER",
         (Primitive::Boolean, Dialect::Postgres) => "BOOLEAN",
-        (Primitive::DateTimeOffset, _) => "BIGINT",
+        (Primitive::DateTimeOffset | Primitive::Int32 | Primitive::Int64, _) => "BIGINT",
+        (Primitive::Double, Dialect::Sqlite) => "REAL",
+        (Primitive::Double, Dialect::Postgres) => "DOUBLE PRECISION",
+    }
+}
+
+fn json_type(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "TEXT",
+        Dialect::Postgres => "JSONB",
+    }
+}
+
+/// The SQL type of a single-column value (a primitive or an enum).
+fn scalar_type(ty: &EdmType, dialect: Dialect) -> &'static str {
+    match ty {
+        EdmType::Primitive(p) => sql_type(*p, dialect),
+        EdmType::Enum(_) => "INTEGER",
+        EdmType::Complex(_) | EdmType::Collection(_) => json_type(dialect),
     }
 }
 
 /// Every stored column of the entity in row order, with its SQL type and NOT NULL-ness.
 /// The `tenant`, `version` and `dynamic` columns are included.
-pub fn columns(dialect: Dialect) -> Vec<(String, &'static str, bool)> {
-    let json = match dialect {
-        Dialect::Sqlite => "TEXT",
-        Dialect::Postgres => "JSONB",
-    };
+pub fn columns(entity: &EntityType, dialect: Dialect) -> Vec<(String, &'static str, bool)> {
     let mut out = vec![(TENANT_COLUMN.to_string(), "TEXT", true)];
-    for prop in ENTITY.properties {
+    for prop in entity.properties {
         let not_null = !prop.nullable;
-        match prop.ty {
-            EdmType::Primitive(p) => {
-                out.push((column(prop).to_string(), sql_type(p, dialect), not_null))
-            }
-            EdmType::Enum(_) => out.push((column(prop).to_string(), "INTEGER", not_null)),
-            EdmType::Collection(_) => out.push((column(prop).to_string(), json, not_null)),
-            EdmType::Complex(c) => {
+        match storage_of(prop) {
+            Storage::Column => out.push((
+                column(prop).to_string(),
+                scalar_type(&prop.ty, dialect),
+                not_null,
+            )),
+            Storage::Json => out.push((column(prop).to_string(), json_type(dialect), not_null)),
+            Storage::Flattened(c) => {
                 out.push((column(prop).to_string(), "INTEGER", not_null));
                 for m in c.members {
-                    out.push((member_column(prop, m.name), sql_type(m.ty, dialect), false));
+                    out.push((
+                        member_column(prop, m.name),
+                        scalar_type(&m.ty, dialect),
+                        false,
+                    ));
                 }
             }
         }
     }
     out.push((VERSION_COLUMN.to_string(), "BIGINT", true));
-    out.push((DYNAMIC_COLUMN.to_string(), json, true));
+    out.push((DYNAMIC_COLUMN.to_string(), json_type(dialect), true));
     out
 }
 
 /// The properties that get an index of their own (tenant-first, so every index serves one
-/// tenant's queries), chosen for the common filters and orders.
-pub fn indexed_properties() -> impl Iterator<Item = &'static Property> {
-    ENTITY.properties.iter().filter(|p| p.indexed)
+/// tenant's queries), chosen for the common filters and orders (the overlay says which).
+pub fn indexed_properties(entity: &'static EntityType) -> impl Iterator<Item = &'static Property> {
+    entity.properties.iter().filter(|p| p.indexed)
 }
 
-/// The DDL that creates the schema at version 1.
-pub fn create_ddl(dialect: Dialect) -> Vec<String> {
-    let key = column(&ENTITY.properties[ENTITY.key_index()]);
-    let mut cols: Vec<String> = columns(dialect)
+/// The DDL that creates the entity set's table and its indexes.
+pub fn create_ddl(entity: &'static EntityType, dialect: Dialect) -> Vec<String> {
+    let key = column(entity.key());
+    let table = entity.table;
+    let mut cols: Vec<String> = columns(entity, dialect)
         .into_iter()
         .map(|(name, ty, not_null)| {
             let collate = if ty == "TEXT" && dialect == Dialect::Postgres {
@@ -113,20 +167,37 @@ pub fn create_ddl(dialect: Dialect) -> Vec<String> {
     ));
     let mut ddl = vec![format!(
         "CREATE TABLE {} (\n{}\n)",
-        quote(TABLE),
+        quote(table),
         cols.join(",\n")
     )];
-    for prop in indexed_properties() {
+    for prop in indexed_properties(entity) {
         ddl.push(format!(
             "CREATE INDEX {} ON {} ({}, {}, {})",
-            quote(&format!("ix_{}_{}", TABLE, prop.name)),
-            quote(TABLE),
+            quote(&format!("ix_{}_{}", table, prop.name)),
+            quote(table),
             quote(TENANT_COLUMN),
             quote(column(prop)),
             quote(key)
         ));
     }
     ddl
+}
+
+/// The entity sets whose tables the numbered migrations create, by migration: element `i`
+/// lists the sets migration `i + 1` creates, in catalog order. Released migrations never
+/// change; a new set gets the next number (the overlay's `migration`). A gap in the numbers
+/// is an empty migration.
+pub fn migration_sets() -> Vec<Vec<&'static EntityType>> {
+    let sets = crate::model::catalog().sets();
+    let last = sets.iter().filter_map(|s| s.migration).max().unwrap_or(0);
+    (1..=last)
+        .map(|n| {
+            sets.iter()
+                .copied()
+                .filter(|s| s.migration == Some(n))
+                .collect()
+        })
+        .collect()
 }
 
 /// A bind placeholder in the dialect's syntax (1-based).
@@ -143,13 +214,14 @@ pub fn placeholder(dialect: Dialect, n: usize) -> String {
 /// shape is its own statement (rather than `? IS NULL OR …`) so every page is a range scan of
 /// the (tenant, id) key.
 pub fn export_page_sql(
+    entity: &EntityType,
     dialect: Dialect,
     select_list: &str,
     one_tenant: bool,
     after: bool,
 ) -> String {
     let t = quote(TENANT_COLUMN);
-    let key = quote(column(&ENTITY.properties[ENTITY.key_index()]));
+    let key = quote(column(entity.key()));
     let mut n = 0;
     let mut next = || {
         n += 1;
@@ -170,17 +242,17 @@ pub fn export_page_sql(
     };
     format!(
         "SELECT {select_list}, {t} FROM {}{where_sql} ORDER BY {t}, {key} LIMIT {}",
-        quote(TABLE),
+        quote(entity.table),
         next()
     )
 }
 
 /// `INSERT` of one whole row: every column of [`columns`], `tenant` first.
-pub fn insert_sql(dialect: Dialect) -> String {
-    let cols = columns(dialect);
+pub fn insert_sql(entity: &EntityType, dialect: Dialect) -> String {
+    let cols = columns(entity, dialect);
     format!(
         "INSERT INTO {} ({}) VALUES ({})",
-        quote(TABLE),
+        quote(entity.table),
         cols.iter()
             .map(|(c, _, _)| quote(c))
             .collect::<Vec<_>>()
@@ -197,13 +269,15 @@ pub fn insert_sql(dialect: Dialect) -> String {
 pub enum Cell {
     Null,
     Int(i64),
+    /// A double (Edm.Double columns).
+    Real(f64),
     Bool(bool),
     Text(String),
 }
 
 /// The stored columns a record maps to (every column of [`columns`] except `tenant`).
-pub fn record_columns(dialect: Dialect) -> Vec<String> {
-    columns(dialect)
+pub fn record_columns(entity: &EntityType, dialect: Dialect) -> Vec<String> {
+    columns(entity, dialect)
         .into_iter()
         .skip(1)
         .map(|(name, _, _)| name)
@@ -211,33 +285,114 @@ pub fn record_columns(dialect: Dialect) -> Vec<String> {
 }
 
 /// The names of [`record_columns`], which are the same on every dialect.
-pub fn record_column_names() -> Vec<String> {
-    record_columns(Dialect::Sqlite)
+pub fn record_column_names(entity: &EntityType) -> Vec<String> {
+    record_columns(entity, Dialect::Sqlite)
 }
 
+/// Cell type of a [`Cell::Real`]: a double on both backends.
 fn encode_primitive(v: &Value) -> Cell {
     match v {
         Value::String(s) => Cell::Text(s.clone()),
         Value::Bool(b) => Cell::Bool(*b),
-        Value::DateTime(t) => Cell::Int(*t),
-        Value::Enum(n) => Cell::Int(*n),
+        Value::DateTime(t) | Value::Enum(t) | Value::Int(t) => Cell::Int(*t),
+        Value::Double(f) => Cell::Real(*f),
         _ => Cell::Null,
     }
 }
 
+/// A value in the JSON storage form (module doc).
+pub fn to_storage_json(ty: &EdmType, v: &Value) -> Json {
+    match (ty, v) {
+        (_, Value::Null) => Json::Null,
+        (_, Value::String(s)) => Json::String(s.clone()),
+        (_, Value::Bool(b)) => Json::Bool(*b),
+        (_, Value::DateTime(i) | Value::Enum(i) | Value::Int(i)) => Json::from(*i),
+        (_, Value::Double(f)) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+        (EdmType::Collection(elem), Value::Collection(items)) => {
+            Json::Array(items.iter().map(|i| to_storage_json(elem, i)).collect())
+        }
+        (EdmType::Complex(c), v @ (Value::Complex(_) | Value::OpenComplex(_))) => {
+            let mut m = Map::new();
+            let Some((members, extra)) = v.complex_parts() else {
+                return Json::Null;
+            };
+            for (member, v) in c.members.iter().zip(members) {
+                m.insert(member.name.to_string(), to_storage_json(&member.ty, v));
+            }
+            // Undeclared members of an open type after the declared ones, verbatim; a name
+            // equal to a declared one cannot occur (validation refuses it).
+            for (k, v) in extra.into_iter().flatten() {
+                m.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            Json::Object(m)
+        }
+        _ => Json::Null,
+    }
+}
+
+/// The inverse of [`to_storage_json`]; a value that does not fit is a corrupt row.
+pub fn from_storage_json(ty: &EdmType, j: Json) -> Result<Value, String> {
+    Ok(match (ty, j) {
+        (_, Json::Null) => Value::Null,
+        (EdmType::Primitive(Primitive::String), Json::String(s)) => Value::String(s),
+        (EdmType::Primitive(Primitive::Boolean), Json::Bool(b)) => Value::Bool(b),
+        (EdmType::Primitive(Primitive::DateTimeOffset), Json::Number(n)) if n.is_i64() => {
+            Value::DateTime(n.as_i64().unwrap_or_default())
+        }
+        (EdmType::Primitive(Primitive::Int32 | Primitive::Int64), Json::Number(n))
+            if n.is_i64() =>
+        {
+            Value::Int(n.as_i64().unwrap_or_default())
+        }
+        (EdmType::Primitive(Primitive::Double), Json::Number(n)) => {
+            Value::Double(n.as_f64().unwrap_or_default())
+        }
+        (EdmType::Enum(_), Json::Number(n)) if n.is_i64() => {
+            Value::Enum(n.as_i64().unwrap_or_default())
+        }
+        (EdmType::Collection(elem), Json::Array(items)) => Value::Collection(
+            items
+                .into_iter()
+                .map(|i| from_storage_json(elem, i))
+                .collect::<Result<_, _>>()?,
+        ),
+        (EdmType::Complex(c), Json::Object(mut m)) => {
+            let members = c
+                .members
+                .iter()
+                .map(|member| {
+                    from_storage_json(
+                        &member.ty,
+                        m.shift_remove(member.name).unwrap_or(Json::Null),
+                    )
+                })
+                .collect::<Result<_, _>>()?;
+            if !c.open && !m.is_empty() {
+                return Err(format!(
+                    "stored {} has undeclared members",
+                    c.qualified_name()
+                ));
+            }
+            Value::complex(c, members, m)
+        }
+        (ty, other) => {
+            return Err(format!("stored JSON {other} is not a {}", ty.csdl_name()));
+        }
+    })
+}
+
 /// A record as cells, in [`record_columns`] order.
 pub fn encode(record: &Record) -> Vec<Cell> {
-    let mut out = Vec::with_capacity(ENTITY.properties.len() + 8);
-    for (prop, v) in ENTITY.properties.iter().zip(&record.values) {
-        match (&prop.ty, v) {
-            (EdmType::Collection(ty), Value::Collection(items)) => {
-                let json: Vec<Json> = items
-                    .iter()
-                    .map(|i| value_to_json(&EdmType::Primitive(*ty), i))
-                    .collect();
-                out.push(Cell::Text(Json::Array(json).to_string()));
-            }
-            (EdmType::Complex(c), v) => {
+    let entity = record.entity;
+    let mut out = Vec::with_capacity(entity.properties.len() + 8);
+    for (prop, v) in entity.properties.iter().zip(&record.values) {
+        match storage_of(prop) {
+            Storage::Column => out.push(encode_primitive(v)),
+            Storage::Json => out.push(match v {
+                Value::Null => Cell::Null,
+                v => Cell::Text(to_storage_json(&prop.ty, v).to_string()),
+            }),
+            Storage::Flattened(c) => {
                 let members = match v {
                     Value::Complex(m) => Some(m),
                     _ => None,
@@ -255,7 +410,6 @@ pub fn encode(record: &Record) -> Vec<Cell> {
                     );
                 }
             }
-            (_, v) => out.push(encode_primitive(v)),
         }
     }
     out.push(Cell::Int(record.version));
@@ -263,59 +417,52 @@ pub fn encode(record: &Record) -> Vec<Cell> {
     out
 }
 
-fn decode_primitive(p: Primitive, cell: Cell) -> Result<Value, String> {
-    Ok(match (p, cell) {
+fn decode_scalar(ty: &EdmType, cell: Cell) -> Result<Value, String> {
+    Ok(match (ty, cell) {
         (_, Cell::Null) => Value::Null,
-        (Primitive::String, Cell::Text(s)) => Value::String(s),
-        (Primitive::Boolean, Cell::Bool(b)) => Value::Bool(b),
-        (Primitive::Boolean, Cell::Int(i)) => Value::Bool(i != 0),
-        (Primitive::DateTimeOffset, Cell::Int(t)) => Value::DateTime(t),
-        (p, c) => return Err(format!("a {c:?} cell cannot hold {}", p.edm_name())),
+        (EdmType::Primitive(Primitive::String), Cell::Text(s)) => Value::String(s),
+        (EdmType::Primitive(Primitive::Boolean), Cell::Bool(b)) => Value::Bool(b),
+        (EdmType::Primitive(Primitive::Boolean), Cell::Int(i)) => Value::Bool(i != 0),
+        (EdmType::Primitive(Primitive::DateTimeOffset), Cell::Int(t)) => Value::DateTime(t),
+        (EdmType::Primitive(Primitive::Int32 | Primitive::Int64), Cell::Int(i)) => Value::Int(i),
+        (EdmType::Primitive(Primitive::Double), Cell::Real(f)) => Value::Double(f),
+        (EdmType::Primitive(Primitive::Double), Cell::Int(i)) => Value::Double(i as f64),
+        (EdmType::Enum(_), Cell::Int(n)) => Value::Enum(n),
+        (ty, c) => return Err(format!("a {c:?} cell cannot hold {}", ty.csdl_name())),
     })
 }
 
-/// The inverse of [`encode`]. A cell that does not fit is a corrupt row, reported as an error.
-pub fn decode(cells: Vec<Cell>) -> Result<Record, String> {
+/// The inverse of [`encode`] for a row of `entity`. A cell that does not fit is a corrupt row,
+/// reported as an error.
+pub fn decode(entity: &'static EntityType, cells: Vec<Cell>) -> Result<Record, String> {
     let mut it = cells.into_iter();
     let mut next = || {
         it.next()
             .ok_or_else(|| "row has too few columns".to_string())
     };
-    let mut values = Vec::with_capacity(ENTITY.properties.len());
-    for prop in ENTITY.properties {
-        let v = match prop.ty {
-            EdmType::Primitive(p) => decode_primitive(p, next()?)?,
-            EdmType::Enum(_) => match next()? {
-                Cell::Null => Value::Null,
-                Cell::Int(n) => Value::Enum(n),
-                c => return Err(format!("{}: bad enum cell {c:?}", prop.name)),
-            },
-            EdmType::Collection(p) => match next()? {
+    let mut values = Vec::with_capacity(entity.properties.len());
+    for prop in entity.properties {
+        let v = match storage_of(prop) {
+            Storage::Column => {
+                decode_scalar(&prop.ty, next()?).map_err(|e| format!("{}: {e}", prop.name))?
+            }
+            Storage::Json => match next()? {
                 Cell::Null => Value::Null,
                 Cell::Text(t) => {
-                    let items: Vec<Json> =
+                    let j: Json =
                         serde_json::from_str(&t).map_err(|e| format!("{}: {e}", prop.name))?;
-                    let mut out = Vec::with_capacity(items.len());
-                    for item in items {
-                        out.push(match (p, item) {
-                            (Primitive::String, Json::String(s)) => Value::String(s),
-                            (Primitive::Boolean, Json::Bool(b)) => Value::Bool(b),
-                            (Primitive::DateTimeOffset, Json::String(s)) => Value::DateTime(
-                                crate::model::edm::parse_datetime(&s)
-                                    .map_err(|e| e.0.to_string())?,
-                            ),
-                            (_, other) => return Err(format!("{}: bad item {other}", prop.name)),
-                        });
-                    }
-                    Value::Collection(out)
+                    from_storage_json(&prop.ty, j).map_err(|e| format!("{}: {e}", prop.name))?
                 }
-                c => return Err(format!("{}: bad collection cell {c:?}", prop.name)),
+                c => return Err(format!("{}: bad JSON cell {c:?}", prop.name)),
             },
-            EdmType::Complex(c) => {
+            Storage::Flattened(c) => {
                 let present = !matches!(next()?, Cell::Null);
                 let mut members = Vec::with_capacity(c.members.len());
                 for m in c.members {
-                    members.push(decode_primitive(m.ty, next()?)?);
+                    members.push(
+                        decode_scalar(&m.ty, next()?)
+                            .map_err(|e| format!("{}/{}: {e}", prop.name, m.name))?,
+                    );
                 }
                 if present {
                     Value::Complex(members)
@@ -338,6 +485,7 @@ pub fn decode(cells: Vec<Cell>) -> Result<Record, String> {
         c => return Err(format!("bad dynamic cell {c:?}")),
     };
     Ok(Record {
+        entity,
         values,
         dynamic,
         version,
@@ -347,17 +495,24 @@ pub fn decode(cells: Vec<Cell>) -> Result<Record, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::record::Changes;
+    use crate::model::catalog;
+    use crate::model::record::{Change, Changes};
 
-    /// The committed DDL files are what the table derives; a change to the table shows up as a
-    /// diff to review (and, for a released schema, as a new numbered migration).
+    /// The committed DDL files are what the catalog derives for the tables the migrations
+    /// create; a change shows up as a diff to review (and, for a released schema, as a new
+    /// numbered migration).
     #[test]
-    fn golden_ddl_matches_the_table() {
+    fn golden_ddl_matches_the_catalog() {
         for (dialect, file) in [
             (Dialect::Sqlite, "sqlite.sql"),
             (Dialect::Postgres, "postgres.sql"),
         ] {
-            let derived = create_ddl(dialect).join(";\n\n") + ";\n";
+            let derived = migration_sets()
+                .into_iter()
+                .flatten()
+                .map(|e| create_ddl(e, dialect).join(";\n\n") + ";\n")
+                .collect::<Vec<_>>()
+                .join("\n");
             let path = format!("{}/docs/schema/{file}", env!("CARGO_MANIFEST_DIR"));
             if std::env::var_os("GRAPHSEC_BLESS").is_some() {
                 std::fs::write(&path, &derived).unwrap();
@@ -370,45 +525,88 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_property_has_columns_and_survives_encode_decode() {
-        let names = record_columns(Dialect::Sqlite);
-        for prop in ENTITY.properties {
-            assert!(
-                names.iter().any(|c| c == column(prop)),
-                "{} has a column",
-                prop.name
-            );
-        }
-        let mut changes = Changes::empty();
-        for (i, prop) in ENTITY.properties.iter().enumerate() {
-            let v = match prop.ty {
-                EdmType::Primitive(Primitive::String) => Value::String(format!("{}-v", prop.name)),
-                EdmType::Primitive(Primitive::Boolean) => Value::Bool(true),
-                EdmType::Primitive(Primitive::DateTimeOffset) => Value::DateTime(123_456_789),
-                EdmType::Enum(e) => Value::Enum(e.members[1].1),
-                EdmType::Collection(_) => {
-                    Value::Collection(vec![Value::String("a".into()), Value::String("".into())])
+    /// A non-null value of every shape, different per property.
+    fn sample(ty: &EdmType, seed: &str) -> Value {
+        match ty {
+            EdmType::Primitive(Primitive::String) => Value::String(format!("{seed}-v")),
+            EdmType::Primitive(Primitive::Boolean) => Value::Bool(true),
+            EdmType::Primitive(Primitive::DateTimeOffset) => Value::DateTime(123_456_789),
+            EdmType::Primitive(Primitive::Int32) => Value::Int(-7),
+            EdmType::Primitive(Primitive::Int64) => Value::Int(1 << 40),
+            EdmType::Primitive(Primitive::Double) => Value::Double(2.5),
+            EdmType::Enum(e) => Value::Enum(e.members[e.members.len().min(2) - 1].1),
+            EdmType::Collection(elem) => {
+                Value::Collection(vec![sample(elem, seed), sample(elem, "")])
+            }
+            EdmType::Complex(c) => {
+                let mut extra = serde_json::Map::new();
+                if c.open {
+                    extra.insert("undeclared".into(), serde_json::json!({"kept": [1, "a"]}));
                 }
-                EdmType::Complex(c) => Value::Complex(
-                    c.members
-                        .iter()
-                        .map(|m| Value::String(m.name.into()))
-                        .collect(),
-                ),
-            };
-            changes.props[i] = Some(crate::model::record::Change::Set(v));
+                Value::complex(
+                    c,
+                    c.members.iter().map(|m| sample(&m.ty, m.name)).collect(),
+                    extra,
+                )
+            }
         }
-        changes
-            .dynamic
-            .insert("extra".into(), serde_json::json!({"a": [1, null]}));
-        let record = Record::create(changes, "the-id".into(), 42);
-        let cells = encode(&record);
-        assert_eq!(cells.len(), names.len());
-        assert_eq!(decode(cells).unwrap(), record);
-        let json = record.to_json(None);
-        for prop in ENTITY.properties {
-            assert!(!json[prop.name].is_null(), "{} is serialized", prop.name);
+    }
+
+    #[test]
+    fn every_property_of_every_set_has_columns_and_survives_encode_decode() {
+        for &entity in catalog().sets() {
+            let names = record_columns(entity, Dialect::Sqlite);
+            for prop in entity.properties {
+                assert!(
+                    names.iter().any(|c| c == column(prop)),
+                    "{} has a column",
+                    prop.name
+                );
+            }
+            let mut changes = Changes::empty(entity);
+            for (i, prop) in entity.properties.iter().enumerate() {
+                changes.props[i] = Some(Change::Set(sample(&prop.ty, prop.name)));
+            }
+            changes
+                .dynamic
+                .insert("extra".into(), serde_json::json!({"a": [1, null]}));
+            let record = Record::create(changes, "the-id".into(), 42).unwrap();
+            let cells = encode(&record);
+            assert_eq!(cells.len(), names.len(), "{}", entity.collection);
+            assert_eq!(
+                decode(entity, cells).unwrap(),
+                record,
+                "{}",
+                entity.collection
+            );
+            let json = record.to_json(None);
+            for prop in entity.properties {
+                assert!(!json[prop.name].is_null(), "{} is serialized", prop.name);
+            }
         }
+    }
+
+    #[test]
+    fn storage_follows_the_shape() {
+        let profiles = catalog().set("cloudAppSecurityProfiles").unwrap();
+        let of = |e: &EntityType, n: &str| storage_of(e.property(n).unwrap());
+        assert_eq!(of(profiles, "name"), Storage::Column);
+        assert_eq!(of(profiles, "permissionsRequired"), Storage::Column);
+        assert_eq!(of(profiles, "tags"), Storage::Json);
+        assert!(matches!(
+            of(profiles, "vendorInformation"),
+            Storage::Flattened(_)
+        ));
+        let scores = catalog().set("secureScores").unwrap();
+        // An open complex type is stored as JSON (it keeps undeclared members).
+        assert_eq!(of(scores, "controlScores"), Storage::Json);
+        assert_eq!(of(scores, "currentScore"), Storage::Column);
+        assert_eq!(
+            columns(scores, Dialect::Postgres)
+                .iter()
+                .find(|c| c.0 == "currentScore")
+                .map(|c| c.1),
+            Some("DOUBLE PRECISION")
+        );
     }
 }

@@ -27,7 +27,7 @@ use super::compile::{self, SqlParam};
 use super::schema::{self, Cell, Dialect, quote};
 use super::{BoxFuture, ListSpec, Page, Precondition, Store, StoreError, TenantRecord};
 use crate::model::edm::unique_ticks;
-use crate::model::entity::ENTITY;
+use crate::model::entity::EntityType;
 use crate::model::record::{Changes, Record};
 use crate::odata::typecheck::TypedFilter;
 
@@ -133,13 +133,15 @@ pub struct SqliteStore {
     readers: Arc<Mutex<Vec<Connection>>>,
     permits: Arc<Semaphore>,
     inline: Vec<InlineReader>,
-    sql: Arc<Statements>,
+    /// One per entity set of the catalog.
+    sql: Arc<Vec<Arc<Statements>>>,
     secret: Vec<u8>,
 }
 
-/// The fixed SQL of the store, derived from the entity table once at open (statement caches
+/// The fixed SQL of one entity set, derived from the catalog once at open (statement caches
 /// are keyed by this text, so it is built once rather than on every call).
 struct Statements {
+    entity: &'static EntityType,
     /// Every record column, quoted, in `schema::record_columns` order.
     select_list: String,
     /// Columns a record row has.
@@ -158,17 +160,17 @@ struct Statements {
 }
 
 impl Statements {
-    fn new() -> Statements {
+    fn new(entity: &'static EntityType) -> Statements {
         let d = Dialect::Sqlite;
-        let cols = schema::record_columns(d);
-        let table = quote(schema::TABLE);
+        let cols = schema::record_columns(entity, d);
+        let table = quote(entity.table);
         let tenant = quote(schema::TENANT_COLUMN);
-        let key = quote(schema::column(&ENTITY.properties[ENTITY.key_index()]));
+        let key = quote(schema::column(entity.key()));
         let select_list = cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
         let n = cols.len();
         Statements {
             get: format!("SELECT {select_list} FROM {table} WHERE {tenant} = ?1 AND {key} = ?2"),
-            insert: schema::insert_sql(d),
+            insert: schema::insert_sql(entity, d),
             delete: format!("DELETE FROM {table} WHERE {tenant} = ?1 AND {key} = ?2"),
             version: format!(
                 "SELECT {} FROM {table} WHERE {tenant} = ?1 AND {key} = ?2",
@@ -180,6 +182,7 @@ impl Statements {
             table,
             tenant,
             key,
+            entity,
         }
     }
 
@@ -225,6 +228,7 @@ fn to_sql(cell: Cell) -> SqlValue {
         Cell::Null => SqlValue::Null,
         Cell::Int(i) => SqlValue::Integer(i),
         Cell::Bool(b) => SqlValue::Integer(i64::from(b)),
+        Cell::Real(f) => SqlValue::Real(f),
         Cell::Text(t) => SqlValue::Text(t),
     }
 }
@@ -233,6 +237,7 @@ fn from_sql(v: ValueRef<'_>) -> Result<Cell, StoreError> {
     Ok(match v {
         ValueRef::Null => Cell::Null,
         ValueRef::Integer(i) => Cell::Int(i),
+        ValueRef::Real(f) => Cell::Real(f),
         ValueRef::Text(t) => Cell::Text(String::from_utf8(t.to_vec()).map_err(internal)?),
         other => {
             return Err(internal(format!(
@@ -243,17 +248,25 @@ fn from_sql(v: ValueRef<'_>) -> Result<Cell, StoreError> {
     })
 }
 
-fn read_record(row: &rusqlite::Row<'_>, width: usize) -> Result<Record, StoreError> {
-    let mut cells = Vec::with_capacity(width);
-    for i in 0..width {
+fn read_record(row: &rusqlite::Row<'_>, sql: &Statements) -> Result<Record, StoreError> {
+    let mut cells = Vec::with_capacity(sql.width);
+    for i in 0..sql.width {
         cells.push(from_sql(row.get_ref(i).map_err(map_sqlite)?)?);
     }
-    schema::decode(cells).map_err(|e| StoreError::Internal(format!("corrupt row: {e}")))
+    schema::decode(sql.entity, cells).map_err(|e| StoreError::Internal(format!("corrupt row: {e}")))
 }
 
-/// The numbered migrations; index + 1 is the schema version each one produces.
+/// The numbered migrations; index + 1 is the schema version each one produces: the tables of
+/// the sets [`schema::migration_sets`] assigns to it.
 fn migrations() -> Vec<Vec<String>> {
-    vec![schema::create_ddl(Dialect::Sqlite)]
+    schema::migration_sets()
+        .into_iter()
+        .map(|sets| {
+            sets.into_iter()
+                .flat_map(|e| schema::create_ddl(e, Dialect::Sqlite))
+                .collect()
+        })
+        .collect()
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), String> {
@@ -414,9 +427,26 @@ impl SqliteStore {
             readers: Arc::new(Mutex::new(readers)),
             permits: Arc::new(Semaphore::new(READERS)),
             inline,
-            sql: Arc::new(Statements::new()),
+            sql: Arc::new(
+                crate::model::catalog()
+                    .sets()
+                    .iter()
+                    .map(|e| Arc::new(Statements::new(e)))
+                    .collect(),
+            ),
             secret,
         })
+    }
+
+    /// The statements of an entity set (every catalog set has them).
+    fn sql(&self, entity: &'static EntityType) -> Result<Arc<Statements>, StoreError> {
+        self.sql
+            .iter()
+            .find(|s| std::ptr::eq(s.entity, entity))
+            .cloned()
+            .ok_or_else(|| {
+                StoreError::Internal(format!("{} is not a catalog set", entity.collection))
+            })
     }
 
     /// The database file for a data directory.
@@ -578,7 +608,7 @@ fn fetch_one(
     let mut stmt = conn.prepare_cached(&sql.get).map_err(map_sqlite)?;
     let mut rows = stmt.query([tenant, id]).map_err(map_sqlite)?;
     match rows.next().map_err(map_sqlite)? {
-        Some(row) => read_record(row, sql.width),
+        Some(row) => read_record(row, sql),
         None => Err(StoreError::NotFound),
     }
 }
@@ -590,9 +620,11 @@ impl Store for SqliteStore {
         changes: Changes,
         id: String,
     ) -> BoxFuture<'_, Result<Record, StoreError>> {
-        let (tenant, sql) = (tenant.to_string(), self.sql.clone());
+        let sql = try_or_fail!(self.sql(changes.entity));
+        let tenant = tenant.to_string();
         Box::pin(self.write(move |conn| {
-            let record = Record::create(changes, id, unique_ticks());
+            let record =
+                Record::create(changes, id, unique_ticks()).map_err(StoreError::Invalid)?;
             let mut cells = vec![to_sql(Cell::Text(tenant))];
             cells.extend(schema::encode(&record).into_iter().map(to_sql));
             let mut stmt = conn.prepare_cached(&sql.insert).map_err(map_sqlite)?;
@@ -608,8 +640,14 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn get(&self, tenant: &str, id: &str) -> BoxFuture<'_, Result<Record, StoreError>> {
-        let (tenant, id, sql) = (tenant.to_string(), id.to_string(), self.sql.clone());
+    fn get(
+        &self,
+        entity: &'static EntityType,
+        tenant: &str,
+        id: &str,
+    ) -> BoxFuture<'_, Result<Record, StoreError>> {
+        let sql = try_or_fail!(self.sql(entity));
+        let (tenant, id) = (tenant.to_string(), id.to_string());
         Box::pin(self.read(move |conn| fetch_one(conn, &sql, &tenant, &id)))
     }
 
@@ -620,13 +658,16 @@ impl Store for SqliteStore {
         changes: Changes,
         pre: Precondition,
     ) -> BoxFuture<'_, Result<Record, StoreError>> {
-        let (tenant, id, sql) = (tenant.to_string(), id.to_string(), self.sql.clone());
+        let sql = try_or_fail!(self.sql(changes.entity));
+        let (tenant, id) = (tenant.to_string(), id.to_string());
         // The single writer thread makes read-check-write atomic: no other write runs between.
         Box::pin(self.write(move |conn| {
             let mut record = fetch_one(conn, &sql, &tenant, &id)?;
             pre.check(record.version)?;
             let before = schema::encode(&record);
-            record.apply(changes, unique_ticks());
+            record
+                .apply(changes, unique_ticks())
+                .map_err(StoreError::Invalid)?;
             let (changed, mut cells): (Vec<usize>, Vec<SqlValue>) = schema::encode(&record)
                 .into_iter()
                 .zip(before)
@@ -646,11 +687,13 @@ impl Store for SqliteStore {
 
     fn delete(
         &self,
+        entity: &'static EntityType,
         tenant: &str,
         id: &str,
         pre: Precondition,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        let (tenant, id, sql) = (tenant.to_string(), id.to_string(), self.sql.clone());
+        let sql = try_or_fail!(self.sql(entity));
+        let (tenant, id) = (tenant.to_string(), id.to_string());
         Box::pin(self.write(move |conn| {
             let version: Option<i64> = conn
                 .prepare_cached(&sql.version)
@@ -669,12 +712,23 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn list(&self, tenant: &str, spec: ListSpec) -> BoxFuture<'_, Result<Page, StoreError>> {
+    fn list(
+        &self,
+        entity: &'static EntityType,
+        tenant: &str,
+        spec: ListSpec,
+    ) -> BoxFuture<'_, Result<Page, StoreError>> {
+        let statements = try_or_fail!(self.sql(entity));
         let tenant = tenant.to_string();
-        let statements = self.sql.clone();
         Box::pin(self.read(move |conn| {
-            let q = compile::list_sql(Dialect::Sqlite, &statements.select_list, &tenant, &spec)
-                .map_err(|e| StoreError::Internal(format!("keyset: {}", e.0)))?;
+            let q = compile::list_sql(
+                entity,
+                Dialect::Sqlite,
+                &statements.select_list,
+                &tenant,
+                &spec,
+            )
+            .map_err(|e| StoreError::Internal(format!("keyset: {}", e.0)))?;
             let (count_sql, count_params) = (q.count, q.count_params);
             let mut stmt = conn.prepare_cached(&q.page).map_err(map_sqlite)?;
             let mut rows = stmt
@@ -682,7 +736,7 @@ impl Store for SqliteStore {
                 .map_err(map_sqlite)?;
             let mut records = Vec::new();
             while let Some(row) = rows.next().map_err(map_sqlite)? {
-                records.push(read_record(row, statements.width)?);
+                records.push(read_record(row, &statements)?);
             }
             let more = records.len() > spec.limit;
             records.truncate(spec.limit);
@@ -709,12 +763,14 @@ impl Store for SqliteStore {
 
     fn count(
         &self,
+        entity: &'static EntityType,
         tenant: &str,
         filter: Option<TypedFilter>,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
         let tenant = tenant.to_string();
         Box::pin(self.read(move |conn| {
-            let (sql, params) = compile::count_sql(Dialect::Sqlite, &tenant, filter.as_ref());
+            let (sql, params) =
+                compile::count_sql(entity, Dialect::Sqlite, &tenant, filter.as_ref());
             let n: i64 = conn
                 .prepare_cached(&sql)
                 .and_then(|mut s| {
@@ -745,10 +801,14 @@ impl Store for SqliteStore {
         })
     }
 
-    fn reset(&self, tenant: Option<&str>) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn reset(
+        &self,
+        entity: &'static EntityType,
+        tenant: Option<&str>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
         let tenant = tenant.map(str::to_string);
         Box::pin(self.write(move |conn| {
-            let table = quote(schema::TABLE);
+            let table = quote(entity.table);
             let n = match tenant {
                 Some(t) => conn.execute(
                     &format!(
@@ -764,13 +824,16 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn tenant_counts(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
-        Box::pin(self.read(|conn| {
+    fn tenant_counts(
+        &self,
+        entity: &'static EntityType,
+    ) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
+        Box::pin(self.read(move |conn| {
             let tenant = quote(schema::TENANT_COLUMN);
             let mut stmt = conn
                 .prepare(&format!(
                     "SELECT {tenant}, COUNT(*) FROM {} GROUP BY {tenant} ORDER BY {tenant}",
-                    quote(schema::TABLE)
+                    quote(entity.table)
                 ))
                 .map_err(map_sqlite)?;
             let rows = stmt
@@ -784,14 +847,16 @@ impl Store for SqliteStore {
 
     fn export_page(
         &self,
+        entity: &'static EntityType,
         tenant: Option<&str>,
         after: Option<(String, String)>,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<TenantRecord>, StoreError>> {
+        let statements = try_or_fail!(self.sql(entity));
         let tenant = tenant.map(str::to_string);
-        let statements = self.sql.clone();
         Box::pin(self.read(move |conn| {
             let sql = schema::export_page_sql(
+                entity,
                 Dialect::Sqlite,
                 &statements.select_list,
                 tenant.is_some(),
@@ -812,7 +877,7 @@ impl Store for SqliteStore {
             let mut out = Vec::with_capacity(limit.min(10_000));
             while let Some(row) = rows.next().map_err(map_sqlite)? {
                 out.push(TenantRecord {
-                    record: read_record(row, statements.width)?,
+                    record: read_record(row, &statements)?,
                     tenant: row.get(statements.width).map_err(map_sqlite)?,
                 });
             }
@@ -821,11 +886,14 @@ impl Store for SqliteStore {
     }
 
     fn import_chunk(&self, rows: Vec<TenantRecord>) -> BoxFuture<'_, Result<(), StoreError>> {
-        let sql = self.sql.clone();
+        let mut statements = Vec::with_capacity(rows.len());
+        for row in &rows {
+            statements.push(try_or_fail!(self.sql(row.record.entity)));
+        }
         Box::pin(self.write(move |conn| {
-            let mut delete = conn.prepare_cached(&sql.delete).map_err(map_sqlite)?;
-            let mut insert = conn.prepare_cached(&sql.insert).map_err(map_sqlite)?;
-            for row in rows {
+            for (row, sql) in rows.into_iter().zip(&statements) {
+                let mut delete = conn.prepare_cached(&sql.delete).map_err(map_sqlite)?;
+                let mut insert = conn.prepare_cached(&sql.insert).map_err(map_sqlite)?;
                 delete
                     .execute(rusqlite::params![row.tenant, row.record.id()])
                     .map_err(map_sqlite)?;
@@ -845,6 +913,12 @@ mod tests {
     use super::*;
     use crate::model::record::Changes;
 
+    fn profiles() -> &'static EntityType {
+        crate::model::catalog()
+            .set("cloudAppSecurityProfiles")
+            .unwrap()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_writes_share_commits_and_failures_stay_isolated() {
         let dir = tempfile::tempdir().unwrap();
@@ -859,7 +933,7 @@ mod tests {
                 format!("id-{i}")
             };
             tasks.push(tokio::spawn(async move {
-                s.create("t", Changes::empty(), id).await
+                s.create("t", Changes::empty(profiles()), id).await
             }));
         }
         let mut ok = 0;
@@ -872,7 +946,7 @@ mod tests {
             }
         }
         assert_eq!((ok, dup), (180, 20));
-        assert_eq!(store.count("t", None).await.unwrap(), 180);
+        assert_eq!(store.count(profiles(), "t", None).await.unwrap(), 180);
         let commits = store.stats.commits.load(Ordering::Relaxed);
         let writes = store.stats.writes.load(Ordering::Relaxed);
         assert_eq!(writes, 200);
@@ -886,7 +960,7 @@ mod tests {
     async fn a_read_over_the_inline_budget_finishes_on_the_blocking_pool() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&Location::File(dir.path().to_path_buf())).unwrap();
-        let short = store.get("t", "missing").await;
+        let short = store.get(profiles(), "t", "missing").await;
         assert_eq!(short, Err(StoreError::NotFound));
         assert_eq!(store.stats.slow_reads.load(Ordering::Relaxed), 0);
         // Far more VM steps than the inline budget: interrupted inline, then run to the end.

@@ -48,10 +48,10 @@ fn plan(db: &Path, tenant: &str, options: &[(&str, &str)], after: Option<&[Value
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let q = parse_list_query(&pairs).expect("options");
+    let q = parse_list_query(data::profiles(), &pairs).expect("options");
     let mut sql = format!(
         "{} WHERE {} = ?1",
-        quote(schema::TABLE),
+        quote(data::profiles().table),
         quote(schema::TENANT_COLUMN)
     );
     let mut params = vec![SqlParam::Text(tenant.into())];
@@ -72,15 +72,21 @@ fn plan(db: &Path, tenant: &str, options: &[(&str, &str)], after: Option<&[Value
                 _ => SqlParam::Null,
             })
             .collect();
-        let frag =
-            compile_keyset(&q.order_by, &after, Dialect::Sqlite, params.len() + 1).expect("keyset");
+        let frag = compile_keyset(
+            data::profiles(),
+            &q.order_by,
+            &after,
+            Dialect::Sqlite,
+            params.len() + 1,
+        )
+        .expect("keyset");
         sql.push_str(&format!(" AND ({})", frag.sql));
         params.extend(frag.params);
     }
     let n = params.len();
     let page_sql = format!(
         "SELECT * FROM {sql} ORDER BY {} LIMIT ?{} OFFSET ?{}",
-        compile_order_by(&q.order_by, Dialect::Sqlite),
+        compile_order_by(data::profiles(), &q.order_by, Dialect::Sqlite),
         n + 1,
         n + 2
     );
@@ -117,7 +123,7 @@ fn tenant_of(db: &Path) -> String {
                 &format!(
                     "SELECT {} FROM {} LIMIT 1",
                     quote(schema::TENANT_COLUMN),
-                    quote(schema::TABLE)
+                    quote(data::profiles().table)
                 ),
                 [],
                 |r| r.get(0),
@@ -226,7 +232,12 @@ async fn perf_query_latency_on_a_million_profiles() {
         s.kill9();
         let tenant = tenant_of(&db);
         rusqlite::Connection::open(&db)
-            .and_then(|c| c.execute(&format!("DELETE FROM {}", quote(schema::TABLE)), []))
+            .and_then(|c| {
+                c.execute(
+                    &format!("DELETE FROM {}", quote(data::profiles().table)),
+                    [],
+                )
+            })
             .expect("clear");
         seed(&db, &[&tenant], rows);
     }

@@ -786,7 +786,9 @@ struct Case {
 /// the generated grammar, and the declared names (properties, complex members, the enum type).
 fn case_insensitive_words() -> HashSet<String> {
     use graphsec::model::edm::EdmType;
-    use graphsec::model::entity::ENTITY;
+    let profiles = graphsec::model::catalog()
+        .set("cloudAppSecurityProfiles")
+        .expect("served");
     let mut words: HashSet<String> = [
         "eq",
         "ne",
@@ -822,7 +824,7 @@ fn case_insensitive_words() -> HashSet<String> {
     .map(|w| w.to_string())
     .collect();
     words.insert(ENUM_TYPE.to_ascii_lowercase());
-    for p in ENTITY.properties {
+    for p in profiles.properties {
         words.insert(p.name.to_ascii_lowercase());
         if let EdmType::Complex(c) = p.ty {
             words.extend(c.members.iter().map(|m| m.name.to_ascii_lowercase()));

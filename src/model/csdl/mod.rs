@@ -3,8 +3,8 @@
 //! CSDL, descriptions removed) is embedded and read into an owned, typed [`Schema`], which
 //! [`registry::Registry`] then resolves into the twelve entity sets with flattened types.
 //!
-//! Not wired into the server yet: `crate::model::entity` is still the served table; see
-//! `docs/FAMILY.md` for how this replaces it.
+//! `crate::model::catalog` builds the served entity types from it at startup (with graphsec's
+//! overlay); see `docs/FAMILY.md`.
 //!
 //! Section references are to OData CSDL XML Format Version 4.01 ("CSDL XML") and OData
 //! Vocabularies (Capabilities, Core). The reader is strict: an element or attribute it does

@@ -1,108 +1,19 @@
-//! The loaded slice against the served static table, against the family summary
-//! (`legacy-security-family.md`), and the reader's error paths.
+//! The loaded slice against the family summary (`legacy-security-family.md`), against the
+//! `$metadata` graphsec serves, and the reader's error paths. (The catalog built from it is
+//! checked against the former static table in `model::catalog`.)
 
 use super::registry::{Property, Registry, Resolved, TypeKind};
 use super::{CsdlError, EdmPrimitive, LEGACY_SECURITY_CSDL, Schema};
-use crate::model::edm::{EdmType, Primitive};
-use crate::model::entity::ENTITY;
+use crate::model::entity::EntityType;
+
+fn profiles() -> &'static EntityType {
+    crate::model::catalog()
+        .set("cloudAppSecurityProfiles")
+        .expect("served")
+}
 
 fn registry() -> Registry {
     Registry::legacy_security().expect("the embedded slice loads")
-}
-
-fn primitive(p: Primitive) -> EdmPrimitive {
-    EdmPrimitive::from_edm_name(p.edm_name()).expect("every static primitive is an Edm primitive")
-}
-
-/// (a) The metadata says what the hand-written table says, property by property.
-#[test]
-fn cloud_app_security_profile_agrees_with_the_static_table() {
-    let reg = registry();
-    let set = reg
-        .entity_set(ENTITY.collection)
-        .expect("the static table's collection is an entity set of the slice");
-    assert_eq!(set.singleton, ENTITY.singleton);
-    let ty = reg.entity_type_of(set);
-    assert_eq!(ty.name, ENTITY.name);
-    assert_eq!(ty.qualified_name, ENTITY.qualified_name());
-    assert_eq!(ty.open, ENTITY.open);
-    let def = reg
-        .schema
-        .entity_type(&ty.qualified_name)
-        .expect("declared");
-    assert_eq!(def.base_type.as_deref(), Some(ENTITY.base_type));
-    assert_eq!(ty.key, [ENTITY.properties[ENTITY.key_index()].name]);
-
-    let loaded: Vec<&str> = ty.properties.iter().map(|p| p.name.as_str()).collect();
-    let table: Vec<&str> = ENTITY.properties.iter().map(|p| p.name).collect();
-    assert_eq!(loaded, table, "same properties in the same order");
-
-    for (p, q) in ENTITY.properties.iter().zip(&ty.properties) {
-        assert_eq!(p.nullable, q.nullable, "{}: nullability", p.name);
-        match (p.ty, q.ty) {
-            (
-                EdmType::Primitive(s),
-                Resolved {
-                    kind: TypeKind::Primitive(l),
-                    collection: false,
-                },
-            )
-            | (
-                EdmType::Collection(s),
-                Resolved {
-                    kind: TypeKind::Primitive(l),
-                    collection: true,
-                },
-            ) => assert_eq!(primitive(s), l, "{}", p.name),
-            (
-                EdmType::Enum(s),
-                Resolved {
-                    kind: TypeKind::Enum(i),
-                    collection: false,
-                },
-            ) => {
-                let l = &reg.schema.enum_types[i];
-                assert_eq!(
-                    format!("{}.{}", reg.schema.namespace, l.name),
-                    s.qualified_name()
-                );
-                assert!(!l.is_flags);
-                let members: Vec<(&str, i64)> =
-                    l.members.iter().map(|(n, v)| (n.as_str(), *v)).collect();
-                assert_eq!(members, s.members, "{}: members and values", p.name);
-                if let Some(sentinel) = s.sentinel {
-                    assert!(l.members.iter().any(|(n, _)| n == sentinel));
-                }
-            }
-            (
-                EdmType::Complex(s),
-                Resolved {
-                    kind: TypeKind::Complex(i),
-                    collection: false,
-                },
-            ) => {
-                let l = &reg.complex_types[i];
-                assert_eq!(l.qualified_name, s.qualified_name());
-                // The static complex type is closed; so must the metadata's be.
-                assert!(!l.open, "{}", l.name);
-                assert_eq!(l.properties.len(), s.members.len());
-                for (m, lm) in s.members.iter().zip(&l.properties) {
-                    assert_eq!(m.name, lm.name);
-                    assert_eq!(
-                        lm.ty,
-                        Resolved {
-                            kind: TypeKind::Primitive(primitive(m.ty)),
-                            collection: false
-                        },
-                        "{}/{}",
-                        p.name,
-                        m.name
-                    );
-                }
-            }
-            (s, l) => panic!("{}: table says {s:?}, metadata says {l:?}", p.name),
-        }
-    }
 }
 
 /// (b) The summary in `legacy-security-family.md`: per set, properties besides `id`,
@@ -573,10 +484,11 @@ fn derived_complex_types_flags_and_defaults_resolve() {
 /// the slice's where the slice has them.
 #[test]
 fn served_metadata_agrees_with_the_slice() {
-    let served = load(&crate::api::metadata::render(&[&ENTITY])).expect("served $metadata loads");
+    let served =
+        load(&crate::api::metadata::render(&[profiles()])).expect("served $metadata loads");
     let graph = registry();
     let describe = |reg: &Registry| {
-        let set = reg.entity_set(ENTITY.collection).expect("served set");
+        let set = reg.entity_set(profiles().collection).expect("served set");
         let ty = reg.entity_type_of(set);
         let props: Vec<(String, String, bool)> = ty
             .properties
@@ -587,7 +499,7 @@ fn served_metadata_agrees_with_the_slice() {
     };
     assert_eq!(describe(&served), describe(&graph));
     let caps = |reg: &Registry| {
-        reg.entity_set(ENTITY.collection)
+        reg.entity_set(profiles().collection)
             .expect("served set")
             .capabilities
             .clone()

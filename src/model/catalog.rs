@@ -1,0 +1,754 @@
+//! The catalog: one [`EntityType`] per entity set of the `security` singleton, built ONCE at
+//! startup from Graph's metadata ([`Registry::legacy_security`], the embedded CSDL slice) and
+//! graphsec's overlay (`overlay.json`, embedded: what the CSDL does not say — managed roles,
+//! indexes, documented per-resource rules, the annotations the slice lacks).
+//!
+//! Everything is leaked into `&'static` once ([`catalog`] is a `OnceLock`), so handlers, the
+//! OData engine and the stores pass `&'static EntityType` around and compare enum and complex
+//! types by pointer. A load error (a bad embedded file; the unit tests catch it first) stops
+//! startup: [`init`] reports it, [`catalog`] panics with it.
+//!
+//! The overlay is validated against the registry: a set, property or role it names that the
+//! metadata lacks is an error, and so is an overlay annotation for a set the metadata already
+//! annotates (one source per fact).
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+
+use super::csdl::registry::{Registry, Resolved, TypeKind};
+use super::csdl::{self, EdmPrimitive};
+use super::edm::{ComplexType, EdmType, EnumType, Member, Primitive};
+use super::entity::{Capabilities, Deprecation, EntityType, Managed, Property, Rules};
+
+/// The embedded overlay.
+pub const OVERLAY: &str = include_str!("overlay.json");
+
+/// The evolvable-enum sentinel Graph appends to most enums (OData "evolvable enums").
+const SENTINEL: &str = "unknownFutureValue";
+
+/// Every entity set graphsec knows, with its resolved type.
+#[derive(Debug)]
+pub struct Catalog {
+    sets: Vec<&'static EntityType>,
+    /// The resolved metadata the catalog was built from (bound actions' signatures live here).
+    pub registry: Registry,
+}
+
+impl Catalog {
+    /// Every entity set, in the metadata's order.
+    pub fn sets(&self) -> &[&'static EntityType] {
+        &self.sets
+    }
+
+    /// The sets graphsec serves (see [`EntityType::served`]).
+    pub fn served(&self) -> impl Iterator<Item = &'static EntityType> + '_ {
+        self.sets.iter().copied().filter(|s| s.served)
+    }
+
+    /// The set graphsec served before the family (the one the first migration creates): export
+    /// files and admin requests that name no set mean it, so they keep working unchanged.
+    pub fn default_set(&self) -> &'static EntityType {
+        self.sets
+            .iter()
+            .copied()
+            .find(|s| s.migration == Some(1))
+            .unwrap_or(self.sets[0])
+    }
+
+    /// The set with this collection name, ignoring ASCII case (Graph's URL segments are
+    /// case-insensitive).
+    pub fn set(&self, name: &str) -> Option<&'static EntityType> {
+        self.sets
+            .iter()
+            .copied()
+            .find(|s| s.collection.eq_ignore_ascii_case(name))
+    }
+
+    /// Loads the embedded metadata and overlay.
+    pub fn load() -> Result<Catalog, String> {
+        let registry = Registry::legacy_security().map_err(|e| e.to_string())?;
+        let overlay: Overlay =
+            serde_json::from_str(OVERLAY).map_err(|e| format!("model/overlay.json: {e}"))?;
+        let sets = Builder::new(&registry).build(&overlay)?;
+        if !sets.iter().any(|s| s.migration == Some(1)) {
+            return Err("model/overlay.json: no set has migration 1".into());
+        }
+        Ok(Catalog { sets, registry })
+    }
+}
+
+static CATALOG: OnceLock<Result<Catalog, String>> = OnceLock::new();
+
+/// Builds the catalog (once); the error says what in the embedded files is wrong.
+pub fn init() -> Result<&'static Catalog, String> {
+    CATALOG
+        .get_or_init(Catalog::load)
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// The catalog. Panics if the embedded metadata does not load, which the unit tests rule out
+/// (and `main` checks through [`init`] before serving).
+pub fn catalog() -> &'static Catalog {
+    match init() {
+        Ok(c) => c,
+        Err(e) => panic!("the embedded model does not load: {e}"),
+    }
+}
+
+/// snake_case of a camelCase name (`cloudAppSecurityProfiles` -> `cloud_app_security_profiles`).
+pub fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 8);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Whether the engine handles every shape of this type end to end (a set is served when it
+/// does and a migration creates its table). Widened step by step as the
+/// Edm surface lands (issue 14); today: String/Boolean/DateTimeOffset primitives, enums,
+/// collections of those primitives, closed complex types of those primitives, every property
+/// but the key nullable.
+fn supported(properties: &[Property]) -> bool {
+    let old = |p: &Primitive| {
+        matches!(
+            p,
+            Primitive::String | Primitive::Boolean | Primitive::DateTimeOffset
+        )
+    };
+    properties.iter().all(|p| {
+        let shape = match p.ty {
+            EdmType::Primitive(q) => old(&q),
+            EdmType::Enum(_) => true,
+            EdmType::Collection(EdmType::Primitive(q)) => old(q),
+            EdmType::Collection(_) => false,
+            EdmType::Complex(c) => {
+                !c.open
+                    && c.members
+                        .iter()
+                        .all(|m| m.nullable && matches!(&m.ty, EdmType::Primitive(q) if old(q)))
+            }
+        };
+        shape && (p.nullable || p.managed == Managed::Key)
+    })
+}
+
+fn leak_str(s: &str) -> &'static str {
+    Box::leak(s.to_string().into_boxed_str())
+}
+
+fn leak_slice<T>(v: Vec<T>) -> &'static [T] {
+    Box::leak(v.into_boxed_slice())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Overlay {
+    #[serde(rename = "//")]
+    _note: Option<String>,
+    sets: HashMap<String, SetOverlay>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SetOverlay {
+    key: String,
+    created: Option<String>,
+    modified: Option<String>,
+    #[serde(default)]
+    indexed: Vec<String>,
+    #[serde(default)]
+    required_on_create: Vec<String>,
+    #[serde(default)]
+    one_of_on_create: Vec<String>,
+    /// The only properties a PATCH may change; the others (besides managed ones) are read-only.
+    updatable_only: Option<Vec<String>>,
+    max_top: Option<u32>,
+    /// The numbered schema migration that creates the set's table (absent: no table yet).
+    migration: Option<u32>,
+    /// `"likeTheFamily"`: the annotations every annotated legacy set shares.
+    capabilities: Option<String>,
+    deprecation: Option<String>,
+    #[serde(rename = "//rules")]
+    _rules_note: Option<String>,
+}
+
+const LIKE_THE_FAMILY: &str = "likeTheFamily";
+
+struct Builder<'a> {
+    reg: &'a Registry,
+    enums: Vec<Option<&'static EnumType>>,
+    complex: Vec<Option<&'static ComplexType>>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(reg: &'a Registry) -> Self {
+        Builder {
+            reg,
+            enums: vec![None; reg.schema.enum_types.len()],
+            complex: vec![None; reg.complex_types.len()],
+        }
+    }
+
+    fn enum_type(&mut self, i: usize) -> Result<&'static EnumType, String> {
+        if let Some(e) = self.enums[i] {
+            return Ok(e);
+        }
+        let def = &self.reg.schema.enum_types[i];
+        if def.is_flags {
+            return Err(format!("enum {}: flags enums are not supported", def.name));
+        }
+        let members: Vec<(&'static str, i64)> =
+            def.members.iter().map(|(n, v)| (leak_str(n), *v)).collect();
+        let sentinel = members.iter().map(|(n, _)| *n).find(|n| *n == SENTINEL);
+        let e: &'static EnumType = Box::leak(Box::new(EnumType {
+            name: leak_str(&def.name),
+            members: leak_slice(members),
+            sentinel,
+        }));
+        self.enums[i] = Some(e);
+        Ok(e)
+    }
+
+    fn complex_type(
+        &mut self,
+        i: usize,
+        stack: &mut Vec<usize>,
+    ) -> Result<&'static ComplexType, String> {
+        if let Some(c) = self.complex[i] {
+            return Ok(c);
+        }
+        let reg = self.reg;
+        let def = &reg.complex_types[i];
+        if stack.contains(&i) {
+            return Err(format!(
+                "complex type {} contains itself; recursive types are not supported",
+                def.qualified_name
+            ));
+        }
+        stack.push(i);
+        let mut members = Vec::with_capacity(def.properties.len());
+        for p in &def.properties {
+            let ty = self
+                .edm_type(p.ty, stack)
+                .map_err(|e| format!("{}/{}: {e}", def.qualified_name, p.name))?;
+            members.push(Member {
+                name: leak_str(&p.name),
+                ty,
+                nullable: p.nullable,
+            });
+        }
+        stack.pop();
+        let c: &'static ComplexType = Box::leak(Box::new(ComplexType {
+            name: leak_str(&def.name),
+            open: def.open,
+            members: leak_slice(members),
+        }));
+        self.complex[i] = Some(c);
+        Ok(c)
+    }
+
+    fn edm_type(&mut self, ty: Resolved, stack: &mut Vec<usize>) -> Result<EdmType, String> {
+        let element = match ty.kind {
+            TypeKind::Primitive(p) => EdmType::Primitive(primitive(p)?),
+            TypeKind::Enum(i) => EdmType::Enum(self.enum_type(i)?),
+            TypeKind::Complex(i) => EdmType::Complex(self.complex_type(i, stack)?),
+            TypeKind::Entity(i) => {
+                return Err(format!(
+                    "the entity type {} as a property type is not supported",
+                    self.reg.entity_types[i].qualified_name
+                ));
+            }
+        };
+        Ok(if ty.collection {
+            EdmType::Collection(Box::leak(Box::new(element)))
+        } else {
+            element
+        })
+    }
+
+    /// The capabilities and deprecation every annotated legacy set shares (what
+    /// `"likeTheFamily"` copies); an error if the annotated sets disagree.
+    fn family(&self) -> Result<(csdl::Capabilities, csdl::Revision), String> {
+        let mut caps: Option<&csdl::Capabilities> = None;
+        let mut rev: Option<&csdl::Revision> = None;
+        for s in &self.reg.entity_sets {
+            let Some(r) = s.revisions.first() else {
+                continue; // not legacy (the score sets live on in v1.0)
+            };
+            if s.capabilities == csdl::Capabilities::default() {
+                continue; // not annotated: nothing to compare
+            }
+            match caps {
+                Some(c) if *c != s.capabilities => {
+                    return Err(format!(
+                        "{}: its capabilities differ from the other legacy sets', so 'likeTheFamily' is ambiguous",
+                        s.name
+                    ));
+                }
+                _ => caps = Some(&s.capabilities),
+            }
+            match rev {
+                Some(x) if x != r => {
+                    return Err(format!(
+                        "{}: its deprecation differs from the other legacy sets', so 'likeTheFamily' is ambiguous",
+                        s.name
+                    ));
+                }
+                _ => rev = Some(r),
+            }
+        }
+        match (caps, rev) {
+            (Some(c), Some(r)) => Ok((c.clone(), r.clone())),
+            _ => Err("no annotated legacy set to copy 'likeTheFamily' from".into()),
+        }
+    }
+
+    fn build(mut self, overlay: &Overlay) -> Result<Vec<&'static EntityType>, String> {
+        let reg = self.reg;
+        for name in overlay.sets.keys() {
+            if reg.entity_set(name).is_none() {
+                return Err(format!(
+                    "model/overlay.json: '{name}' is not an entity set of the metadata"
+                ));
+            }
+        }
+        let family = self.family();
+        let mut out = Vec::with_capacity(reg.entity_sets.len());
+        for set in &reg.entity_sets {
+            let at = format!("model/overlay.json, set '{}'", set.name);
+            let o = overlay
+                .sets
+                .get(&set.name)
+                .ok_or_else(|| format!("{at}: missing (every set needs its key role)"))?;
+            let ty = reg.entity_type_of(set);
+            let has = |name: &str, what: &str| -> Result<(), String> {
+                if ty.property(name).is_some() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{at}: {what} '{name}' is not a property of {}",
+                        ty.qualified_name
+                    ))
+                }
+            };
+            if ty.key != [o.key.clone()] {
+                return Err(format!(
+                    "{at}: key '{}' is not the metadata's key {:?}",
+                    o.key, ty.key
+                ));
+            }
+            for (name, what) in [(&o.created, "created"), (&o.modified, "modified")] {
+                if let Some(n) = name {
+                    has(n, what)?;
+                    let p = ty.property(n).map(|p| p.ty);
+                    if p != Some(Resolved {
+                        kind: TypeKind::Primitive(EdmPrimitive::DateTimeOffset),
+                        collection: false,
+                    }) {
+                        return Err(format!("{at}: {what} '{n}' is not an Edm.DateTimeOffset"));
+                    }
+                }
+            }
+            for n in o
+                .indexed
+                .iter()
+                .chain(&o.required_on_create)
+                .chain(&o.one_of_on_create)
+                .chain(o.updatable_only.iter().flatten())
+            {
+                has(n, "property")?;
+            }
+            let family = || family.clone();
+            let (caps, revision) = {
+                let annotated = set.capabilities != csdl::Capabilities::default();
+                let caps = match (o.capabilities.as_deref(), annotated) {
+                    (None, _) => set.capabilities.clone(),
+                    (Some(LIKE_THE_FAMILY), false) => family()?.0,
+                    (Some(LIKE_THE_FAMILY), true) => {
+                        return Err(format!(
+                            "{at}: the metadata annotates this set's capabilities; drop the overlay's"
+                        ));
+                    }
+                    (Some(other), _) => return Err(format!("{at}: capabilities '{other}'?")),
+                };
+                let revision = match (o.deprecation.as_deref(), set.revisions.first()) {
+                    (None, r) => r.cloned(),
+                    (Some(LIKE_THE_FAMILY), None) => Some(family()?.1),
+                    (Some(LIKE_THE_FAMILY), Some(_)) => {
+                        return Err(format!(
+                            "{at}: the metadata annotates this set's deprecation; drop the overlay's"
+                        ));
+                    }
+                    (Some(other), _) => return Err(format!("{at}: deprecation '{other}'?")),
+                };
+                (caps, revision)
+            };
+            let capabilities = Capabilities {
+                annotated: caps != csdl::Capabilities::default(),
+                countable: caps.countable.unwrap_or(true),
+                filterable: caps.filterable.unwrap_or(true),
+                sortable: caps.sortable.unwrap_or(true),
+                select: caps.select.unwrap_or(true),
+                top: caps.top.unwrap_or(true),
+                skip: caps.skip.unwrap_or(true),
+                expandable: caps.expandable.unwrap_or(true),
+                searchable: caps.searchable.unwrap_or(true),
+                insertable: caps.insertable.unwrap_or(true),
+                updatable: caps.updatable.unwrap_or(true),
+                deletable: caps.deletable.unwrap_or(true),
+            };
+            for n in caps.non_filterable.iter().chain(&caps.non_sortable) {
+                has(n, "capability property path")?;
+            }
+            let mut properties = Vec::with_capacity(ty.properties.len());
+            for p in &ty.properties {
+                let edm = self
+                    .edm_type(p.ty, &mut Vec::new())
+                    .map_err(|e| format!("{}/{}: {e}", ty.qualified_name, p.name))?;
+                let managed = if p.name == o.key {
+                    Managed::Key
+                } else if o.created.as_deref() == Some(p.name.as_str()) {
+                    Managed::Created
+                } else if o.modified.as_deref() == Some(p.name.as_str()) {
+                    Managed::Modified
+                } else {
+                    Managed::Client
+                };
+                let indexed = o.indexed.contains(&p.name);
+                if indexed && !matches!(edm, EdmType::Primitive(_) | EdmType::Enum(_)) {
+                    return Err(format!(
+                        "{at}: indexed '{}' is not a primitive or enum property",
+                        p.name
+                    ));
+                }
+                properties.push(Property {
+                    name: leak_str(&p.name),
+                    ty: edm,
+                    nullable: p.nullable,
+                    managed,
+                    filterable: capabilities.filterable && !caps.non_filterable.contains(&p.name),
+                    // A collection is filtered through any/all lambdas, never ordered.
+                    sortable: capabilities.sortable
+                        && !p.ty.collection
+                        && !caps.non_sortable.contains(&p.name),
+                    indexed,
+                });
+            }
+            let index = |names: &[String]| -> Vec<usize> {
+                names
+                    .iter()
+                    .filter_map(|n| properties.iter().position(|p| p.name == n))
+                    .collect()
+            };
+            let read_only = match &o.updatable_only {
+                None => Vec::new(),
+                Some(allowed) => properties
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| {
+                        p.managed == Managed::Client && !allowed.contains(&p.name.to_string())
+                    })
+                    .map(|(i, _)| i)
+                    .collect(),
+            };
+            let rules = Rules {
+                required_on_create: leak_slice(index(&o.required_on_create)),
+                one_of_on_create: leak_slice(index(&o.one_of_on_create)),
+                read_only: leak_slice(read_only),
+                max_top: o.max_top,
+            };
+            let deprecation = revision
+                .filter(|r| r.kind.as_deref() == Some("Deprecated"))
+                .map(|r| Deprecation {
+                    version: r.version.as_deref().map(leak_str),
+                    date: r.date.as_deref().map(leak_str),
+                    removal_date: r.removal_date.as_deref().map(leak_str),
+                    description: r.description.as_deref().map(leak_str),
+                });
+            let def = reg
+                .schema
+                .entity_type(&ty.qualified_name)
+                .ok_or_else(|| format!("{at}: the type is not declared"))?;
+            let served = supported(&properties) && o.migration.is_some();
+            out.push(&*Box::leak(Box::new(EntityType {
+                name: leak_str(&ty.name),
+                base_type: leak_str(def.base_type.as_deref().unwrap_or("")),
+                open: ty.open,
+                collection: leak_str(&set.name),
+                singleton: leak_str(&set.singleton),
+                properties: leak_slice(properties),
+                table: leak_str(&snake_case(&set.name)),
+                capabilities,
+                deprecation,
+                rules,
+                actions: leak_slice(reg.actions_of(set).map(|a| leak_str(&a.name)).collect()),
+                migration: o.migration,
+                served,
+            })));
+        }
+        Ok(out)
+    }
+}
+
+fn primitive(p: EdmPrimitive) -> Result<Primitive, String> {
+    Ok(match p {
+        EdmPrimitive::String => Primitive::String,
+        EdmPrimitive::Boolean => Primitive::Boolean,
+        EdmPrimitive::DateTimeOffset => Primitive::DateTimeOffset,
+        EdmPrimitive::Int32 => Primitive::Int32,
+        EdmPrimitive::Int64 => Primitive::Int64,
+        EdmPrimitive::Double => Primitive::Double,
+        other => return Err(format!("{} is not supported", other.edm_name())),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profiles() -> &'static EntityType {
+        catalog()
+            .set("cloudAppSecurityProfiles")
+            .expect("the catalog has cloudAppSecurityProfiles")
+    }
+
+    /// The catalog's cloudAppSecurityProfile is, fact for fact, the hand-written table graphsec
+    /// served before the catalog existed (frozen here): same order, types, nullability, managed
+    /// roles, filterable/sortable flags and indexes, so existing databases and clients see no
+    /// change.
+    #[test]
+    fn cloud_app_security_profile_equals_the_former_static_table() {
+        use Managed::*;
+        // (name, CSDL type, nullable, managed, filterable, sortable, indexed)
+        let frozen: &[(&str, &str, bool, Managed, bool, bool, bool)] = &[
+            ("id", "Edm.String", false, Key, true, true, false),
+            (
+                "azureSubscriptionId",
+                "Edm.String",
+                true,
+                Client,
+                true,
+                true,
+                false,
+            ),
+            (
+                "azureTenantId",
+                "Edm.String",
+                true,
+                Client,
+                true,
+                true,
+                true,
+            ),
+            (
+                "createdDateTime",
+                "Edm.DateTimeOffset",
+                true,
+                Created,
+                true,
+                true,
+                true,
+            ),
+            (
+                "deploymentPackageUrl",
+                "Edm.String",
+                true,
+                Client,
+                true,
+                true,
+                false,
+            ),
+            (
+                "destinationServiceName",
+                "Edm.String",
+                true,
+                Client,
+                true,
+                true,
+                false,
+            ),
+            ("isSigned", "Edm.Boolean", true, Client, true, true, false),
+            (
+                "lastModifiedDateTime",
+                "Edm.DateTimeOffset",
+                true,
+                Modified,
+                true,
+                true,
+                true,
+            ),
+            ("manifest", "Edm.String", true, Client, true, true, false),
+            ("name", "Edm.String", true, Client, true, true, true),
+            (
+                "permissionsRequired",
+                "microsoft.graph.applicationPermissionsRequired",
+                true,
+                Client,
+                true,
+                true,
+                false,
+            ),
+            ("platform", "Edm.String", true, Client, true, true, true),
+            ("policyName", "Edm.String", true, Client, true, true, false),
+            ("publisher", "Edm.String", true, Client, true, true, true),
+            ("riskScore", "Edm.String", true, Client, true, true, false),
+            (
+                "tags",
+                "Collection(Edm.String)",
+                true,
+                Client,
+                true,
+                false,
+                false,
+            ),
+            ("type", "Edm.String", true, Client, true, true, false),
+            (
+                "vendorInformation",
+                "microsoft.graph.securityVendorInformation",
+                true,
+                Client,
+                true,
+                true,
+                false,
+            ),
+        ];
+        let e = profiles();
+        assert_eq!(e.name, "cloudAppSecurityProfile");
+        assert_eq!(e.base_type, "microsoft.graph.entity");
+        assert!(e.open);
+        assert_eq!(e.collection, "cloudAppSecurityProfiles");
+        assert_eq!(e.singleton, "security");
+        assert_eq!(e.table, "cloud_app_security_profiles");
+        assert!(e.served);
+        let got: Vec<_> = e
+            .properties
+            .iter()
+            .map(|p| {
+                (
+                    p.name,
+                    p.ty.csdl_name(),
+                    p.nullable,
+                    p.managed,
+                    p.filterable,
+                    p.sortable,
+                    p.indexed,
+                )
+            })
+            .collect();
+        let want: Vec<_> = frozen
+            .iter()
+            .map(|&(n, t, nl, m, f, s, i)| (n, t.to_string(), nl, m, f, s, i))
+            .collect();
+        assert_eq!(got, want);
+        let EdmType::Enum(perm) = e.property("permissionsRequired").unwrap().ty else {
+            panic!("permissionsRequired is an enum");
+        };
+        assert_eq!(
+            perm.members,
+            [
+                ("unknown", 0),
+                ("anonymous", 1),
+                ("guest", 2),
+                ("user", 3),
+                ("administrator", 4),
+                ("system", 5),
+                ("unknownFutureValue", 127),
+            ]
+        );
+        assert_eq!(perm.sentinel, Some("unknownFutureValue"));
+        assert_eq!(perm.resolve("4"), Some(("administrator", 4)));
+        assert_eq!(perm.resolve("String"), None);
+        let EdmType::Complex(vendor) = e.property("vendorInformation").unwrap().ty else {
+            panic!("vendorInformation is complex");
+        };
+        assert!(!vendor.open && vendor.is_flat());
+        let members: Vec<_> = vendor
+            .members
+            .iter()
+            .map(|m| (m.name, m.ty.csdl_name(), m.nullable))
+            .collect();
+        assert_eq!(
+            members,
+            [
+                ("provider", "Edm.String".to_string(), true),
+                ("providerVersion", "Edm.String".to_string(), true),
+                ("subProvider", "Edm.String".to_string(), true),
+                ("vendor", "Edm.String".to_string(), true),
+            ]
+        );
+        assert!(e.capabilities.annotated && e.capabilities.filterable && e.capabilities.top);
+        let d = e.deprecation.expect("deprecated in the metadata");
+        assert_eq!(d.date, Some("2024-04-10"));
+        assert_eq!(d.removal_date, Some("2026-04-10"));
+        assert!(e.actions.is_empty());
+        assert_eq!(e.rules, Rules::NONE);
+    }
+
+    #[test]
+    fn every_set_loads_with_its_overlay() {
+        let c = catalog();
+        assert_eq!(c.sets().len(), 12);
+        for s in c.sets() {
+            assert_eq!(s.key().name, "id", "{}", s.collection);
+            assert!(s.capabilities.annotated, "{}", s.collection);
+            assert_eq!(c.set(&s.collection.to_uppercase()), Some(*s));
+        }
+        let served: Vec<_> = c.served().map(|s| s.collection).collect();
+        assert_eq!(served, ["cloudAppSecurityProfiles"]);
+        let alerts = c.set("alerts").unwrap();
+        assert_eq!(alerts.rules.max_top, Some(1000));
+        assert_eq!(alerts.actions, ["updateAlerts"]);
+        assert!(!alerts.rules.read_only.is_empty());
+        let ti = c.set("tiIndicators").unwrap();
+        assert_eq!(ti.rules.required_on_create.len(), 6);
+        assert_eq!(
+            ti.properties[ti.managed_index(Managed::Created).unwrap()].name,
+            "ingestedDateTime"
+        );
+        assert_eq!(ti.managed_index(Managed::Modified), None);
+        for name in ["fileSecurityProfiles", "providerTenantSettings"] {
+            assert!(c.set(name).unwrap().deprecation.is_some(), "{name}");
+        }
+        for name in ["secureScores", "secureScoreControlProfiles"] {
+            assert!(c.set(name).unwrap().deprecation.is_none(), "{name}");
+        }
+        assert_eq!(
+            snake_case("secureScoreControlProfiles"),
+            "secure_score_control_profiles"
+        );
+    }
+
+    #[test]
+    fn overlay_names_are_checked_against_the_metadata() {
+        let reg = Registry::legacy_security().unwrap();
+        let load = |text: &str| {
+            let o: Overlay = serde_json::from_str(text).map_err(|e| e.to_string())?;
+            Builder::new(&reg).build(&o).map(|_| ())
+        };
+        let bad = OVERLAY.replacen("\"platform\"", "\"platfrom\"", 1);
+        assert!(load(&bad).unwrap_err().contains("platfrom"));
+        let bad = OVERLAY.replacen("\"alerts\"", "\"alertz\"", 1);
+        assert!(load(&bad).unwrap_err().contains("alertz"));
+        let bad = OVERLAY.replacen("\"maxTop\"", "\"maxtop\"", 1);
+        assert!(load(&bad).is_err());
+        // The metadata annotates alerts: an overlay annotation for it is a second source.
+        let bad = OVERLAY.replacen(
+            "\"maxTop\": 1000,",
+            "\"maxTop\": 1000, \"capabilities\": \"likeTheFamily\",",
+            1,
+        );
+        assert!(load(&bad).unwrap_err().contains("drop the overlay"));
+        assert!(load(OVERLAY).is_ok());
+    }
+}
