@@ -1,8 +1,8 @@
-//! `$metadata`: the CSDL XML of exactly what graphsec serves, rendered from entity types.
-//!
-//! Written over [`EntityType`] (a list of them), not over one entity: when the rest of the legacy
-//! security family is served, it is passed here and its enums and complex types follow. The
-//! output is deterministic (declaration order) so a committed golden file can be re-derived.
+//! `$metadata`: the CSDL XML of exactly what graphsec serves, rendered from the catalog's entity
+//! types: their enum and complex types (at any depth), the bound actions of the served sets, and
+//! each type's capability and deprecation annotations. The output is deterministic (declaration
+//! order) so a committed golden file can be re-derived; the strict CSDL reader reads it back in
+//! a unit test and finds what Graph's metadata says.
 
 use crate::model::edm::{ComplexType, EdmType, EnumType};
 use crate::model::entity::{EntityType, Managed, NAMESPACE};
@@ -87,32 +87,125 @@ fn capabilities(out: &mut String, e: &EntityType) {
             .map(|p| p.name)
             .collect::<Vec<_>>()
     };
-    record(out, "CountRestrictions", &flag("Countable", true));
+    let caps = &e.capabilities;
+    record(out, "CountRestrictions", &flag("Countable", caps.countable));
+    let filterable = caps.filterable && e.properties.iter().any(|p| p.filterable);
     record(
         out,
         "FilterRestrictions",
         &format!(
             "{}{}",
-            flag("Filterable", e.properties.iter().any(|p| p.filterable)),
-            paths("NonFilterableProperties", not(|p| p.filterable))
+            flag("Filterable", filterable),
+            if filterable {
+                paths("NonFilterableProperties", not(|p| p.filterable))
+            } else {
+                String::new()
+            }
         ),
     );
-    record(out, "SelectSupport", &flag("Supported", true));
-    out.push_str(
-        "        <Annotation Term=\"Org.OData.Capabilities.V1.SkipSupported\" Bool=\"true\" />\n",
-    );
+    record(out, "SelectSupport", &flag("Supported", caps.select));
+    out.push_str(&format!(
+        "        <Annotation Term=\"Org.OData.Capabilities.V1.SkipSupported\" Bool=\"{}\" />\n",
+        caps.skip
+    ));
+    let sortable = caps.sortable && e.properties.iter().any(|p| p.sortable);
     record(
         out,
         "SortRestrictions",
         &format!(
             "{}{}",
-            flag("Sortable", e.properties.iter().any(|p| p.sortable)),
-            paths("NonSortableProperties", not(|p| p.sortable))
+            flag("Sortable", sortable),
+            if sortable {
+                paths("NonSortableProperties", not(|p| p.sortable))
+            } else {
+                String::new()
+            }
         ),
     );
-    out.push_str(
-        "        <Annotation Term=\"Org.OData.Capabilities.V1.TopSupported\" Bool=\"true\" />\n",
-    );
+    out.push_str(&format!(
+        "        <Annotation Term=\"Org.OData.Capabilities.V1.TopSupported\" Bool=\"{}\" />\n",
+        caps.top
+    ));
+    // Graph's metadata states no insert/update/delete restriction for the family; say one only
+    // where the catalog has it.
+    for (term, property, allowed) in [
+        ("InsertRestrictions", "Insertable", caps.insertable),
+        ("UpdateRestrictions", "Updatable", caps.updatable),
+        ("DeleteRestrictions", "Deletable", caps.deletable),
+    ] {
+        if !allowed {
+            record(out, term, &flag(property, false));
+        }
+    }
+}
+
+/// The Org.OData.Core.V1.Revisions annotation of a deprecated entity type, as Graph writes it.
+fn revisions(out: &mut String, e: &EntityType) {
+    let Some(d) = &e.deprecation else {
+        return;
+    };
+    out.push_str("        <Annotation Term=\"Org.OData.Core.V1.Revisions\">\n          <Collection>\n            <Record>\n");
+    let value = |out: &mut String, property: &str, kind: &str, v: Option<&str>| {
+        if let Some(v) = v {
+            out.push_str(&format!(
+                "              <PropertyValue Property=\"{property}\" {kind}=\"{}\" />\n",
+                attr(v)
+            ));
+        }
+    };
+    value(out, "Date", "Date", d.date);
+    value(out, "Description", "String", d.description);
+    out.push_str("              <PropertyValue Property=\"Kind\">\n                <EnumMember>Org.OData.Core.V1.RevisionKind/Deprecated</EnumMember>\n              </PropertyValue>\n");
+    value(out, "RemovalDate", "Date", d.removal_date);
+    value(out, "Version", "String", d.version);
+    out.push_str("            </Record>\n          </Collection>\n        </Annotation>\n");
+}
+
+/// The bound actions of the served sets (CSDL XML §12), as Graph's metadata declares them.
+fn actions(out: &mut String, entities: &[&EntityType]) {
+    let registry = &crate::model::catalog().registry;
+    let ns = format!("{NAMESPACE}.");
+    let alias = format!("{ALIAS}.");
+    let mut seen: Vec<&str> = Vec::new();
+    for e in entities {
+        let Some(set) = registry.entity_set(e.collection) else {
+            continue;
+        };
+        for a in registry.actions_of(set) {
+            if seen.contains(&a.name.as_str()) {
+                continue;
+            }
+            seen.push(&a.name);
+            out.push_str(&format!(
+                "      <Action Name=\"{}\"{}>\n",
+                attr(&a.name),
+                if a.is_bound { " IsBound=\"true\"" } else { "" }
+            ));
+            for p in &a.parameters {
+                out.push_str(&format!(
+                    "        <Parameter Name=\"{}\" Type=\"{}\"{}{} />\n",
+                    attr(&p.name),
+                    attr(&p.ty.csdl_name().replace(&ns, &alias)),
+                    if p.nullable {
+                        ""
+                    } else {
+                        " Nullable=\"false\""
+                    },
+                    match p.unicode {
+                        Some(u) => format!(" Unicode=\"{u}\""),
+                        None => String::new(),
+                    }
+                ));
+            }
+            if let Some(r) = &a.return_type {
+                out.push_str(&format!(
+                    "        <ReturnType Type=\"{}\" />\n",
+                    attr(&r.csdl_name().replace(&ns, &alias))
+                ));
+            }
+            out.push_str("      </Action>\n");
+        }
+    }
 }
 
 /// Renders the CSDL XML document for `entities` (all contained in their singletons).
@@ -221,6 +314,7 @@ pub fn render(entities: &[&EntityType]) -> String {
         }
         out.push_str("      </EntityType>\n");
     }
+    actions(&mut out, entities);
     out.push_str(&format!("      <EntityContainer Name=\"{CONTAINER}\">\n"));
     for s in &singletons {
         out.push_str(&format!(
@@ -236,6 +330,7 @@ pub fn render(entities: &[&EntityType]) -> String {
             attr(&e.qualified_name())
         ));
         capabilities(&mut out, e);
+        revisions(&mut out, e);
         out.push_str("      </Annotations>\n");
     }
     out.push_str("    </Schema>\n  </edmx:DataServices>\n</edmx:Edmx>\n");

@@ -109,6 +109,49 @@ fn method_not_allowed(method: &Method, allowed: &'static str) -> Response {
     resp
 }
 
+/// An operation the set's capability annotations forbid (Insert/Update/DeleteRestrictions,
+/// CountRestrictions): 405 with the methods that remain, or 400 for `/$count`.
+fn forbidden_by_metadata(route: &Route, method: &Method) -> Option<Response> {
+    let (entity, allowed) = match route {
+        Route::Count(e) if !e.capabilities.countable => {
+            let e =
+                GraphError::BadRequest(format!("Counting is not supported on '{}'.", e.collection));
+            return Some(e.into_response());
+        }
+        Route::Collection(e) | Route::CollectionRef(e) if *method == Method::POST => {
+            (*e, e.capabilities.insertable)
+        }
+        Route::Entity(e, _) if *method == Method::PATCH => (*e, e.capabilities.updatable),
+        Route::Entity(e, _) if *method == Method::DELETE => (*e, e.capabilities.deletable),
+        _ => return None,
+    };
+    if allowed {
+        return None;
+    }
+    let caps = &entity.capabilities;
+    let remaining: Vec<&str> = match route {
+        Route::Entity(..) => [
+            ("GET", true),
+            ("PATCH", caps.updatable),
+            ("DELETE", caps.deletable),
+        ]
+        .iter()
+        .filter(|(_, ok)| *ok)
+        .map(|(m, _)| *m)
+        .collect(),
+        _ => vec!["GET"],
+    };
+    let mut resp = GraphError::MethodNotAllowed(format!(
+        "The HTTP method '{method}' is not allowed on '{}': Graph's metadata does not allow it.",
+        entity.collection
+    ))
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&remaining.join(", ")) {
+        resp.headers_mut().insert(header::ALLOW, v);
+    }
+    Some(resp)
+}
+
 async fn route(
     state: &AppState,
     req: Request,
@@ -163,6 +206,9 @@ async fn route(
         Operation::Write
     };
     let ctx = handlers::Ctx::new(state, &parts, resolved.versioned, principal, operation)?;
+    if let Some(refused) = forbidden_by_metadata(&resolved.route, &method) {
+        return Ok(refused);
+    }
     match (resolved.route, &method) {
         (Route::Collection(e) | Route::CollectionRef(e), &Method::POST) => {
             handlers::create(state, &ctx, e, &parts, body).await

@@ -90,7 +90,8 @@ fn query_params(e: &EntityType, list: bool) -> Vec<Json> {
         .collect();
     vec![
         json!({ "name": "$top", "in": "query", "description": "Page size.",
-                "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } }),
+                "schema": { "type": "integer", "minimum": 1,
+                            "maximum": e.rules.max_top.unwrap_or(crate::odata::query::MAX_TOP) } }),
         json!({ "name": "$skip", "in": "query", "description": "Items to skip.",
                 "schema": { "type": "integer", "minimum": 0 } }),
         json!({ "name": "$filter", "in": "query", "description": "OData filter expression.",
@@ -128,6 +129,24 @@ fn json_body(schema: Json) -> Json {
 
 /// The paths of one entity set, relative to the version root.
 fn entity_paths(e: &EntityType, paths: &mut Map<String, Json>) {
+    let mut own = Map::new();
+    set_paths(e, &mut own);
+    // A set Graph's metadata marks deprecated (Core.Revisions) has deprecated operations.
+    if e.deprecation.is_some() {
+        for item in own.values_mut() {
+            for (verb, op) in item.as_object_mut().into_iter().flatten() {
+                if verb != "parameters"
+                    && let Some(o) = op.as_object_mut()
+                {
+                    o.insert("deprecated".into(), json!(true));
+                }
+            }
+        }
+    }
+    paths.extend(own);
+}
+
+fn set_paths(e: &EntityType, paths: &mut Map<String, Json>) {
     let collection = format!("/{}/{}", e.singleton, e.collection);
     let entity = schema_ref(&e.qualified_name());
     let key = e.properties[e.key_index()].name;
@@ -247,6 +266,48 @@ fn batch_path() -> Json {
     })
 }
 
+/// Adds the schemas of the enum and complex types `ty` uses, at any depth, each once.
+fn type_schemas(ty: &EdmType, schemas: &mut Map<String, Json>) {
+    match ty {
+        EdmType::Primitive(_) => {}
+        EdmType::Collection(elem) => type_schemas(elem, schemas),
+        EdmType::Enum(en) => {
+            let names: Vec<&str> = en.members.iter().map(|(n, _)| *n).collect();
+            schemas.insert(
+                en.qualified_name(),
+                json!({ "title": en.name, "type": "string", "enum": names }),
+            );
+        }
+        EdmType::Complex(c) => {
+            if schemas.contains_key(&c.qualified_name()) {
+                return;
+            }
+            let mut props = Map::new();
+            for m in c.members {
+                props.insert(m.name.into(), property_schema(&m.ty, m.nullable));
+            }
+            let required: Vec<&str> = c
+                .members
+                .iter()
+                .filter(|m| !m.nullable)
+                .map(|m| m.name)
+                .collect();
+            // Closed: an undeclared member is 400; open: kept as sent (annotations such as
+            // `@odata.type` are allowed on input either way).
+            let mut schema = json!({ "title": c.name, "type": "object", "properties": props,
+                    "patternProperties": { "@": {} },
+                    "additionalProperties": c.open });
+            if !required.is_empty() {
+                schema["required"] = json!(required);
+            }
+            schemas.insert(c.qualified_name(), schema);
+            for m in c.members {
+                type_schemas(&m.ty, schemas);
+            }
+        }
+    }
+}
+
 /// Renders the OpenAPI document for `entities`, with `server` as the version root's URL.
 pub fn render(entities: &[&EntityType], server: &str) -> Json {
     let mut paths = Map::new();
@@ -255,30 +316,7 @@ pub fn render(entities: &[&EntityType], server: &str) -> Json {
         entity_paths(e, &mut paths);
         schemas.insert(e.qualified_name(), entity_schema(e));
         for p in e.properties {
-            match p.ty {
-                EdmType::Enum(en) => {
-                    let names: Vec<&str> = en.members.iter().map(|(n, _)| *n).collect();
-                    schemas.insert(
-                        en.qualified_name(),
-                        json!({ "title": en.name, "type": "string", "enum": names }),
-                    );
-                }
-                EdmType::Complex(c) => {
-                    let mut props = Map::new();
-                    for m in c.members {
-                        props.insert(m.name.into(), property_schema(&m.ty, m.nullable));
-                    }
-                    // Closed: an undeclared member is 400 (annotations such as
-                    // `@odata.type` are allowed on input and never returned).
-                    schemas.insert(
-                        c.qualified_name(),
-                        json!({ "title": c.name, "type": "object", "properties": props,
-                                "patternProperties": { "@": {} },
-                                "additionalProperties": c.open }),
-                    );
-                }
-                _ => {}
-            }
+            type_schemas(&p.ty, &mut schemas);
         }
     }
     paths.insert(format!("/{}", super::routes::BATCH_SEGMENT), batch_path());

@@ -115,32 +115,22 @@ pub fn snake_case(name: &str) -> String {
 }
 
 /// Whether the engine handles every shape of this type end to end (a set is served when it
-/// does and a migration creates its table). Widened step by step as the
-/// Edm surface lands (issue 14); today: String/Boolean/DateTimeOffset primitives, enums,
-/// collections of those primitives, closed complex types of those primitives, every property
-/// but the key nullable.
+/// does and a migration creates its table): every primitive the catalog admits, enums,
+/// complex values at any depth (closed, open, with non-nullable members) and collections of
+/// any of them. The catalog refuses what is outside that surface (other primitives, flags
+/// enums, recursive complex types) at load, so today every loaded type qualifies; the check
+/// stays so that widening the loader cannot serve a shape by accident.
 fn supported(properties: &[Property]) -> bool {
-    let old = |p: &Primitive| {
-        matches!(
-            p,
-            Primitive::String | Primitive::Boolean | Primitive::DateTimeOffset
-        )
-    };
-    properties.iter().all(|p| {
-        let shape = match p.ty {
-            EdmType::Primitive(q) => old(&q),
-            EdmType::Enum(_) => true,
-            EdmType::Collection(EdmType::Primitive(q)) => old(q),
-            EdmType::Collection(_) => false,
-            EdmType::Complex(c) => {
-                !c.open
-                    && c.members
-                        .iter()
-                        .all(|m| m.nullable && matches!(&m.ty, EdmType::Primitive(q) if old(q)))
+    fn shape(ty: &EdmType, depth: usize) -> bool {
+        match ty {
+            EdmType::Primitive(_) | EdmType::Enum(_) => true,
+            EdmType::Collection(elem) => {
+                !matches!(elem, EdmType::Collection(_)) && shape(elem, depth)
             }
-        };
-        shape && (p.nullable || p.managed == Managed::Key)
-    })
+            EdmType::Complex(c) => depth < 8 && c.members.iter().all(|m| shape(&m.ty, depth + 1)),
+        }
+    }
+    properties.iter().all(|p| shape(&p.ty, 0))
 }
 
 fn leak_str(s: &str) -> &'static str {
@@ -704,8 +694,9 @@ mod tests {
             assert!(s.capabilities.annotated, "{}", s.collection);
             assert_eq!(c.set(&s.collection.to_uppercase()), Some(*s));
         }
-        let served: Vec<_> = c.served().map(|s| s.collection).collect();
-        assert_eq!(served, ["cloudAppSecurityProfiles"]);
+        assert_eq!(c.served().count(), 12, "every set of the slice is served");
+        assert!(c.sets().iter().all(|s| s.migration.is_some()));
+        assert_eq!(c.default_set().collection, "cloudAppSecurityProfiles");
         let alerts = c.set("alerts").unwrap();
         assert_eq!(alerts.rules.max_top, Some(1000));
         assert_eq!(alerts.actions, ["updateAlerts"]);

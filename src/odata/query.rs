@@ -167,11 +167,12 @@ pub fn parse_list_query(
             )));
         }
         seen.push((opt, raw_name.as_str()));
+        refuse_by_capability(entity, opt, raw_name)?;
         match opt {
             Opt::Filter => out.filter = Some(parse_and_check(entity, value)?),
             Opt::Select => out.select = parse_select(entity, value)?,
             Opt::OrderBy => out.order_by = parse_order_by(entity, value)?,
-            Opt::Top => out.top = Some(parse_top(value)?),
+            Opt::Top => out.top = Some(parse_top(entity, value)?),
             Opt::Skip => out.skip = Some(parse_skip(value)?),
             Opt::Count => out.count = parse_count(value)?,
             Opt::SkipToken => {
@@ -346,13 +347,45 @@ fn sort_target(
     }
 }
 
-fn parse_top(value: &str) -> Result<u32, QueryError> {
+/// The largest `$top` of the set: Graph's documented limit for it (the overlay's `maxTop`, e.g.
+/// 1000 on alerts), never above graphsec's own page cap.
+pub fn max_top(entity: &EntityType) -> u32 {
+    entity.rules.max_top.map_or(MAX_TOP, |m| m.min(MAX_TOP))
+}
+
+fn parse_top(entity: &EntityType, value: &str) -> Result<u32, QueryError> {
+    let max = max_top(entity);
     match value.trim().parse::<u32>() {
-        Ok(n) if (1..=MAX_TOP).contains(&n) => Ok(n),
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
         _ => Err(QueryError::new(format!(
-            "The '$top' value '{}' is not valid: expected an integer from 1 to {MAX_TOP}.",
+            "The '$top' value '{}' is not valid: expected an integer from 1 to {max}.",
             super::parser::shorten(value)
         ))),
+    }
+}
+
+/// A query option the set's capability annotations switch off (Org.OData.Capabilities.V1:
+/// FilterRestrictions, SortRestrictions, SelectSupport, TopSupported, SkipSupported,
+/// CountRestrictions) is refused, naming the set.
+fn refuse_by_capability(entity: &EntityType, opt: Opt, raw_name: &str) -> Result<(), QueryError> {
+    let caps = &entity.capabilities;
+    let supported = match opt {
+        Opt::Filter => caps.filterable,
+        Opt::OrderBy => caps.sortable,
+        Opt::Select => caps.select,
+        Opt::Top => caps.top,
+        Opt::Skip => caps.skip,
+        Opt::Count => caps.countable,
+        Opt::SkipToken | Opt::Expand | Opt::Search => true,
+    };
+    if supported {
+        Ok(())
+    } else {
+        Err(QueryError::new(format!(
+            "The query option '{}' is not supported on '{}'.",
+            super::parser::shorten(raw_name),
+            entity.collection
+        )))
     }
 }
 
@@ -546,5 +579,44 @@ mod tests {
         let many =
             "name,policyName,platform,publisher,riskScore,type,manifest,isSigned,azureTenantId";
         assert!(err(&[("$orderby", many)]).contains("more than 8 keys"));
+    }
+
+    #[test]
+    fn capability_annotations_and_per_set_top_limits_are_honoured() {
+        use crate::model::entity::{Capabilities, Rules};
+        let strict: &'static EntityType = Box::leak(Box::new(EntityType {
+            capabilities: Capabilities {
+                filterable: false,
+                sortable: false,
+                countable: false,
+                ..Capabilities::DEFAULT
+            },
+            rules: Rules {
+                max_top: Some(10),
+                ..Rules::NONE
+            },
+            ..*profiles()
+        }));
+        let run = |pairs: &[(&str, &str)]| {
+            let owned: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            parse_list_query(strict, &owned).map_err(|e| e.message)
+        };
+        for (name, value) in [
+            ("$filter", "name eq 'a'"),
+            ("$orderby", "name"),
+            ("$count", "true"),
+        ] {
+            let e = run(&[(name, value)]).unwrap_err();
+            assert!(
+                e.contains("not supported on 'cloudAppSecurityProfiles'"),
+                "{e}"
+            );
+        }
+        assert!(run(&[("$select", "name")]).is_ok());
+        assert_eq!(run(&[("$top", "10")]).unwrap().top, Some(10));
+        assert!(run(&[("$top", "11")]).unwrap_err().contains("from 1 to 10"));
     }
 }

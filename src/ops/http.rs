@@ -184,27 +184,37 @@ async fn reset(
     Ok(axum::Json(json!({ "tenant": q.tenant, "deleted": deleted })).into_response())
 }
 
-/// `GET /_graphsec/info`: version, store, location, features and profiles per tenant.
+/// `GET /_graphsec/info`: version, store, location, features and, per tenant, its
+/// `cloudAppSecurityProfiles` (`profiles`, as before the family was served) and its entities
+/// per served set (`sets`, the sets it has entities in).
 async fn info(
     State(state): State<Arc<OpsState>>,
     headers: HeaderMap,
 ) -> Result<Response, GraphError> {
     admin(&state, &headers)?;
-    // Entities per tenant, every served set together.
-    let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
-    for entity in crate::model::catalog().served() {
+    let catalog = crate::model::catalog();
+    let mut counts: std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>> =
+        Default::default();
+    for entity in catalog.served() {
         for (tenant, n) in state
             .store
             .tenant_counts(entity)
             .await
             .map_err(store_failure)?
         {
-            *counts.entry(tenant).or_default() += n;
+            counts
+                .entry(tenant)
+                .or_default()
+                .insert(entity.collection.into(), n.into());
         }
     }
+    let default = catalog.default_set().collection;
     let tenants: Vec<_> = counts
         .into_iter()
-        .map(|(tenant, profiles)| json!({ "tenant": tenant, "profiles": profiles }))
+        .map(|(tenant, sets)| {
+            let profiles = sets.get(default).cloned().unwrap_or(0.into());
+            json!({ "tenant": tenant, "profiles": profiles, "sets": sets })
+        })
         .collect();
     Ok(axum::Json(json!({
         "version": env!("CARGO_PKG_VERSION"),

@@ -401,4 +401,30 @@ mod tests {
                 .contains("not valid JSON")
         );
     }
+
+    #[test]
+    fn a_line_carries_its_set_unless_it_is_the_default_one() {
+        let line = r#"{"@graphsec.tenant":"t","@graphsec.set":"alerts","id":"a","azureTenantId":"x","severity":"low","status":"newAlert","createdDateTime":"2020-01-01T00:00:00Z"}"#;
+        let row = parse(line, None).unwrap();
+        assert_eq!(row.record.entity.collection, "alerts");
+        let out: Json = serde_json::from_str(&to_line(&row)).unwrap();
+        assert_eq!(out[SET_ANNOTATION], "alerts");
+        assert_eq!(out["createdDateTime"], "2020-01-01T00:00:00Z");
+        let profile = parse(r#"{"@graphsec.tenant":"t","id":"p"}"#, None).unwrap();
+        let out: Json = serde_json::from_str(&to_line(&profile)).unwrap();
+        assert!(out.get(SET_ANNOTATION).is_none(), "{out}");
+        // The set's own rules apply (alerts need severity and status).
+        let e = parse(
+            r#"{"@graphsec.tenant":"t","@graphsec.set":"alerts","id":"a"}"#,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.contains("'severity'"), "{e}");
+        let e = parse(
+            r#"{"@graphsec.tenant":"t","@graphsec.set":"nope","id":"a"}"#,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.contains("not a served entity set"), "{e}");
+    }
 }

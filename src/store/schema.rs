@@ -586,6 +586,35 @@ mod tests {
         }
     }
 
+    /// Every table's column and index names are distinct, clear of the row's own columns, and
+    /// within PostgreSQL's 63-byte identifier limit.
+    #[test]
+    fn every_set_has_distinct_identifiers_postgres_accepts() {
+        for &entity in catalog().sets() {
+            let cols = columns(entity, Dialect::Postgres);
+            let mut names: Vec<&str> = cols.iter().map(|c| c.0.as_str()).collect();
+            names.push("dynamic_doc");
+            let n = names.len();
+            names.sort_unstable();
+            names.dedup();
+            assert_eq!(
+                names.len(),
+                n,
+                "{}: duplicate column names",
+                entity.collection
+            );
+            for name in names.iter().copied().chain(std::iter::once(entity.table)) {
+                assert!(name.len() <= 63, "{name}");
+            }
+            for stmt in create_ddl(entity, Dialect::Postgres) {
+                if let Some(ix) = stmt.strip_prefix("CREATE INDEX \"") {
+                    let ix = ix.split('"').next().unwrap_or("");
+                    assert!(ix.len() <= 63, "{ix}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn storage_follows_the_shape() {
         let profiles = catalog().set("cloudAppSecurityProfiles").unwrap();

@@ -7,6 +7,7 @@ mod cluster;
 mod documents;
 mod durability;
 mod etag;
+mod family;
 mod fidelity;
 mod ops;
 mod perf;

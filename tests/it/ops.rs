@@ -392,7 +392,10 @@ async fn admin_reset_of_one_tenant_and_of_everything_and_info_counts() {
     );
     assert_eq!(
         info["tenants"],
-        json!([{"tenant": TENANT_A, "profiles": 3}, {"tenant": TENANT_B, "profiles": 2}])
+        json!([
+            {"tenant": TENANT_A, "profiles": 3, "sets": {"cloudAppSecurityProfiles": 3}},
+            {"tenant": TENANT_B, "profiles": 2, "sets": {"cloudAppSecurityProfiles": 2}}
+        ])
     );
 
     let r = admin_call(
@@ -736,4 +739,63 @@ async fn serve_seed_imports_a_file_before_listening() {
     let err = stderr(&o);
     assert!(err.contains("line 2"), "{err}");
     assert!(!String::from_utf8_lossy(&o.stdout).contains("listening on"));
+}
+
+/// The family's sets go through the operator tools too: info counts per set, export writes
+/// `@graphsec.set` on every line but the default set's, import puts each line back in its set,
+/// and reset empties every set.
+#[tokio::test]
+async fn every_set_is_counted_exported_imported_and_reset() {
+    let s = Server::start_with(&["--admin-token", ADMIN]);
+    s.create(&json!({"id": "p1", "name": "p"})).await;
+    let alert = json!({"id": "a1", "azureTenantId": "t", "severity": "low", "status": "newAlert",
+                       "fileStates": [{"name": "f", "fileHash": {"hashType": "md5", "hashValue": "00"}}]});
+    assert_eq!(s.post("/beta/security/alerts", &alert).await.status(), 201);
+    let score = json!({"id": "s1", "azureTenantId": "t", "currentScore": 1.5,
+                       "controlScores": [{"controlName": "c", "extra": true}]});
+    assert_eq!(
+        s.post("/beta/security/secureScores", &score).await.status(),
+        201
+    );
+    let info: Value = admin_call(&s, Some(ADMIN), reqwest::Method::GET, "/_graphsec/info")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        info["tenants"],
+        json!([{"tenant": TENANT_A, "profiles": 1,
+                "sets": {"alerts": 1, "cloudAppSecurityProfiles": 1, "secureScores": 1}}])
+    );
+    if !crate::pg::selected() {
+        let lines = parsed(&export(&s.data_dir, &[]));
+        let sets: Vec<(Value, Value)> = lines
+            .iter()
+            .map(|l| (l["@graphsec.set"].clone(), l["id"].clone()))
+            .collect();
+        assert_eq!(
+            sets,
+            [
+                (json!("alerts"), json!("a1")),
+                (Value::Null, json!("p1")),
+                (json!("secureScores"), json!("s1")),
+            ]
+        );
+        assert_eq!(lines[2]["controlScores"][0]["extra"], true);
+        let work = tempfile::tempdir().unwrap();
+        let file = work.path().join("all.ndjson");
+        write_lines(&file, lines.iter().map(Value::to_string));
+        let other = tempfile::tempdir().unwrap();
+        let o = import(other.path(), &file, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(parsed(&export(other.path(), &[])), lines);
+    }
+    let reset: Value = admin_call(&s, Some(ADMIN), reqwest::Method::POST, "/_graphsec/reset")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reset["deleted"], 3);
+    let r = s.get("/beta/security/alerts/a1").await;
+    assert_eq!(r.status(), 404);
 }

@@ -68,12 +68,6 @@ async fn unknown_segments_are_400_naming_the_segment() {
         let msg = expect_error(s.get(path).await, 400, "BadRequest").await;
         assert!(msg.contains(&format!("segment '{seg}'")), "{path}: {msg}");
     }
-    // A set Graph's metadata describes but this build does not serve yet says so.
-    let msg = expect_error(s.get("/beta/security/alerts").await, 400, "BadRequest").await;
-    assert!(
-        msg.contains("'alerts'") && msg.contains("not served"),
-        "{msg}"
-    );
 }
 
 #[tokio::test]
