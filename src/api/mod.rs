@@ -1,5 +1,6 @@
 //! The HTTP API: state, the router, and the dispatch from a [`routes::Route`] to a thin handler.
 
+pub mod actions;
 pub mod admission;
 pub mod batch;
 pub mod context;
@@ -197,6 +198,7 @@ async fn route(
         (Route::Entity(..), &Method::GET) => "get",
         (Route::Entity(..), &Method::PATCH) => "update",
         (Route::Entity(..), &Method::DELETE) => "delete",
+        (Route::CollectionAction(_) | Route::EntityAction(..), &Method::POST) => "action",
         (Route::Metadata | Route::ServiceDocument | Route::OpenApi, _) => "document",
         _ => "method_not_allowed",
     });
@@ -225,7 +227,19 @@ async fn route(
         (Route::Entity(e, id), &Method::DELETE) => {
             handlers::delete(state, &ctx, e, &parts, &id).await
         }
+        (Route::Entity(e, id), &Method::POST) if actions::has_collection_actions(e) => {
+            Err(actions::not_an_action(e, &id))
+        }
         (Route::Entity(..), _) => Ok(method_not_allowed(&method, "GET, PATCH, DELETE")),
+        (Route::CollectionAction(a), &Method::POST) => {
+            actions::invoke(state, &ctx, a, None, &parts, body).await
+        }
+        (Route::EntityAction(a, id), &Method::POST) => {
+            actions::invoke(state, &ctx, a, Some(&id), &parts, body).await
+        }
+        (Route::CollectionAction(_) | Route::EntityAction(..), _) => {
+            Ok(method_not_allowed(&method, "POST"))
+        }
         // Only reached for a method other than POST ([`batch::middleware`] takes the POSTs).
         (Route::Batch, _) => Ok(method_not_allowed(&method, "POST")),
         (route @ (Route::Metadata | Route::ServiceDocument | Route::OpenApi), _) => {

@@ -5,6 +5,7 @@
 //! paths without it. `$batch` sub-requests are routed by the same function.
 
 use crate::error::GraphError;
+use crate::model::actions::{self, Binding, BoundAction};
 use crate::model::catalog;
 use crate::model::entity::EntityType;
 
@@ -20,6 +21,11 @@ pub enum Route {
     Count(&'static EntityType),
     /// `/security/cloudAppSecurityProfiles/{id}` or `…('{id}')`
     Entity(&'static EntityType, String),
+    /// `/security/tiIndicators/submitTiIndicators`: an action bound to the collection
+    /// (answered by [`crate::api::actions`]).
+    CollectionAction(&'static BoundAction),
+    /// `/security/securityActions/{id}/cancelSecurityAction`: an action bound to one entity.
+    EntityAction(&'static BoundAction, String),
     /// `/beta/$batch` or `/$batch`: JSON batching (answered by [`crate::api::batch`]).
     Batch,
     /// `/beta/$metadata` or `/$metadata`: the CSDL document.
@@ -175,6 +181,21 @@ pub fn resolve(path: &str) -> Result<Resolved, GraphError> {
             i += 1;
             Route::Entity(entity, id)
         }
+        // Graph reads a segment after the collection as a bound action's name before it reads
+        // it as a key (OData URL conventions §4.3.1 and §4.5.8): `submitTiIndicators` is never
+        // an id.
+        None if seg(i + 1).is_some_and(|s| {
+            actions::find(entity, Binding::Collection, s).is_some()
+                || actions::strip_namespace(s).is_some()
+        }) =>
+        {
+            let s = seg(i + 1).unwrap_or_default();
+            i += 2;
+            match actions::find(entity, Binding::Collection, s) {
+                Some(a) => Route::CollectionAction(a),
+                None => return Err(unknown_action(entity, Binding::Collection, s)),
+            }
+        }
         None => {
             i += 1;
             match seg(i) {
@@ -197,10 +218,39 @@ pub fn resolve(path: &str) -> Result<Resolved, GraphError> {
             }
         }
     };
+    // A segment after an entity's key can only be an action bound to the entity type.
+    let route = match (route, seg(i)) {
+        (Route::Entity(entity, id), Some(s)) if !s.is_empty() => {
+            i += 1;
+            match actions::find(entity, Binding::Entity, s) {
+                Some(a) => Route::EntityAction(a, id),
+                None => return Err(unknown_action(entity, Binding::Entity, s)),
+            }
+        }
+        (route, _) => route,
+    };
     if let Some(extra) = seg(i) {
         return Err(not_found_segment(extra));
     }
     Ok(Resolved { route, versioned })
+}
+
+/// A segment where only a bound action may stand names none: Graph's 400 for an unknown
+/// segment, listing the actions that are bound there.
+fn unknown_action(entity: &'static EntityType, binding: Binding, seg: &str) -> GraphError {
+    let names: Vec<&str> = actions::of(entity, binding).map(|a| a.name).collect();
+    let place = match binding {
+        Binding::Collection => format!("the collection '{}'", entity.collection),
+        Binding::Entity => format!("an entity of '{}'", entity.collection),
+    };
+    GraphError::BadRequest(if names.is_empty() {
+        format!("Resource not found for the segment '{seg}'.")
+    } else {
+        format!(
+            "Resource not found for the segment '{seg}'. The actions bound to {place} are: {}.",
+            names.join(", ")
+        )
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The entity model: Edm types, the catalog of entity sets (from Graph's metadata and
 //! graphsec's overlay), values of an entity and body validation.
 
+pub mod actions;
 pub mod catalog;
 pub mod csdl;
 pub mod edm;

@@ -1,6 +1,7 @@
 //! The one integration-test binary: every test talks HTTP to a real `graphsec serve` process on
 //! 127.0.0.1:0 with its own store.
 
+mod actions;
 mod auth;
 mod batch;
 mod cluster;
