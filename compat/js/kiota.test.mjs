@@ -26,7 +26,7 @@ import {
 import { Agent, fetch as undiciFetch } from "undici";
 
 import { capabilities, startServer } from "./graphsec.mjs";
-import { ALERTS, PROFILES, marker, probeServed } from "./helpers.mjs";
+import { ALERTS, PROFILES, marker, probeServed, unlessNotServed } from "./helpers.mjs";
 
 const COLLECTION = `{+baseurl}${PROFILES}{?%24filter,%24orderby,%24top,%24select}`;
 const ENTITY = `{+baseurl}${PROFILES}/{id}`;
@@ -171,7 +171,7 @@ test("kiota fetch library: errors keep their status through the middleware chain
   );
 });
 
-test("kiota fetch library: alerts with a lambda $filter over a complex collection, PATCH, read back", { skip }, async (t) => {
+test("kiota fetch library: alerts: create, PATCH and read back, then a lambda $filter over a complex collection", { skip }, async (t) => {
   if (alertsNotServed) return t.skip(alertsNotServed);
   const mark = marker();
   const vendorInformation = { provider: "Windows Defender ATP", vendor: "Microsoft" };
@@ -190,12 +190,6 @@ test("kiota fetch library: alerts with a lambda $filter over a complex collectio
     assert.deepEqual(wire.map((w) => [w.method, w.contentEncoding, w.status]), [["POST", "gzip", 201]]);
     ids.push(created.id);
   }
-  const listed = await send(HttpMethod.GET, ALERTS_COLLECTION, {
-    query: { filter: `userStates/any(u: u/userPrincipalName eq 'alice-${mark}@contoso.example')`, orderby: "title desc" },
-  });
-  assert.deepEqual(listed.value.map((a) => a.id), [ids[2], ids[0]]);
-  assert.equal(listed.value[0].userStates[0].logonType, "interactive");
-
   await send(HttpMethod.PATCH, ALERT, {
     id: ids[1],
     body: { status: "inProgress", feedback: "benignPositive", assignedTo: "tier2", vendorInformation },
@@ -204,4 +198,15 @@ test("kiota fetch library: alerts with a lambda $filter over a complex collectio
   assert.ok([200, 204].includes(wire[0].status), `PATCH answered ${wire[0].status}`);
   const got = await send(HttpMethod.GET, ALERT, { id: ids[1] });
   assert.deepEqual([got.status, got.feedback, got.assignedTo, got.title], ["inProgress", "benignPositive", "tier2", `${mark}-1`]);
+
+  const filter = `userStates/any(u: u/userPrincipalName eq 'alice-${mark}@contoso.example')`;
+  // Kiota's DefaultApiError keeps no body: whether graphsec takes the lambda yet is asked through
+  // the Graph client (400 "... is not supported yet" skips).
+  const probe = await unlessNotServed(t, `lambda $filter over a collection of complex values on ${ALERTS}`, () =>
+    server.client().api(ALERTS).filter(filter).top(1).get(),
+  );
+  if (!probe) return;
+  const listed = await send(HttpMethod.GET, ALERTS_COLLECTION, { query: { filter, orderby: "title desc" } });
+  assert.deepEqual(listed.value.map((a) => a.id), [ids[2], ids[0]]);
+  assert.equal(listed.value[0].userStates[0].logonType, "interactive");
 });

@@ -112,10 +112,14 @@ async def three(client, marker) -> list[Alert]:
     return [await client.security.alerts.post(alert(marker, i, u)) for i, u in enumerate(users)]
 
 
+LAMBDA = "lambda $filter over a collection of complex values on /security/alerts"
+
+
 async def test_lambda_filter_over_user_states(client, marker, three):
-    page = await client.security.alerts.get(
-        query(filter=f"userStates/any(u: u/userPrincipalName eq '{upn('alice', marker)}')")
-    )
+    with skip_if_not_served(LAMBDA):  # graphsec: 400 "... is not supported yet" until it lands
+        page = await client.security.alerts.get(
+            query(filter=f"userStates/any(u: u/userPrincipalName eq '{upn('alice', marker)}')")
+        )
     assert sorted(a.title for a in page.value) == [f"{marker}-0", f"{marker}-2"]
     page = await client.security.alerts.get(
         query(
@@ -128,13 +132,14 @@ async def test_lambda_filter_over_user_states(client, marker, three):
 
 
 async def test_lambda_filter_over_nested_file_hash(client, marker, three):
-    page = await client.security.alerts.get(
-        query(
-            filter=f"azureTenantId eq '{marker}' and "
-            f"fileStates/any(f: f/fileHash/hashValue eq '{sha256(1)}' or f/name eq 'payload-2.exe')",
-            orderby=["title"],
+    with skip_if_not_served(LAMBDA):
+        page = await client.security.alerts.get(
+            query(
+                filter=f"azureTenantId eq '{marker}' and "
+                f"fileStates/any(f: f/fileHash/hashValue eq '{sha256(1)}' or f/name eq 'payload-2.exe')",
+                orderby=["title"],
+            )
         )
-    )
     assert [a.title for a in page.value] == [f"{marker}-1", f"{marker}-2"]
     assert page.value[0].file_states[0].file_hash.hash_value == sha256(1)
 
