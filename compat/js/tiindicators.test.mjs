@@ -126,3 +126,28 @@ tiTest("deleteTiIndicatorsByExternalId deletes exactly the named ones", async (t
   assert.deepEqual((await mine(mark)).map((x) => x.id), [created[1].id]);
   await rejectsWithGraphError(client.api(`${TI_INDICATORS}/${created[0].id}`).get(), 404, "ResourceNotFound");
 });
+
+tiTest("partial failures answer per item (206)", async (t) => {
+  // Graph: bulk tiIndicator actions answer 206 Partial Content with every item's outcome when some
+  // fail; the client takes any 2xx as success. The failed items' shapes are graphsec's
+  // (docs/ACTIONS.md; Graph documents none).
+  const mark = marker();
+  const { tlpLevel: _dropped, ...bad } = indicator(mark, 1);
+  const done = await unlessNotServed(t, `POST ${TI_INDICATORS}/submitTiIndicators`, () =>
+    client.api(`${TI_INDICATORS}/submitTiIndicators`).post({ value: [indicator(mark, 0), bad, indicator(mark, 2)] }),
+  );
+  if (!done) return;
+  const [ok0, failed, ok2] = done.value.value;
+  assert.match(ok0.id, LOWERCASE_GUID);
+  assert.match(ok2.id, LOWERCASE_GUID);
+  assert.equal(failed.externalId, `${mark}-1`);
+  assert.equal(failed["@graphsec.error"]?.code, "BadRequest", JSON.stringify(failed));
+  assert.match(failed["@graphsec.error"].message, /tlpLevel/);
+  assert.deepEqual((await mine(mark)).map((x) => x.externalId), [`${mark}-0`, `${mark}-2`]);
+
+  const deleted = await client
+    .api(`${TI_INDICATORS}/deleteTiIndicatorsByExternalId`)
+    .post({ value: [`${mark}-2`, `${mark}-1`] });
+  assert.deepEqual(deleted.value.map((r) => r.code), [200, 404]);
+  assert.deepEqual((await mine(mark)).map((x) => x.externalId), [`${mark}-0`]);
+});

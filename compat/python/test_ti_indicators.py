@@ -142,3 +142,28 @@ async def test_delete_ti_indicators_by_external_id(client, marker):
     assert [t.id for t in await mine(client, marker)] == [created[1].id]
     with raises_odata_error(404, "ResourceNotFound"):
         await indicators.by_ti_indicator_id(created[0].id).get()
+
+
+async def test_partial_failures_answer_per_item(client, marker):
+    # Graph: bulk tiIndicator actions answer 206 Partial Content with every item's outcome when some
+    # fail. The SDK takes 206 as a success and parses the body. The failed items' shapes are
+    # graphsec's (docs/ACTIONS.md; Graph documents none): a resultInfo whose code is the item's HTTP
+    # status, and the submitted item back with an `@graphsec.error` annotation.
+    indicators = client.security.ti_indicators
+    batch = SubmitTiIndicatorsPostRequestBody(
+        value=[indicator(marker, 0), indicator(marker, 1, tlp_level=None), indicator(marker, 2)]
+    )
+    with skip_if_not_served("POST /security/tiIndicators/submitTiIndicators"):
+        submitted = await indicators.submit_ti_indicators.post(batch)
+    ok0, bad, ok2 = submitted.value
+    assert LOWERCASE_GUID.match(ok0.id or "") and LOWERCASE_GUID.match(ok2.id or "")
+    assert bad.id is None and bad.external_id == f"{marker}-1"
+    error = bad.additional_data.get("@graphsec.error")
+    assert error and error["code"] == "BadRequest" and "tlpLevel" in error["message"], error
+    assert [t.external_id for t in await mine(client, marker)] == [f"{marker}-0", f"{marker}-2"]
+
+    body = DeleteTiIndicatorsByExternalIdPostRequestBody(value=[f"{marker}-2", f"{marker}-1"])
+    with skip_if_not_served("POST /security/tiIndicators/deleteTiIndicatorsByExternalId"):
+        deleted = await indicators.delete_ti_indicators_by_external_id.post(body)
+    assert [r.code for r in deleted.value] == [200, 404], [(r.code, r.message) for r in deleted.value]
+    assert [t.external_id for t in await mine(client, marker)] == [f"{marker}-0"]
