@@ -86,6 +86,8 @@ async def test_create_with_the_required_properties(client, marker):
         assert read.expiration_date_time == EXPIRES
         assert (read.file_hash_type, read.file_hash_value) == (FileHashType.Sha256, f"{7:064x}")
         assert (read.external_id, read.confidence, read.severity, read.tags) == (f"{marker}-7", 57, 7, ["canary"])
+        # "ingestedDateTime: stamped when the indicator is ingested into the system" (Graph).
+        assert read.ingested_date_time is not None and read.ingested_date_time > EXPIRES.replace(year=2025)
 
 
 REQUIRED = {
