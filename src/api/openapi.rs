@@ -63,6 +63,9 @@ fn entity_schema(e: &EntityType) -> Json {
         "title": e.name,
         "type": "object",
         "properties": props,
+        // Control information and annotations (`@odata.context`, `@odata.etag`, …) come and go
+        // on any type.
+        "patternProperties": { "@": {} },
         // Open type: undeclared (dynamic) properties are stored and returned as sent.
         "additionalProperties": e.open,
     })

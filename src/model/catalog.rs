@@ -163,6 +163,9 @@ struct SetOverlay {
     one_of_on_create: Vec<String>,
     /// The only properties a PATCH may change; the others (besides managed ones) are read-only.
     updatable_only: Option<Vec<String>>,
+    /// Paths (`property` or `property/member`) a PATCH body must give a non-null value.
+    #[serde(default)]
+    required_on_update: Vec<String>,
     max_top: Option<u32>,
     /// The numbered schema migration that creates the set's table (absent: no table yet).
     migration: Option<u32>,
@@ -350,6 +353,27 @@ impl<'a> Builder<'a> {
                     }
                 }
             }
+            for path in &o.required_on_update {
+                let mut segments = path.split('/');
+                let head = segments.next().unwrap_or("");
+                has(head, "required-on-update property")?;
+                let mut ty = ty.property(head).map(|p| p.ty);
+                for seg in segments {
+                    let member = match ty {
+                        Some(Resolved {
+                            kind: TypeKind::Complex(c),
+                            collection: false,
+                        }) => reg.complex_types[c].property(seg).map(|m| m.ty),
+                        _ => None,
+                    };
+                    if member.is_none() {
+                        return Err(format!(
+                            "{at}: required-on-update path '{path}' names no member '{seg}'"
+                        ));
+                    }
+                    ty = member;
+                }
+            }
             for n in o
                 .indexed
                 .iter()
@@ -453,6 +477,9 @@ impl<'a> Builder<'a> {
                     .collect(),
             };
             let rules = Rules {
+                required_on_update: leak_slice(
+                    o.required_on_update.iter().map(|p| leak_str(p)).collect(),
+                ),
                 required_on_create: leak_slice(index(&o.required_on_create)),
                 one_of_on_create: leak_slice(index(&o.one_of_on_create)),
                 read_only: leak_slice(read_only),

@@ -97,6 +97,9 @@ pub struct Rules {
     pub one_of_on_create: &'static [usize],
     /// Properties a client may not change after create (a PATCH ignores them).
     pub read_only: &'static [usize],
+    /// Paths (`property` or `property/member`, names as declared) a PATCH body must give a
+    /// non-null value (alerts: `vendorInformation/provider` and `/vendor`).
+    pub required_on_update: &'static [&'static str],
     /// The largest `$top` the set accepts (`None`: graphsec's general page cap).
     pub max_top: Option<u32>,
 }
@@ -106,6 +109,7 @@ impl Rules {
         required_on_create: &[],
         one_of_on_create: &[],
         read_only: &[],
+        required_on_update: &[],
         max_top: None,
     };
 }

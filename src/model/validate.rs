@@ -473,10 +473,42 @@ fn changes_from_map(
             Managed::Client => changes.props[i] = change,
         }
     }
-    if matches!(mode, Mode::Create) {
-        check_create(entity, &changes)?;
+    match mode {
+        Mode::Create => check_create(entity, &changes)?,
+        Mode::Patch => check_update(entity, obj)?,
     }
     Ok(changes)
+}
+
+/// The set's documented paths an update must carry (the overlay's `requiredOnUpdate`).
+fn check_update(entity: &EntityType, obj: &Map<String, Json>) -> Result<(), BodyError> {
+    let missing: Vec<&str> = entity
+        .rules
+        .required_on_update
+        .iter()
+        .copied()
+        .filter(|path| {
+            let mut at = Some(obj);
+            let mut value = None;
+            for seg in path.split('/') {
+                value = at.and_then(|o| o.get(seg));
+                at = value.and_then(Json::as_object);
+            }
+            value.is_none_or(Json::is_null)
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    err(format!(
+        "An update in '{}' must contain {} (Graph's rule for this resource).",
+        entity.collection,
+        missing
+            .iter()
+            .map(|p| format!("'{p}'"))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    ))
 }
 
 /// Whether a create body gives the property at `i` a non-null value.
@@ -501,8 +533,8 @@ fn check_create(entity: &EntityType, changes: &Changes) -> Result<(), BodyError>
         .collect();
     if !missing.is_empty() {
         return err(format!(
-            "A {} needs a value for {} on create.",
-            entity.name,
+            "A create in '{}' needs a value for {}.",
+            entity.collection,
             missing
                 .iter()
                 .map(|n| format!("'{n}'"))
@@ -513,8 +545,8 @@ fn check_create(entity: &EntityType, changes: &Changes) -> Result<(), BodyError>
     let one_of = entity.rules.one_of_on_create;
     if !one_of.is_empty() && !one_of.iter().any(|i| given(changes, *i)) {
         return err(format!(
-            "A {} needs at least one of these properties on create: {}.",
-            entity.name,
+            "A create in '{}' needs at least one of these properties: {}.",
+            entity.collection,
             one_of
                 .iter()
                 .map(|i| entity.properties[*i].name)
@@ -891,13 +923,27 @@ mod tests {
             e.0
         );
         // alerts: only Graph's updatable properties change in a PATCH; others are ignored.
+        let vendor = json!({"provider": "p", "vendor": "v"});
         let p = on(
             "alerts",
             Mode::Patch,
-            json!({"status": "resolved", "title": "t"}),
+            json!({"status": "resolved", "title": "t", "vendorInformation": vendor}),
         )
         .unwrap();
         assert!(p.props[p.entity.index_of("status").unwrap()].is_some());
         assert!(p.props[p.entity.index_of("title").unwrap()].is_none());
+        // ...and an alert update must name the vendor and provider (Graph's 'Update alert').
+        for body in [
+            json!({"status": "resolved"}),
+            json!({"status": "resolved", "vendorInformation": {"provider": "p"}}),
+            json!({"status": "resolved", "vendorInformation": {"provider": "p", "vendor": null}}),
+        ] {
+            let e = on("alerts", Mode::Patch, body.clone()).unwrap_err();
+            assert!(
+                e.0.contains("'vendorInformation/vendor'"),
+                "{body}: {}",
+                e.0
+            );
+        }
     }
 }

@@ -34,7 +34,7 @@ fn cases() -> Vec<Case> {
                 "tags": ["a"]
             }),
             patch: json!({"status": "resolved", "feedback": "truePositive", "assignedTo": "analyst@contoso.com",
-                          "vendorInformation": {"providerVersion": "2"}}),
+                          "vendorInformation": {"provider": "ASC", "vendor": "Microsoft", "providerVersion": "2"}}),
             after: json!({
                 "status": "resolved", "feedback": "truePositive", "assignedTo": "analyst@contoso.com",
                 "severity": "high", "title": "Suspicious",
@@ -382,9 +382,20 @@ async fn graph_rules_per_resource() {
         msg.contains("severity") && msg.contains("not nullable"),
         "{msg}"
     );
+    let vendor = json!({"provider": "ASC", "vendor": "Microsoft"});
+    let msg = expect_error(
+        s.patch(&url, &json!({"status": "resolved"})).await,
+        400,
+        "BadRequest",
+    )
+    .await;
+    assert!(msg.contains("'vendorInformation/provider'"), "{msg}");
     let patched = json_of(
-        s.patch(&url, &json!({"title": "changed", "comments": ["c"]}))
-            .await,
+        s.patch(
+            &url,
+            &json!({"title": "changed", "comments": ["c"], "vendorInformation": vendor}),
+        )
+        .await,
         200,
     )
     .await;
