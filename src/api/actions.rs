@@ -249,6 +249,13 @@ async fn read_parameter(
                 param.name
             )));
         }
+        // Refused on every store alike, as in entity bodies (PostgreSQL cannot store it).
+        if item.as_str().is_some_and(|s| s.contains('\0')) {
+            return Err(bad(format!(
+                "Item {i} of the parameter '{}' contains the character U+0000, which is not supported.",
+                param.name
+            )));
+        }
     }
     Ok(items)
 }
@@ -405,7 +412,7 @@ async fn delete_by(
 /// The OpenAPI path items of the actions bound to `e` (its collection or one entity), relative
 /// to the version root, for [`crate::api::openapi`]: request body from the action's parameter,
 /// 200 (and 206 for the bulk actions) with the result, Graph's error body for 4XX.
-pub fn openapi_paths(e: &'static EntityType) -> Vec<(String, Json)> {
+pub fn openapi_paths(e: &EntityType) -> Vec<(String, Json)> {
     let collection = format!("/{}/{}", e.singleton, e.collection);
     let key = e.key().name;
     let tag = format!("{}.{}", e.singleton, e.name);

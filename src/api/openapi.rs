@@ -134,6 +134,7 @@ fn json_body(schema: Json) -> Json {
 fn entity_paths(e: &EntityType, paths: &mut Map<String, Json>) {
     let mut own = Map::new();
     set_paths(e, &mut own);
+    own.extend(super::actions::openapi_paths(e));
     // A set Graph's metadata marks deprecated (Core.Revisions) has deprecated operations.
     if e.deprecation.is_some() {
         for item in own.values_mut() {

@@ -322,6 +322,51 @@ mod tests {
     }
 
     #[test]
+    fn action_segments_resolve_before_keys() {
+        let ti = catalog().set("tiIndicators").unwrap();
+        let submit = actions::find(ti, Binding::Collection, "submitTiIndicators").unwrap();
+        for p in [
+            "/beta/security/tiIndicators/submitTiIndicators",
+            "/security/TIINDICATORS/submittiindicators/",
+            "/security/tiIndicators/Microsoft.Graph.submitTiIndicators",
+        ] {
+            assert_eq!(r(p), Route::CollectionAction(submit), "{p}");
+        }
+        let sa = catalog().set("securityActions").unwrap();
+        let cancel = actions::find(sa, Binding::Entity, "cancelSecurityAction").unwrap();
+        assert_eq!(
+            r("/security/securityActions/a1/cancelSecurityAction"),
+            Route::EntityAction(cancel, "a1".into())
+        );
+        assert_eq!(
+            r("/security/securityActions('a''1')/microsoft.graph.cancelsecurityaction"),
+            Route::EntityAction(cancel, "a'1".into())
+        );
+        // Bindings do not mix; unknown qualified names and segments after a key are 400.
+        assert_eq!(
+            r("/security/securityActions/cancelSecurityAction"),
+            Route::Entity(sa, "cancelSecurityAction".into())
+        );
+        for (p, needle) in [
+            (
+                "/security/tiIndicators/microsoft.graph.nope",
+                "submitTiIndicators",
+            ),
+            (
+                "/security/tiIndicators/x/submitTiIndicators",
+                "submitTiIndicators",
+            ),
+            ("/security/securityActions/x/nope", "cancelSecurityAction"),
+            ("/security/alerts/x/updateAlerts", "updateAlerts"),
+        ] {
+            match resolve(p) {
+                Err(GraphError::BadRequest(m)) => assert!(m.contains(needle), "{p}: {m}"),
+                other => panic!("{p}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn unknown_segments_are_named() {
         for (p, seg) in [
             ("/beta/users", "users"),

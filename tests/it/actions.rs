@@ -469,6 +469,11 @@ async fn malformed_bodies_are_400_and_write_nothing() {
             json!({"value": ["a", {"id": "b"}]}),
         ),
         ("updateTiIndicators", json!({"value": [ti("a"), 7]})),
+        ("deleteTiIndicators", json!({"value": ["a\u{0}b"]})),
+        (
+            "deleteTiIndicatorsByExternalId",
+            json!({"value": ["\u{0}"]}),
+        ),
     ] {
         expect_error(
             s.post(&format!("{TI}/{path}"), &body).await,
@@ -627,4 +632,20 @@ async fn actions_run_inside_batch_with_their_own_status() {
     assert_eq!(by_id("1")["body"]["value"][0]["externalId"], "b1");
     assert_eq!(by_id("2")["status"], 200, "{v}");
     assert!(external_ids(&s).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_action_call_counts_once_against_the_throttle() {
+    // Two requests per hour: a submit of five items is one of them.
+    let s = Server::start_with(&["--throttle", "2/1h"]);
+    let items: Vec<Value> = (0..5).map(|i| ti(&format!("t{i}"))).collect();
+    assert_eq!(submit(&s, items).await.len(), 5);
+    assert_eq!(s.get(TI).await.status(), 200);
+    let r = s
+        .post(
+            &format!("{TI}/submitTiIndicators"),
+            &json!({"value": [ti("late")]}),
+        )
+        .await;
+    expect_error(r, 429, "TooManyRequests").await;
 }
