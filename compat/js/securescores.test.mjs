@@ -111,3 +111,20 @@ scoresTest("numeric $filter and a two-key $orderby", async () => {
   assert.deepEqual(page.value.map((s) => s.currentScore), [12.5, 27, 40]);
   assert.equal(page["@odata.nextLink"], undefined);
 });
+
+scoresTest("$select, $count=true and /$count", async () => {
+  const page = await client
+    .api(SECURE_SCORES)
+    .filter(`azureTenantId eq '${mark}'`)
+    .select(["currentScore", "controlScores"])
+    .count(true)
+    .top(2)
+    .get();
+  assert.equal(page["@odata.count"], 5); // the whole filtered set, not the page
+  assert.ok(page["@odata.context"].endsWith("#security/secureScores(currentScore,controlScores)"), page["@odata.context"]);
+  for (const s of page.value) {
+    assert.deepEqual(Object.keys(s).filter((k) => !k.startsWith("@")).sort(), ["controlScores", "currentScore", "id"]);
+  }
+  const count = await client.api(`${SECURE_SCORES}/$count`).filter(`azureTenantId eq '${mark}' and currentScore gt 20`).get();
+  assert.equal(Number(count), 3);
+});

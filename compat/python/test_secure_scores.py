@@ -1,7 +1,8 @@
 """secureScores (microsoft.graph.secureScore) through the SDK's `client.security.secure_scores`
 builders, as security dashboards read them: create (graphsec allows it on every set, so suites seed
 scores this way), get with the open complex `controlScores` keeping their extra members, and a list
-ordered by a Double with `$top`, followed across pages by the SDK's PageIterator. Skipped, with the
+ordered by a Double with `$top`, followed across pages by the SDK's PageIterator; `$select`,
+`$count=true` and the `/$count` builder. Skipped, with the
 reason, while graphsec does not serve `/security/secureScores`.
 """
 
@@ -13,6 +14,7 @@ from msgraph_beta.generated.models.average_comparative_score import AverageCompa
 from msgraph_beta.generated.models.control_score import ControlScore
 from msgraph_beta.generated.models.secure_score import SecureScore
 from msgraph_beta.generated.models.security_vendor_information import SecurityVendorInformation
+from msgraph_beta.generated.security.secure_scores.count.count_request_builder import CountRequestBuilder
 from msgraph_beta.generated.security.secure_scores.secure_scores_request_builder import (
     SecureScoresRequestBuilder,
 )
@@ -111,3 +113,22 @@ async def test_list_orderby_two_keys_and_numeric_filter(client, marker, five):
     )
     assert [s.current_score for s in page.value] == [12.5, 27.0, 40.0]
     assert page.odata_next_link is None
+
+
+async def test_select_count_and_the_count_builder(client, marker, five):
+    page = await client.security.secure_scores.get(
+        query(filter=f"azureTenantId eq '{marker}'", select=["currentScore", "controlScores"], count=True, top=2)
+    )
+    assert page.odata_count == 5  # the whole filtered set, not the page
+    assert page.additional_data["@odata.context"].endswith("#security/secureScores(currentScore,controlScores)")
+    for s in page.value:
+        assert s.id and s.current_score in CURRENT and s.control_scores[0].control_name == "AdminMFAV2"
+        assert s.azure_tenant_id is None and s.max_score is None  # not selected
+    count = await client.security.secure_scores.count.get(
+        RequestConfiguration(
+            query_parameters=CountRequestBuilder.CountRequestBuilderGetQueryParameters(
+                filter=f"azureTenantId eq '{marker}' and currentScore gt 20"
+            )
+        )
+    )
+    assert count == 3
