@@ -147,10 +147,12 @@ pub fn resolve(path: &str) -> Result<Resolved, GraphError> {
     };
     i += 1;
     let Some(coll) = seg(i) else {
-        let first = catalog().served().find(|e| e.singleton == singleton);
+        let example = Some(catalog().default_set())
+            .filter(|e| e.singleton == singleton)
+            .or_else(|| catalog().served().find(|e| e.singleton == singleton));
         return Err(GraphError::BadRequest(format!(
             "The '{singleton}' singleton itself is not served; address '{singleton}/{}'.",
-            first.map_or("<collection>", |e| e.collection)
+            example.map_or("<collection>", |e| e.collection)
         )));
     };
     let (name, key) = match coll.split_once('(') {

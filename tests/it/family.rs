@@ -449,3 +449,62 @@ async fn graph_rules_per_resource() {
     .await;
     assert!(msg.contains("Edm.Int32"), "{msg}");
 }
+
+/// Numbers order numerically and page by keyset: Double (secureScore.currentScore) and Int32
+/// (rank) columns, ascending and descending, with `$top` pages followed through `@odata.nextLink`.
+#[tokio::test]
+async fn numeric_columns_order_and_page() {
+    let s = Server::start();
+    for (i, score) in [2.5, -1.0, 10.0, 2.25, 100.0, 0.0, 2.5].iter().enumerate() {
+        let body = json!({"id": format!("s{i}"), "azureTenantId": "t", "currentScore": score,
+                          "activeUserCount": 7 - i as i64});
+        json_of(s.post("/beta/security/secureScores", &body).await, 201).await;
+    }
+    for (orderby, want) in [
+        (
+            "currentScore",
+            vec!["s1", "s5", "s3", "s0", "s6", "s2", "s4"],
+        ),
+        (
+            "currentScore desc",
+            vec!["s4", "s2", "s0", "s6", "s3", "s5", "s1"],
+        ),
+        (
+            "activeUserCount",
+            vec!["s6", "s5", "s4", "s3", "s2", "s1", "s0"],
+        ),
+    ] {
+        let mut got = Vec::new();
+        let mut next = Some(format!(
+            "/beta/security/secureScores?$orderby={}&$top=3&$select=id",
+            orderby.replace(' ', "%20")
+        ));
+        while let Some(path) = next.take() {
+            let page = json_of(s.get(&path).await, 200).await;
+            for e in page["value"].as_array().unwrap() {
+                got.push(e["id"].as_str().unwrap().to_string());
+            }
+            next = page["@odata.nextLink"]
+                .as_str()
+                .map(|l| l[l.find("/beta/").unwrap()..].to_string());
+        }
+        assert_eq!(got, want, "{orderby}");
+    }
+    let page = json_of(
+        s.get_with(
+            "/beta/security/secureScores",
+            &[("$filter", "currentScore gt 2.3 and currentScore lt 10")],
+        )
+        .await,
+        200,
+    )
+    .await;
+    let mut ids: Vec<&str> = page["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["s0", "s6"]);
+}
