@@ -364,6 +364,7 @@ pub fn of(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn set(name: &str) -> &'static EntityType {
         catalog::catalog().set(name).unwrap()
@@ -380,6 +381,59 @@ mod tests {
                 .map(|a| a.name)
                 .collect();
             assert_eq!(names, entity.actions, "{}", entity.collection);
+        }
+    }
+
+    #[test]
+    fn entries_that_do_not_fit_the_metadata_are_refused() {
+        let ti = set("tiIndicators");
+        let registry = &catalog::catalog().registry;
+        let def = |name: &str| {
+            registry
+                .actions_of(registry.entity_set("tiIndicators").unwrap())
+                .find(|a| a.name == name)
+                .unwrap()
+        };
+        let entry = |v: serde_json::Value| -> Entry { serde_json::from_value(v).unwrap() };
+        for (action, e, needle) in [
+            (
+                "deleteTiIndicators",
+                json!({"effect": "create"}),
+                "does not fit",
+            ),
+            (
+                "submitTiIndicators",
+                json!({"effect": "delete"}),
+                "does not fit",
+            ),
+            (
+                "submitTiIndicators",
+                json!({"effect": "set", "body": {}}),
+                "does not fit",
+            ),
+            (
+                "updateTiIndicators",
+                json!({"effect": "update", "required": ["nope"]}),
+                "'nope'",
+            ),
+            (
+                "deleteTiIndicatorsByExternalId",
+                json!({"effect": "deleteBy"}),
+                "'property'",
+            ),
+            (
+                "deleteTiIndicatorsByExternalId",
+                json!({"effect": "deleteBy", "property": "confidence"}),
+                "Edm.String",
+            ),
+            (
+                "deleteTiIndicators",
+                json!({"effect": "explode"}),
+                "unknown effect",
+            ),
+        ] {
+            let err = resolve_one(ti, def(action), &entry(e.clone())).unwrap_err();
+            assert!(err.contains(needle), "{action} {e}: {err}");
         }
     }
 
