@@ -26,14 +26,19 @@ import {
 import { Agent, fetch as undiciFetch } from "undici";
 
 import { capabilities, startServer } from "./graphsec.mjs";
-import { PROFILES, marker } from "./helpers.mjs";
+import { ALERTS, PROFILES, marker, probeServed, unlessNotServed } from "./helpers.mjs";
 
 const COLLECTION = `{+baseurl}${PROFILES}{?%24filter,%24orderby,%24top,%24select}`;
 const ENTITY = `{+baseurl}${PROFILES}/{id}`;
+// The templates the generated beta SDKs use for the legacy alerts set (msgraph-beta-sdk's
+// AlertsRequestBuilder / AlertItemRequestBuilder).
+const ALERTS_COLLECTION = `{+baseurl}${ALERTS}{?%24count,%24expand,%24filter,%24orderby,%24search,%24select,%24skip,%24top}`;
+const ALERT = `{+baseurl}${ALERTS}/{id}`;
 const skip = !capabilities.tls && "needs graphsec's TLS (bearer tokens go only to https hosts)";
 
 let server;
 let adapter;
+let alertsNotServed; // the skip reason while graphsec does not serve /security/alerts
 /** What reached the network, as the last middleware (the fetch) saw it. */
 let wire = [];
 
@@ -66,6 +71,8 @@ before(async () => {
   );
   adapter = new FetchRequestAdapter(auth, undefined, undefined, httpClient);
   adapter.baseUrl = `${server.baseUrl}/beta`;
+  // Kiota's DefaultApiError keeps no body, so the probe goes through the Graph client.
+  alertsNotServed = await probeServed(server.client(), ALERTS);
 });
 after(() => server?.stop());
 
@@ -162,4 +169,44 @@ test("kiota fetch library: errors keep their status through the middleware chain
     wire.map((w) => [w.contentEncoding, w.status]),
     [["gzip", 400]],
   );
+});
+
+test("kiota fetch library: alerts: create, PATCH and read back, then a lambda $filter over a complex collection", { skip }, async (t) => {
+  if (alertsNotServed) return t.skip(alertsNotServed);
+  const mark = marker();
+  const vendorInformation = { provider: "Windows Defender ATP", vendor: "Microsoft" };
+  const ids = [];
+  for (const [i, user] of ["alice", "bob", "alice"].entries()) {
+    const created = await send(HttpMethod.POST, ALERTS_COLLECTION, {
+      body: {
+        azureTenantId: mark,
+        title: `${mark}-${i}`,
+        severity: "medium",
+        status: "newAlert",
+        vendorInformation,
+        userStates: [{ userPrincipalName: `${user}-${mark}@contoso.example`, logonType: "interactive" }],
+      },
+    });
+    assert.deepEqual(wire.map((w) => [w.method, w.contentEncoding, w.status]), [["POST", "gzip", 201]]);
+    ids.push(created.id);
+  }
+  await send(HttpMethod.PATCH, ALERT, {
+    id: ids[1],
+    body: { status: "inProgress", feedback: "benignPositive", assignedTo: "tier2", vendorInformation },
+  });
+  assert.deepEqual(wire.map((w) => [w.method, w.contentEncoding]), [["PATCH", "gzip"]]);
+  assert.ok([200, 204].includes(wire[0].status), `PATCH answered ${wire[0].status}`);
+  const got = await send(HttpMethod.GET, ALERT, { id: ids[1] });
+  assert.deepEqual([got.status, got.feedback, got.assignedTo, got.title], ["inProgress", "benignPositive", "tier2", `${mark}-1`]);
+
+  const filter = `userStates/any(u: u/userPrincipalName eq 'alice-${mark}@contoso.example')`;
+  // Kiota's DefaultApiError keeps no body: whether graphsec takes the lambda yet is asked through
+  // the Graph client (400 "... is not supported yet" skips).
+  const probe = await unlessNotServed(t, `lambda $filter over a collection of complex values on ${ALERTS}`, () =>
+    server.client().api(ALERTS).filter(filter).top(1).get(),
+  );
+  if (!probe) return;
+  const listed = await send(HttpMethod.GET, ALERTS_COLLECTION, { query: { filter, orderby: "title desc" } });
+  assert.deepEqual(listed.value.map((a) => a.id), [ids[2], ids[0]]);
+  assert.equal(listed.value[0].userStates[0].logonType, "interactive");
 });

@@ -18,6 +18,7 @@ import pytest
 
 from graph_client import make_client
 from graphsec_server import GraphsecServer, capabilities
+from sdk_helpers import not_served_reason
 
 
 @pytest.fixture(scope="session")
@@ -62,6 +63,54 @@ def query_options_supported(server: GraphsecServer) -> bool:
 def needs_query_options(query_options_supported: bool) -> None:
     if not query_options_supported:
         pytest.skip("graphsec answers 400 to OData query options ($top probe): query engine not landed")
+
+
+@pytest.fixture(scope="session")
+def served_sets(server: GraphsecServer) -> dict[str, str | None]:
+    """Probe results per entity set of the legacy family: None when `GET /security/{set}?$top=1`
+    answers 200, else why the set counts as not served yet. A set that answers something other
+    than "not served" (a 500, a 401) fails the probe loudly instead of skipping."""
+    results: dict[str, str | None] = {}
+    headers = {}
+    token = server.default_token()
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    verify = ssl.create_default_context(cafile=str(server.cert_path)) if server.tls else True
+    for name in ("alerts", "tiIndicators", "secureScores"):
+        resp = httpx.get(
+            f"{server.version_root}/security/{name}", params={"$top": "1"}, headers=headers, verify=verify
+        )
+        if resp.status_code == 200:
+            results[name] = None
+            continue
+        try:
+            message = resp.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = resp.text
+        reason = not_served_reason(resp.status_code, message, f"/security/{name}")
+        assert reason, f"GET /security/{name}?$top=1 answered {resp.status_code}: {resp.text}"
+        results[name] = reason
+    return results
+
+
+def _needs_set(served_sets: dict[str, str | None], name: str) -> None:
+    if served_sets[name]:
+        pytest.skip(served_sets[name])
+
+
+@pytest.fixture
+def needs_alerts(served_sets) -> None:
+    _needs_set(served_sets, "alerts")
+
+
+@pytest.fixture
+def needs_ti_indicators(served_sets) -> None:
+    _needs_set(served_sets, "tiIndicators")
+
+
+@pytest.fixture
+def needs_secure_scores(served_sets) -> None:
+    _needs_set(served_sets, "secureScores")
 
 
 @pytest.fixture

@@ -1,0 +1,153 @@
+// tiIndicators (microsoft.graph.tiIndicator) through the Graph client's `.api()` chains, as
+// threat-intelligence platforms (misp2sentinel, Microsoft's security-api-solutions samples) call
+// them: create with Graph's required properties, the 400 for a create that lacks one, and the bound
+// actions submitTiIndicators (a batch) and deleteTiIndicatorsByExternalId. Skipped, with the
+// reason, while graphsec does not serve /security/tiIndicators (and, per test, an action).
+//
+// Graph's tiIndicator create page: the body needs action, description, expirationDateTime,
+// targetProduct, threatType and tlpLevel, and at least one email, file or network observable.
+
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import { startServer } from "./graphsec.mjs";
+import {
+  LOWERCASE_GUID,
+  TI_INDICATORS,
+  marker,
+  probeServed,
+  rejectsWithGraphError,
+  unlessNotServed,
+} from "./helpers.mjs";
+
+const EXPIRES = "2027-03-01T21:44:03.1668987Z";
+
+let server;
+let client;
+let notServed;
+
+before(async () => {
+  server = await startServer();
+  client = server.client();
+  notServed = await probeServed(client, TI_INDICATORS);
+});
+after(() => server?.stop());
+
+function tiTest(title, fn) {
+  test(title, async (t) => (notServed ? t.skip(notServed) : fn(t)));
+}
+
+/** Every required property and one file observable (a SHA-256), like Graph's submit example. */
+function indicator(mark, i, overrides = {}) {
+  return {
+    action: "alert",
+    description: `${mark} canary indicator ${i}: take no action`,
+    expirationDateTime: EXPIRES,
+    targetProduct: "Azure Sentinel",
+    threatType: "WatchList",
+    tlpLevel: "green",
+    externalId: `${mark}-${i}`,
+    fileHashType: "sha256",
+    fileHashValue: i.toString(16).padStart(64, "0"),
+    confidence: 50 + i,
+    severity: i, // an Int32 on tiIndicator (an enum on alert)
+    tags: ["canary"],
+    ...overrides,
+  };
+}
+
+/** This scenario's indicators, by externalId. */
+async function mine(mark) {
+  const page = await client.api(TI_INDICATORS).filter(`startswith(externalId,'${mark}-')`).orderby("externalId").get();
+  return page.value;
+}
+
+tiTest("create with the required properties and one observable", async () => {
+  const mark = marker();
+  const created = await client.api(TI_INDICATORS).post(indicator(mark, 7));
+  assert.match(created.id, LOWERCASE_GUID);
+  assert.equal(created["@odata.type"], "#microsoft.graph.tiIndicator");
+  const got = await client.api(`${TI_INDICATORS}/${created.id}`).get();
+  for (const read of [created, got]) {
+    assert.deepEqual(
+      [read.action, read.targetProduct, read.threatType, read.tlpLevel, read.expirationDateTime],
+      ["alert", "Azure Sentinel", "WatchList", "green", EXPIRES],
+    );
+    assert.deepEqual(
+      [read.externalId, read.fileHashType, read.fileHashValue, read.confidence, read.severity, read.tags],
+      [`${mark}-7`, "sha256", (7).toString(16).padStart(64, "0"), 57, 7, ["canary"]],
+    );
+  }
+});
+
+for (const missing of ["tlpLevel", "targetProduct", "expirationDateTime", "action", "description", "threatType"]) {
+  tiTest(`create without ${missing} is 400 BadRequest and writes nothing`, async () => {
+    const mark = marker();
+    const { [missing]: _dropped, ...body } = indicator(mark, 0);
+    const e = await rejectsWithGraphError(client.api(TI_INDICATORS).post(body), 400, "BadRequest");
+    assert.match(e.message, new RegExp(missing));
+    assert.deepEqual(await mine(mark), []);
+  });
+}
+
+tiTest("create without any observable is 400 BadRequest", async () => {
+  const mark = marker();
+  const { fileHashType: _t, fileHashValue: _v, ...body } = indicator(mark, 0);
+  await rejectsWithGraphError(client.api(TI_INDICATORS).post(body), 400, "BadRequest");
+  assert.deepEqual(await mine(mark), []);
+});
+
+tiTest("submitTiIndicators creates a batch", async (t) => {
+  const mark = marker();
+  const batch = { value: [0, 1, 2].map((i) => indicator(mark, i)) };
+  const done = await unlessNotServed(t, `POST ${TI_INDICATORS}/submitTiIndicators`, () =>
+    client.api(`${TI_INDICATORS}/submitTiIndicators`).post(batch),
+  );
+  if (!done) return;
+  const result = done.value.value;
+  assert.deepEqual(result.map((x) => x.externalId), [0, 1, 2].map((i) => `${mark}-${i}`));
+  for (const x of result) assert.match(x.id, LOWERCASE_GUID);
+  assert.equal(new Set(result.map((x) => x.id)).size, 3);
+  const listed = await mine(mark);
+  assert.deepEqual(listed.map((x) => [x.id, x.externalId, x.tlpLevel]), result.map((x) => [x.id, x.externalId, "green"]));
+});
+
+tiTest("deleteTiIndicatorsByExternalId deletes exactly the named ones", async (t) => {
+  const mark = marker();
+  const created = [];
+  for (const i of [0, 1, 2]) created.push(await client.api(TI_INDICATORS).post(indicator(mark, i)));
+  const done = await unlessNotServed(t, `POST ${TI_INDICATORS}/deleteTiIndicatorsByExternalId`, () =>
+    client.api(`${TI_INDICATORS}/deleteTiIndicatorsByExternalId`).post({ value: [`${mark}-0`, `${mark}-2`] }),
+  );
+  if (!done) return;
+  // One resultInfo per requested externalId; code is a non-null Int32 in the CSDL.
+  assert.equal(done.value.value.length, 2);
+  for (const r of done.value.value) assert.equal(typeof r.code, "number", JSON.stringify(r));
+  assert.deepEqual((await mine(mark)).map((x) => x.id), [created[1].id]);
+  await rejectsWithGraphError(client.api(`${TI_INDICATORS}/${created[0].id}`).get(), 404, "ResourceNotFound");
+});
+
+tiTest("partial failures answer per item (206)", async (t) => {
+  // Graph: bulk tiIndicator actions answer 206 Partial Content with every item's outcome when some
+  // fail; the client takes any 2xx as success. The failed items' shapes are graphsec's
+  // (docs/ACTIONS.md; Graph documents none).
+  const mark = marker();
+  const { tlpLevel: _dropped, ...bad } = indicator(mark, 1);
+  const done = await unlessNotServed(t, `POST ${TI_INDICATORS}/submitTiIndicators`, () =>
+    client.api(`${TI_INDICATORS}/submitTiIndicators`).post({ value: [indicator(mark, 0), bad, indicator(mark, 2)] }),
+  );
+  if (!done) return;
+  const [ok0, failed, ok2] = done.value.value;
+  assert.match(ok0.id, LOWERCASE_GUID);
+  assert.match(ok2.id, LOWERCASE_GUID);
+  assert.equal(failed.externalId, `${mark}-1`);
+  assert.equal(failed["@graphsec.error"]?.code, "BadRequest", JSON.stringify(failed));
+  assert.match(failed["@graphsec.error"].message, /tlpLevel/);
+  assert.deepEqual((await mine(mark)).map((x) => x.externalId), [`${mark}-0`, `${mark}-2`]);
+
+  const deleted = await client
+    .api(`${TI_INDICATORS}/deleteTiIndicatorsByExternalId`)
+    .post({ value: [`${mark}-2`, `${mark}-1`] });
+  assert.deepEqual(deleted.value.map((r) => r.code), [200, 404]);
+  assert.deepEqual((await mine(mark)).map((x) => x.externalId), [`${mark}-0`]);
+});
