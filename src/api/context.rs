@@ -3,7 +3,6 @@
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, header};
 use serde_json::json;
@@ -112,16 +111,20 @@ fn new_request_id() -> String {
 }
 
 /// Reads, which change nothing, run in the connection's own task with panics caught; every
-/// other method runs in a task of its own (see [`middleware`]).
+/// other method runs in a task of its own (see [`around`]).
 fn runs_inline(method: &http::Method) -> bool {
     method == http::Method::GET || method == http::Method::HEAD
 }
 
-/// The middleware: assigns ids, runs the request with panics turned into 500s, and finishes the
+/// The request context around `run` (the rest of the stack): assigns ids, runs the request with panics turned into 500s, and finishes the
 /// response. A write (any method but GET and HEAD) runs in its own task, so a client that hangs
 /// up does not cancel it half-way; a read runs inline (a task per request cost ~5% of a GET,
 /// docs/PERFORMANCE.md), where a hang-up merely stops work nobody waits for.
-pub async fn middleware(mut req: Request, next: Next) -> Response {
+pub async fn around<F, Fut>(mut req: Request, run: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response> + Send + 'static,
+{
     use futures_util::FutureExt;
     let request_id = new_request_id();
     let client_request_id = client_request_id(req.headers()).unwrap_or_else(|| request_id.clone());
@@ -135,12 +138,12 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
     let untagged_route = operator_route(req.uri().path());
     let started = std::time::Instant::now();
     let outcome = if runs_inline(&method) {
-        std::panic::AssertUnwindSafe(next.run(req))
+        std::panic::AssertUnwindSafe(run(req))
             .catch_unwind()
             .await
             .map_err(|panic| panic_message(&*panic))
     } else {
-        tokio::spawn(next.run(req)).await.map_err(|e| e.to_string())
+        tokio::spawn(run(req)).await.map_err(|e| e.to_string())
     };
     let resp = match outcome {
         Ok(resp) => resp,
