@@ -1,6 +1,8 @@
 //! Per-request context middleware: request ids, the Graph error body, panics as 500s, and the
 //! headers every response carries. The only place an error body is serialized.
 
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
@@ -161,17 +163,89 @@ where
         .unwrap_or("unmatched");
     crate::ops::metrics::record_request(operation, &method, status, took);
     // The access log: the route template (never the raw path with ids), never a token.
-    tracing::info!(
-        target: "graphsec::access",
-        request_id = %ids.request_id,
-        %method,
-        route = operation,
-        status,
-        latency_ms = took.as_secs_f64() * 1000.0,
-        tenant = tag.and_then(|t| t.tenant.as_deref()).unwrap_or("-"),
-        "request"
-    );
+    macro_rules! access {
+        ($level:expr) => {
+            tracing::event!(
+                target: "graphsec::access",
+                $level,
+                request_id = %ids.request_id,
+                %method,
+                route = operation,
+                status,
+                latency_ms = took.as_secs_f64() * 1000.0,
+                tenant = tag.and_then(|t| t.tenant.as_deref()).unwrap_or("-"),
+                "request"
+            )
+        };
+    }
+    if status >= 400 || ACCESS_SAMPLER.admit(started) {
+        access!(tracing::Level::INFO);
+    } else {
+        access!(tracing::Level::DEBUG);
+    }
     finish(resp, &ids)
+}
+
+/// Successful requests the access log writes at info level per second; errors (status >= 400)
+/// are always written. Formatting and writing a line cost about 5% of a GET by id
+/// (docs/PERFORMANCE.md), so a busy server writes a bounded number of success lines and
+/// counts the rest; `--log info,graphsec::access=debug` writes every request (the ones over
+/// the budget at debug level).
+pub const ACCESS_LOG_SUCCESSES_PER_SECOND: u32 = 100;
+
+static ACCESS_SAMPLER: AccessSampler = AccessSampler {
+    second: AtomicU64::new(0),
+    logged: AtomicU32::new(0),
+    skipped: AtomicU64::new(0),
+};
+
+/// Counts successful requests per wall-clock second of the process (see
+/// [`ACCESS_LOG_SUCCESSES_PER_SECOND`]).
+struct AccessSampler {
+    /// Seconds since the process's first request, plus one (0 = none yet).
+    second: AtomicU64,
+    /// Success lines written at info in `second`.
+    logged: AtomicU32,
+    /// Success lines not written at info since the last summary.
+    skipped: AtomicU64,
+}
+
+impl AccessSampler {
+    /// Whether the success that started at `started` gets its line at info. When a new second
+    /// begins after successes were held back, one summary line says how many.
+    fn admit(&self, started: std::time::Instant) -> bool {
+        static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let epoch = *EPOCH.get_or_init(|| started);
+        self.admit_in(started.saturating_duration_since(epoch).as_secs() + 1)
+    }
+
+    /// [`Self::admit`] for a success in second `now` (counted from 1).
+    fn admit_in(&self, now: u64) -> bool {
+        let seen = self.second.load(Ordering::Relaxed);
+        if now > seen
+            && self
+                .second
+                .compare_exchange(seen, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.logged.store(0, Ordering::Relaxed);
+            let skipped = self.skipped.swap(0, Ordering::Relaxed);
+            if skipped > 0 {
+                tracing::info!(
+                    target: "graphsec::access::sampling",
+                    skipped,
+                    per_second = ACCESS_LOG_SUCCESSES_PER_SECOND,
+                    "successful requests not written at info (over the access log's budget per second; --log info,graphsec::access=debug writes them)"
+                );
+            }
+        }
+        if self.logged.fetch_add(1, Ordering::Relaxed) < ACCESS_LOG_SUCCESSES_PER_SECOND {
+            true
+        } else {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
 }
 
 /// The text of a caught panic, as `tokio`'s `JoinError` would show it.
@@ -182,4 +256,30 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("Box<dyn Any>");
     format!("task panicked with message {what:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_access_log_budget_is_per_second_and_counts_what_it_holds_back() {
+        let sampler = AccessSampler {
+            second: AtomicU64::new(0),
+            logged: AtomicU32::new(0),
+            skipped: AtomicU64::new(0),
+        };
+        let budget = ACCESS_LOG_SUCCESSES_PER_SECOND as usize;
+        let first: Vec<bool> = (0..budget + 5).map(|_| sampler.admit_in(1)).collect();
+        assert!(first[..budget].iter().all(|&b| b));
+        assert!(first[budget..].iter().all(|&b| !b));
+        assert_eq!(sampler.skipped.load(Ordering::Relaxed), 5);
+        // A new second: a fresh budget, and the held-back count was reported (and reset).
+        assert!(sampler.admit_in(3));
+        assert_eq!(sampler.skipped.load(Ordering::Relaxed), 0);
+        assert_eq!(sampler.logged.load(Ordering::Relaxed), 1);
+        // A late request stamped with an earlier second does not reopen that second.
+        assert!(sampler.admit_in(2));
+        assert_eq!(sampler.second.load(Ordering::Relaxed), 3);
+    }
 }

@@ -151,13 +151,10 @@ fn compression() -> CompressionLayer<impl Predicate> {
 
 impl<S: Inner> Wire<S> {
     async fn serve(self, req: Request) -> Response {
+        // The rarer paths are boxed, so their (large) futures are not part of every request's
+        // future, which is moved in memory as it is built.
         if req.headers().contains_key(header::ACCEPT_ENCODING) {
-            let below = service_fn(move |req: Request| {
-                let this = self.clone();
-                async move { Ok::<_, Infallible>(this.in_context(req).await) }
-            });
-            let Ok(resp) = compression().layer(below).oneshot(req).await;
-            return resp.map(Body::new);
+            return Box::pin(self.compressed(req)).await;
         }
         let mut resp = self.in_context(req).await;
         // What the compressor does for a client that accepts no coding: the body stays as it
@@ -180,6 +177,15 @@ impl<S: Inner> Wire<S> {
         resp
     }
 
+    async fn compressed(self, req: Request) -> Response {
+        let below = service_fn(move |req: Request| {
+            let this = self.clone();
+            async move { Ok::<_, Infallible>(this.in_context(req).await) }
+        });
+        let Ok(resp) = compression().layer(below).oneshot(req).await;
+        resp.map(Body::new)
+    }
+
     async fn in_context(self, req: Request) -> Response {
         context::around(req, move |req| self.below_context(req)).await
     }
@@ -189,14 +195,18 @@ impl<S: Inner> Wire<S> {
             return refused.into_response();
         }
         let Some(cors) = &self.config.cors else {
-            return decode(self.inner, req).await;
+            if req.headers().contains_key(header::CONTENT_ENCODING) {
+                return Box::pin(decode(self.inner, req)).await;
+            }
+            let Ok(resp) = self.inner.oneshot(req).await;
+            return resp;
         };
         let inner = self.inner.clone();
         let below = service_fn(move |req: Request| {
             let inner = inner.clone();
             async move { Ok::<_, Infallible>(decode(inner, req).await) }
         });
-        let Ok(resp) = cors.clone().layer(below).oneshot(req).await;
+        let Ok(resp) = Box::pin(cors.clone().layer(below).oneshot(req)).await;
         resp
     }
 }
