@@ -2,8 +2,8 @@
 //! request timeout (408),
 //! concurrent requests (503 + Retry-After beyond the cap), and the connection-level settings the
 //! serve loop ([`crate::serve`]) applies (header read timeout, idle keep-alive timeout, maximum
-//! connections, shutdown timeout). The request-level ones are layers inside the request-context
-//! middleware, so their refusals get the Graph error envelope and request ids.
+//! connections, shutdown timeout). The request-level ones ([`Guard`]) run inside the
+//! request-context middleware, so their refusals get the Graph error envelope and request ids.
 
 use std::time::Duration;
 
