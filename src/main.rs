@@ -3,6 +3,12 @@
 use clap::Parser;
 use graphsec::config::{Cli, Command, LogFormat};
 
+/// mimalloc instead of glibc's allocator: a request allocates and frees many small buffers
+/// (headers, JSON, rows), and glibc's `malloc`/`free` (with `malloc_consolidate`) took about 8%
+/// of a GET by id's CPU (docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // The model (Graph's metadata and graphsec's overlay, embedded) loads once, before anything

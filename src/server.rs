@@ -151,6 +151,11 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     match tls_setup {
         None => {
             announce("http", addr);
+            // Responses leave in one write each, but a large one spans several segments and
+            // Nagle's algorithm would hold its last one until the client's delayed ACK.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             crate::serve::serve(listener, app, &args.limits, shutdown_signal()).await;
         }
         Some((config, _)) => {

@@ -2,17 +2,16 @@
 //! request timeout (408),
 //! concurrent requests (503 + Retry-After beyond the cap), and the connection-level settings the
 //! serve loop ([`crate::serve`]) applies (header read timeout, idle keep-alive timeout, maximum
-//! connections, shutdown timeout). The request-level ones are layers inside the request-context
-//! middleware, so their refusals get the Graph error envelope and request ids.
+//! connections, shutdown timeout). The request-level ones ([`Guard`]) run inside the
+//! request-context middleware, so their refusals get the Graph error envelope and request ids.
 
 use std::time::Duration;
 
-use axum::Router;
-use axum::error_handling::HandleErrorLayer;
-use axum::extract::Request;
-use axum::middleware::Next;
+use std::sync::Arc;
+
 use axum::response::{IntoResponse, Response};
 use clap::Args;
+use tokio::sync::Semaphore;
 
 use super::admission::{Refusal, record};
 use super::throttle::parse_duration;
@@ -63,44 +62,47 @@ pub struct LimitArgs {
 /// Retry-After sent with the concurrency cap's 503.
 const BUSY_RETRY_AFTER_SECS: u64 = 1;
 
-/// Adds the request-level limits to the Graph router (call before the context middleware is
-/// layered on, so it wraps them).
-pub fn apply(router: Router, args: &LimitArgs) -> Router {
-    let timeout = args.request_timeout;
-    // The timeout runs inside the concurrency slot, so a timed-out request frees it.
-    let concurrency = tower::ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+/// The request-level limits of one server: the concurrency cap and the request timeout, applied
+/// around the Graph dispatcher (inside the request-context middleware, so their refusals get
+/// the Graph envelope). A plain semaphore and `tokio::time::timeout` rather than tower layers:
+/// each layer on a router boxes and clones the service below it per request.
+pub struct Guard {
+    permits: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+impl Guard {
+    pub fn new(args: &LimitArgs) -> Guard {
+        Guard {
+            permits: Arc::new(Semaphore::new(args.max_concurrent_requests.max(1))),
+            timeout: args.request_timeout,
+        }
+    }
+
+    /// Runs `work` holding one of the permits (503 with Retry-After when none is free: load is
+    /// shed at once, never queued) and within the timeout (408). The timeout runs inside the
+    /// slot, so a timed-out request frees it.
+    pub async fn run(&self, work: impl Future<Output = Response>) -> Response {
+        let Ok(_permit) = self.permits.try_acquire() else {
             record(Refusal::Overloaded, None);
-            GraphError::ServiceUnavailable {
+            return GraphError::ServiceUnavailable {
                 message: "The server is handling too many requests. Retry later.".into(),
                 retry_after_secs: BUSY_RETRY_AFTER_SECS,
             }
-        }))
-        .load_shed()
-        // Global: one semaphore shared by every route the layer is applied to (the plain
-        // layer would give each route its own cap).
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            args.max_concurrent_requests.max(1),
-        ));
-    router
-        .layer(axum::middleware::from_fn(
-            move |req: Request, next: Next| request_timeout(req, next, timeout),
-        ))
-        .layer(concurrency)
-}
-
-async fn request_timeout(req: Request, next: Next, limit: Duration) -> Response {
-    // Dropping the handler future on timeout is safe for writes: a write already handed to the
-    // store's writer commits or not as a whole, and it was never acknowledged.
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(resp) => resp,
-        Err(_) => {
-            record(Refusal::TimedOut, None);
-            GraphError::RequestTimeout(format!(
-                "The request did not complete within {} s.",
-                limit.as_secs_f64()
-            ))
-            .into_response()
+            .into_response();
+        };
+        // Dropping the handler future on timeout is safe for writes: a write already handed to
+        // the store's writer commits or not as a whole, and it was never acknowledged.
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(resp) => resp,
+            Err(_) => {
+                record(Refusal::TimedOut, None);
+                GraphError::RequestTimeout(format!(
+                    "The request did not complete within {} s.",
+                    self.timeout.as_secs_f64()
+                ))
+                .into_response()
+            }
         }
     }
 }

@@ -23,6 +23,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, header};
+use tower::Layer;
 
 use crate::auth::Operation;
 use crate::error::GraphError;
@@ -57,23 +58,75 @@ pub struct AppState {
 /// answered by [`batch::middleware`] inside those layers; it runs each sub-request through the
 /// same stack a direct call goes through (wire layers included), never a copy of it.
 pub fn router(state: Arc<AppState>) -> Router {
-    let cors = state.cors.clone();
-    let limits = state.limits.clone();
-    let direct_call = wire::layer(core(state.clone()), cors.clone(), limits.max_url_length);
-    let target = batch::Target::new(state.clone(), direct_call);
-    let outer = core(state).layer(axum::middleware::from_fn_with_state(
-        target,
-        batch::middleware,
-    ));
+    let wire = wire::WireLayer::new(state.cors.clone(), state.limits.max_url_length);
+    let direct_call = Graph {
+        state: state.clone(),
+        outer: None,
+    };
+    let target = batch::Target::new(
+        state.clone(),
+        Router::new().fallback_service(wire.layer(direct_call.clone())),
+    );
     // The request limits (timeout, concurrency cap) apply per HTTP request (a `$batch` takes
     // one slot; its sub-requests are throttled one by one in `route`) and sit inside the wire
     // layers, so their refusals get the Graph envelope.
-    wire::layer(limits::apply(outer, &limits), cors, limits.max_url_length)
+    let outer = Outer {
+        guard: limits::Guard::new(&state.limits),
+        batch: tower::util::BoxCloneSyncService::new(
+            axum::middleware::from_fn_with_state(target, batch::middleware).layer(direct_call),
+        ),
+    };
+    Router::new().fallback_service(wire.layer(Graph {
+        state,
+        outer: Some(Arc::new(outer)),
+    }))
 }
 
-/// Routing, authentication, permissions and validation (inside [`dispatch`]).
-fn core(state: Arc<AppState>) -> Router {
-    Router::new().fallback(dispatch).with_state(state)
+/// Routing, authentication, permissions and validation ([`dispatch`]) as a service; with
+/// `outer`, the service a client's HTTP request reaches (request limits and `$batch`), without
+/// it the one a `$batch` sub-request reaches.
+#[derive(Clone)]
+struct Graph {
+    state: Arc<AppState>,
+    outer: Option<Arc<Outer>>,
+}
+
+struct Outer {
+    guard: limits::Guard,
+    /// [`batch::middleware`] in front of the dispatcher, for the requests that may be a batch.
+    batch: tower::util::BoxCloneSyncService<Request, Response, std::convert::Infallible>,
+}
+
+impl tower::Service<Request> for Graph {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = crate::store::BoxFuture<'static, Result<Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let Some(outer) = &this.outer else {
+                return Ok(dispatch(State(this.state), req).await);
+            };
+            let work = async {
+                if req.method() == Method::POST && routes::may_be_batch(req.uri().path()) {
+                    use tower::ServiceExt;
+                    let Ok(resp) = outer.batch.clone().oneshot(req).await;
+                    resp
+                } else {
+                    dispatch(State(this.state.clone()), req).await
+                }
+            };
+            Ok(outer.guard.run(work).await)
+        })
+    }
 }
 
 async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {

@@ -3,6 +3,8 @@
 //! counter and one histogram update (no recorder installed, as in `graphsec import`, makes every
 //! update a no-op).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,9 +69,32 @@ pub fn record_request(operation: &'static str, method: &http::Method, status: u1
         http::Method::OPTIONS => "OPTIONS",
         _ => "other",
     };
-    metrics::counter!(HTTP_REQUESTS, "operation" => operation, "method" => method, "status" => status_label(status))
-        .increment(1);
-    metrics::histogram!(HTTP_DURATION, "operation" => operation).record(took.as_secs_f64());
+    // Registering a labelled series builds its key (a label vector) and looks it up in the
+    // recorder on every call; each worker thread keeps the handles it has used instead, so the
+    // request path pays one small map lookup. The set of keys is small and bounded (operations
+    // and methods are fixed strings, statuses are HTTP statuses).
+    REQUEST_HANDLES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let (requests, duration) = cache.entry((operation, method, status)).or_insert_with(|| {
+            (
+                metrics::counter!(HTTP_REQUESTS, "operation" => operation, "method" => method, "status" => status_label(status)),
+                metrics::histogram!(HTTP_DURATION, "operation" => operation),
+            )
+        });
+        requests.increment(1);
+        duration.record(took.as_secs_f64());
+    });
+}
+
+type RequestKey = (&'static str, &'static str, u16);
+
+thread_local! {
+    /// Handles of the request series this thread has recorded into (see [`record_request`]).
+    static REQUEST_HANDLES: RefCell<HashMap<RequestKey, (metrics::Counter, metrics::Histogram)>> =
+        RefCell::new(HashMap::new());
+    /// Handles of the store-latency series, by store operation (see [`timed`]).
+    static STORE_HANDLES: RefCell<HashMap<&'static str, metrics::Histogram>> =
+        RefCell::new(HashMap::new());
 }
 
 /// The status as a label; the common ones without an allocation (this runs on every request).
@@ -116,8 +141,14 @@ fn timed<'a, T: Send + 'a>(
     Box::pin(async move {
         let started = Instant::now();
         let r = fut.await;
-        metrics::histogram!(STORE_DURATION, "operation" => operation)
-            .record(started.elapsed().as_secs_f64());
+        let took = started.elapsed().as_secs_f64();
+        STORE_HANDLES.with(|cache| {
+            cache
+                .borrow_mut()
+                .entry(operation)
+                .or_insert_with(|| metrics::histogram!(STORE_DURATION, "operation" => operation))
+                .record(took);
+        });
         r
     })
 }
