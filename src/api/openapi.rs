@@ -91,12 +91,16 @@ fn query_params(e: &EntityType, list: bool) -> Vec<Json> {
         .filter(|p| p.sortable)
         .flat_map(|p| [p.name.to_string(), format!("{} desc", p.name)])
         .collect();
+    let mut skip = json!({ "type": "integer", "minimum": 0 });
+    if let Some(max) = e.rules.max_skip {
+        skip["maximum"] = json!(max);
+    }
     vec![
         json!({ "name": "$top", "in": "query", "description": "Page size.",
                 "schema": { "type": "integer", "minimum": 1,
                             "maximum": e.rules.max_top.unwrap_or(crate::odata::query::MAX_TOP) } }),
         json!({ "name": "$skip", "in": "query", "description": "Items to skip.",
-                "schema": { "type": "integer", "minimum": 0 } }),
+                "schema": skip }),
         json!({ "name": "$filter", "in": "query", "description": "OData filter expression.",
                 "schema": { "type": "string" } }),
         json!({ "name": "$count", "in": "query", "description": "Include @odata.count.",

@@ -167,6 +167,7 @@ struct SetOverlay {
     #[serde(default)]
     required_on_update: Vec<String>,
     max_top: Option<u32>,
+    max_skip: Option<u64>,
     /// The numbered schema migration that creates the set's table (absent: no table yet).
     migration: Option<u32>,
     /// `"likeTheFamily"`: the annotations every annotated legacy set shares.
@@ -484,6 +485,7 @@ impl<'a> Builder<'a> {
                 one_of_on_create: leak_slice(index(&o.one_of_on_create)),
                 read_only: leak_slice(read_only),
                 max_top: o.max_top,
+                max_skip: o.max_skip,
             };
             let deprecation = revision
                 .filter(|r| r.kind.as_deref() == Some("Deprecated"))
@@ -726,6 +728,7 @@ mod tests {
         assert_eq!(c.default_set().collection, "cloudAppSecurityProfiles");
         let alerts = c.set("alerts").unwrap();
         assert_eq!(alerts.rules.max_top, Some(1000));
+        assert_eq!(alerts.rules.max_skip, Some(500));
         assert_eq!(alerts.actions, ["updateAlerts"]);
         assert!(!alerts.rules.read_only.is_empty());
         let ti = c.set("tiIndicators").unwrap();

@@ -102,6 +102,9 @@ pub struct Rules {
     pub required_on_update: &'static [&'static str],
     /// The largest `$top` the set accepts (`None`: graphsec's general page cap).
     pub max_top: Option<u32>,
+    /// The largest `$skip` the set accepts (`None`: no limit). Graph's "Microsoft Graph security
+    /// API error responses" page: alerts refuse `$skip` above 500.
+    pub max_skip: Option<u64>,
 }
 
 impl Rules {
@@ -111,6 +114,7 @@ impl Rules {
         read_only: &[],
         required_on_update: &[],
         max_top: None,
+        max_skip: None,
     };
 }
 

@@ -173,7 +173,7 @@ pub fn parse_list_query(
             Opt::Select => out.select = parse_select(entity, value)?,
             Opt::OrderBy => out.order_by = parse_order_by(entity, value)?,
             Opt::Top => out.top = Some(parse_top(entity, value)?),
-            Opt::Skip => out.skip = Some(parse_skip(value)?),
+            Opt::Skip => out.skip = Some(parse_skip(entity, value)?),
             Opt::Count => out.count = parse_count(value)?,
             Opt::SkipToken => {
                 if value.is_empty() {
@@ -389,9 +389,14 @@ fn refuse_by_capability(entity: &EntityType, opt: Opt, raw_name: &str) -> Result
     }
 }
 
-fn parse_skip(value: &str) -> Result<u64, QueryError> {
+fn parse_skip(entity: &EntityType, value: &str) -> Result<u64, QueryError> {
     // Capped at i64::MAX so it always fits a SQL OFFSET.
     match value.trim().parse::<u64>() {
+        Ok(n) if entity.rules.max_skip.is_some_and(|max| n > max) => Err(QueryError::new(format!(
+            "The '$skip' value '{n}' is not valid: '{}' accepts at most {}.",
+            entity.collection,
+            entity.rules.max_skip.unwrap_or_default()
+        ))),
         Ok(n) if i64::try_from(n).is_ok() => Ok(n),
         _ => Err(QueryError::new(format!(
             "The '$skip' value '{}' is not valid: expected a non-negative integer.",

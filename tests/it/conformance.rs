@@ -29,6 +29,7 @@ use graphsec::model::edm::{EdmType, EnumType, Primitive, parse_datetime};
 use graphsec::model::entity::{EntityType, Managed};
 use serde_json::{Map, Value, json};
 
+use crate::query::{OPS, Op};
 use crate::support::Server;
 
 /// Entities per set; filters and orders per set.
@@ -288,42 +289,6 @@ fn number(v: &Value) -> Option<f64> {
 // ---------------------------------------------------------------------------------------------
 // Filters from the types, and the reference evaluator.
 // ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Eq,
-    Ne,
-    Gt,
-    Ge,
-    Lt,
-    Le,
-}
-
-const OPS: &[Op] = &[Op::Eq, Op::Ne, Op::Gt, Op::Ge, Op::Lt, Op::Le];
-
-impl Op {
-    fn keyword(self) -> &'static str {
-        match self {
-            Op::Eq => "eq",
-            Op::Ne => "ne",
-            Op::Gt => "gt",
-            Op::Ge => "ge",
-            Op::Lt => "lt",
-            Op::Le => "le",
-        }
-    }
-
-    fn holds(self, o: Ordering) -> bool {
-        match self {
-            Op::Eq => o == Ordering::Equal,
-            Op::Ne => o != Ordering::Equal,
-            Op::Gt => o == Ordering::Greater,
-            Op::Ge => o != Ordering::Less,
-            Op::Lt => o == Ordering::Less,
-            Op::Le => o != Ordering::Greater,
-        }
-    }
-}
 
 /// A path: a root (a property of the entity, or a lambda variable) and member names.
 #[derive(Debug, Clone)]

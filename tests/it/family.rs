@@ -349,6 +349,28 @@ async fn graph_rules_per_resource() {
     )
     .await;
     assert!(msg.contains("1000"), "{msg}");
+    // alerts: $skip at most 500 (Graph's security API error responses page); other sets have
+    // no such limit.
+    json_of(
+        s.get_with("/beta/security/alerts", &[("$skip", "500")])
+            .await,
+        200,
+    )
+    .await;
+    let msg = expect_error(
+        s.get_with("/beta/security/alerts", &[("$skip", "501")])
+            .await,
+        400,
+        "BadRequest",
+    )
+    .await;
+    assert!(msg.contains("at most 500"), "{msg}");
+    json_of(
+        s.get_with("/beta/security/secureScores", &[("$skip", "501")])
+            .await,
+        200,
+    )
+    .await;
     // alerts: non-nullable properties are required and cannot be cleared; only Graph's
     // updatable properties change (the others are ignored, as OData has it).
     let msg = expect_error(

@@ -80,8 +80,9 @@ fn datetime_literal(ticks: i64, offset_minutes: i32) -> String {
     )
 }
 
+/// A comparison operator of `$filter`, shared with the model-driven suite (`conformance.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Op {
+pub(crate) enum Op {
     Eq,
     Ne,
     Gt,
@@ -90,10 +91,10 @@ enum Op {
     Le,
 }
 
-const OPS: &[Op] = &[Op::Eq, Op::Ne, Op::Gt, Op::Ge, Op::Lt, Op::Le];
+pub(crate) const OPS: &[Op] = &[Op::Eq, Op::Ne, Op::Gt, Op::Ge, Op::Lt, Op::Le];
 
 impl Op {
-    fn keyword(self) -> &'static str {
+    pub(crate) fn keyword(self) -> &'static str {
         match self {
             Op::Eq => "eq",
             Op::Ne => "ne",
@@ -105,7 +106,7 @@ impl Op {
     }
 
     /// The operator applied to two non-null values that compare as `o`.
-    fn holds(self, o: Ordering) -> bool {
+    pub(crate) fn holds(self, o: Ordering) -> bool {
         match self {
             Op::Eq => o.is_eq(),
             Op::Ne => o.is_ne(),
