@@ -239,7 +239,8 @@ async fn route(
     tag.tenant = Some(principal.tenant.clone());
     tag.operation = Some("unknown_path");
     // Throttle and injected faults, per request (and so per `$batch` sub-request).
-    if let Err(refused) = state.admission.admit(&principal, &parts.method).await {
+    let set = resolved.as_ref().ok().and_then(|r| r.route.entity_set());
+    if let Err(refused) = state.admission.admit(&principal, &parts.method, set).await {
         return Ok(refused);
     }
     let resolved = resolved?;

@@ -37,6 +37,18 @@ pub enum Route {
 }
 
 impl Route {
+    /// The entity set the route addresses (for an action, the set it is bound to).
+    pub fn entity_set(&self) -> Option<&'static EntityType> {
+        match self {
+            Route::Collection(e)
+            | Route::CollectionRef(e)
+            | Route::Count(e)
+            | Route::Entity(e, _) => Some(e),
+            Route::CollectionAction(a) | Route::EntityAction(a, _) => Some(a.entity),
+            Route::Batch | Route::Metadata | Route::ServiceDocument | Route::OpenApi => None,
+        }
+    }
+
     /// Documents anyone may read, as on Graph (`$metadata` needs no token): they describe the
     /// service, never a tenant's data.
     pub fn is_public(&self) -> bool {

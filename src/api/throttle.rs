@@ -7,6 +7,7 @@
 //! completely (a full bucket is indistinguishable from a fresh one), so memory follows the number
 //! of callers active in the last period, not the number ever seen.
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -17,12 +18,14 @@ use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 
 use crate::error::GraphError;
+use crate::model::entity::{EntityType, RateLimit};
 
 /// How often full buckets are dropped.
 pub const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(10);
 
-/// Graph's documented limit for the legacy security family: 150 requests per minute per app
-/// per tenant (`--throttle graph`).
+/// Graph's general figure for the legacy security family: 150 requests per minute per app per
+/// tenant. Under `--throttle graph` it applies to requests that address no entity set and to
+/// sets the model gives no figures of their own (`Rules::graph_throttle`).
 pub const GRAPH_PROFILE: &str = "150/1m";
 /// The default: 20,000 requests per second sustained, bursts of 40,000, per (tenant, app). Above
 /// what one caller reaches on a small node (docs/PERFORMANCE.md measured about 6,000 durable
@@ -35,6 +38,9 @@ pub const DEFAULT_PROFILE: &str = "20000/1s,burst=40000";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThrottleSpec {
     Off,
+    /// Graph's documented figures, per entity set (the model's `Rules::graph_throttle`), each
+    /// set its own bucket per (tenant, app).
+    Graph,
     /// `rate` requests per `period`, at most `burst` at once.
     Limit {
         rate: NonZeroU32,
@@ -68,7 +74,7 @@ impl std::str::FromStr for ThrottleSpec {
         let s = s.trim();
         match s {
             "off" | "none" => return Ok(ThrottleSpec::Off),
-            "graph" => return GRAPH_PROFILE.parse(),
+            "graph" => return Ok(ThrottleSpec::Graph),
             _ => {}
         }
         let bad = || format!("--throttle '{s}': expected off, graph or RATE/PERIOD[,burst=N]");
@@ -108,6 +114,7 @@ impl Throttle<DefaultClock> {
 }
 
 impl<C: Clock> Throttle<C> {
+    /// `None` for [`ThrottleSpec::Off`] and [`ThrottleSpec::Graph`] (see [`Throttles`]).
     pub fn with_clock(spec: ThrottleSpec, clock: C) -> Option<Throttle<C>> {
         let ThrottleSpec::Limit {
             rate,
@@ -126,11 +133,13 @@ impl<C: Clock> Throttle<C> {
         })
     }
 
-    /// Takes one request from the bucket of (tenant, app), or says how long to wait.
-    pub fn check(&self, tenant: &str, app: Option<&str>) -> Result<(), GraphError> {
+    /// Takes one request from the bucket of (tenant, app, scope), or says how long to wait.
+    /// `scope` separates buckets of one caller (an entity set's name under `--throttle graph`;
+    /// empty otherwise).
+    pub fn check(&self, tenant: &str, app: Option<&str>, scope: &str) -> Result<(), GraphError> {
         // A 64-bit hash instead of the strings: no allocation per request, and a collision
         // (odds about 2^-64 per pair) would only make two callers share a bucket.
-        let key = self.hasher.hash_one((tenant, app.unwrap_or("")));
+        let key = self.hasher.hash_one((tenant, app.unwrap_or(""), scope));
         self.limiter.check_key(&key).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.limiter.clock().now());
             // Whole seconds, rounded up, at least 1: waiting that long always succeeds.
@@ -157,6 +166,86 @@ impl<C: Clock> Throttle<C> {
     }
 }
 
+/// The throttle of a running server: one limit for every request, or Graph's per-set figures.
+pub enum Throttles {
+    Uniform(Throttle),
+    /// `--throttle graph`: a set with figures of its own is checked against each of them (all
+    /// must pass), in buckets keyed by (tenant, app, set); anything else against the family's
+    /// general figure ([`GRAPH_PROFILE`]).
+    PerSet {
+        general: Throttle,
+        by_limit: HashMap<RateLimit, Throttle>,
+    },
+}
+
+impl Throttles {
+    /// `None` for [`ThrottleSpec::Off`]. `sets` are the served entity sets (their
+    /// `rules.graph_throttle` figures are read once, here).
+    pub fn new(spec: ThrottleSpec, sets: &[&'static EntityType]) -> Option<Throttles> {
+        match spec {
+            ThrottleSpec::Off => None,
+            ThrottleSpec::Limit { .. } => Throttle::new(spec).map(Throttles::Uniform),
+            ThrottleSpec::Graph => {
+                let general = Throttle::new(GRAPH_PROFILE.parse().ok()?)?;
+                let mut by_limit = HashMap::new();
+                for limit in sets.iter().flat_map(|e| e.rules.graph_throttle) {
+                    if by_limit.contains_key(limit) {
+                        continue;
+                    }
+                    let (Some(rate), false) = (NonZeroU32::new(limit.requests), limit.seconds == 0)
+                    else {
+                        continue; // refused by the catalog's load already
+                    };
+                    let spec = ThrottleSpec::Limit {
+                        rate,
+                        period: Duration::from_secs(limit.seconds.into()),
+                        burst: rate,
+                    };
+                    by_limit.insert(*limit, Throttle::new(spec)?);
+                }
+                Some(Throttles::PerSet { general, by_limit })
+            }
+        }
+    }
+
+    /// Takes one request of `tenant`'s `app` addressed to `set` (none: `$batch` itself, an
+    /// unknown path), or says how long to wait.
+    pub fn check(
+        &self,
+        tenant: &str,
+        app: Option<&str>,
+        set: Option<&EntityType>,
+    ) -> Result<(), GraphError> {
+        match self {
+            Throttles::Uniform(t) => t.check(tenant, app, ""),
+            Throttles::PerSet { general, by_limit } => {
+                let scope = set.map_or("", |e| e.collection);
+                let limits = set.map_or(&[][..], |e| e.rules.graph_throttle);
+                if limits.is_empty() {
+                    return general.check(tenant, app, scope);
+                }
+                for limit in limits {
+                    if let Some(t) = by_limit.get(limit) {
+                        t.check(tenant, app, scope)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Drops buckets that have refilled completely.
+    pub fn housekeep(&self) {
+        match self {
+            Throttles::Uniform(t) => t.housekeep(),
+            Throttles::PerSet { general, by_limit } => {
+                general.housekeep();
+                by_limit.values().for_each(Throttle::housekeep);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,15 +254,15 @@ mod tests {
     #[test]
     fn parses_profiles_and_rates() {
         assert_eq!("off".parse::<ThrottleSpec>(), Ok(ThrottleSpec::Off));
-        let graph: ThrottleSpec = "graph".parse().unwrap();
+        assert_eq!("graph".parse::<ThrottleSpec>(), Ok(ThrottleSpec::Graph));
         let nz = |n| NonZeroU32::new(n).unwrap();
         assert_eq!(
-            graph,
-            ThrottleSpec::Limit {
+            GRAPH_PROFILE.parse::<ThrottleSpec>(),
+            Ok(ThrottleSpec::Limit {
                 rate: nz(150),
                 period: Duration::from_secs(60),
                 burst: nz(150)
-            }
+            })
         );
         assert_eq!(
             "10/500ms,burst=3".parse::<ThrottleSpec>(),
@@ -201,24 +290,48 @@ mod tests {
     fn separate_buckets_and_retry_after_from_the_bucket() {
         let clock = FakeRelativeClock::default();
         let t = Throttle::with_clock("2/1m".parse().unwrap(), clock.clone()).unwrap();
-        assert!(t.check("t1", Some("app")).is_ok());
-        assert!(t.check("t1", Some("app")).is_ok());
+        assert!(t.check("t1", Some("app"), "").is_ok());
+        assert!(t.check("t1", Some("app"), "").is_ok());
         let Err(GraphError::TooManyRequests {
             retry_after_secs, ..
-        }) = t.check("t1", Some("app"))
+        }) = t.check("t1", Some("app"), "")
         else {
             panic!("third request passed")
         };
         // One cell every 30 s.
         assert_eq!(retry_after_secs, 30);
         // Other tenant, other app: their own buckets.
-        assert!(t.check("t2", Some("app")).is_ok());
-        assert!(t.check("t1", Some("other")).is_ok());
-        assert!(t.check("t1", None).is_ok());
+        assert!(t.check("t2", Some("app"), "").is_ok());
+        assert!(t.check("t1", Some("other"), "").is_ok());
+        assert!(t.check("t1", None, "").is_ok());
         clock.advance(Duration::from_secs(29));
-        assert!(t.check("t1", Some("app")).is_err());
+        assert!(t.check("t1", Some("app"), "").is_err());
         clock.advance(Duration::from_secs(1));
-        assert!(t.check("t1", Some("app")).is_ok());
+        assert!(t.check("t1", Some("app"), "").is_ok());
+    }
+
+    #[test]
+    fn graph_profile_applies_each_sets_documented_figures_in_its_own_buckets() {
+        let catalog = crate::model::catalog();
+        let set = |n: &str| catalog.set(n).unwrap();
+        let t = Throttles::new(ThrottleSpec::Graph, catalog.sets()).unwrap();
+        let spend = |set: Option<&EntityType>, n: usize| {
+            (0..n)
+                .take_while(|_| t.check("t1", Some("app"), set).is_ok())
+                .count()
+        };
+        // alerts: 150 a minute; tiIndicators: 1,000 a minute, in buckets of their own.
+        assert_eq!(spend(Some(set("alerts")), 200), 150);
+        assert_eq!(spend(Some(set("tiIndicators")), 1200), 1000);
+        // secureScores: 150 a minute (and 10,000 per 10 minutes); secureScoreControlProfiles:
+        // only 10,000 per 10 minutes.
+        assert_eq!(spend(Some(set("secureScores")), 200), 150);
+        assert_eq!(spend(Some(set("secureScoreControlProfiles")), 2000), 2000);
+        // A set without figures of its own, and requests addressing no set: the general 150.
+        assert_eq!(spend(Some(set("cloudAppSecurityProfiles")), 200), 150);
+        assert_eq!(spend(None, 200), 150);
+        // Another caller is untouched.
+        assert!(t.check("t2", Some("app"), Some(set("alerts"))).is_ok());
     }
 
     #[test]
@@ -226,7 +339,7 @@ mod tests {
         let clock = FakeRelativeClock::default();
         let t = Throttle::with_clock("150/1m".parse().unwrap(), clock.clone()).unwrap();
         for i in 0..100_000 {
-            assert!(t.check(&format!("tenant-{i}"), Some("app")).is_ok());
+            assert!(t.check(&format!("tenant-{i}"), Some("app"), "").is_ok());
         }
         assert_eq!(t.buckets(), 100_000);
         // Still inside the period: the buckets are not full again, so they are kept.
@@ -238,7 +351,7 @@ mod tests {
         assert_eq!(t.buckets(), 0);
         // A caller still spending keeps its bucket.
         for _ in 0..10 {
-            assert!(t.check("busy", None).is_ok());
+            assert!(t.check("busy", None, "").is_ok());
         }
         t.housekeep();
         assert_eq!(t.buckets(), 1);

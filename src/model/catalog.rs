@@ -20,7 +20,7 @@ use serde::Deserialize;
 use super::csdl::registry::{Registry, Resolved, TypeKind};
 use super::csdl::{self, EdmPrimitive};
 use super::edm::{ComplexType, EdmType, EnumType, Member, Primitive};
-use super::entity::{Capabilities, Deprecation, EntityType, Managed, Property, Rules};
+use super::entity::{Capabilities, Deprecation, EntityType, Managed, Property, RateLimit, Rules};
 
 /// The embedded overlay.
 pub const OVERLAY: &str = include_str!("overlay.json");
@@ -168,6 +168,8 @@ struct SetOverlay {
     required_on_update: Vec<String>,
     max_top: Option<u32>,
     max_skip: Option<u64>,
+    #[serde(default)]
+    graph_throttle: Vec<RateLimit>,
     /// The numbered schema migration that creates the set's table (absent: no table yet).
     migration: Option<u32>,
     /// `"likeTheFamily"`: the annotations every annotated legacy set shares.
@@ -486,7 +488,17 @@ impl<'a> Builder<'a> {
                 read_only: leak_slice(read_only),
                 max_top: o.max_top,
                 max_skip: o.max_skip,
+                graph_throttle: leak_slice(o.graph_throttle.clone()),
             };
+            if let Some(bad) = rules
+                .graph_throttle
+                .iter()
+                .find(|r| r.requests == 0 || r.seconds == 0)
+            {
+                return Err(format!(
+                    "{at}: graphThrottle {bad:?} needs non-zero requests and seconds"
+                ));
+            }
             let deprecation = revision
                 .filter(|r| r.kind.as_deref() == Some("Deprecated"))
                 .map(|r| Deprecation {
@@ -729,6 +741,14 @@ mod tests {
         let alerts = c.set("alerts").unwrap();
         assert_eq!(alerts.rules.max_top, Some(1000));
         assert_eq!(alerts.rules.max_skip, Some(500));
+        let ti = catalog().set("tiIndicators").unwrap();
+        assert_eq!(
+            ti.rules.graph_throttle,
+            &[RateLimit {
+                requests: 1000,
+                seconds: 60
+            }]
+        );
         assert_eq!(alerts.actions, ["updateAlerts"]);
         assert!(!alerts.rules.read_only.is_empty());
         let ti = c.set("tiIndicators").unwrap();

@@ -105,6 +105,18 @@ pub struct Rules {
     /// The largest `$skip` the set accepts (`None`: no limit). Graph's "Microsoft Graph security
     /// API error responses" page: alerts refuse `$skip` above 500.
     pub max_skip: Option<u64>,
+    /// Graph's documented throttling limits for the set, per app per tenant ("Microsoft Graph
+    /// service-specific throttling limits", security detections and incidents): every one
+    /// applies (`--throttle graph`). Empty: the family's general figure.
+    pub graph_throttle: &'static [RateLimit],
+}
+
+/// A rate limit: at most `requests` in any `seconds`-long window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub seconds: u32,
 }
 
 impl Rules {
@@ -115,6 +127,7 @@ impl Rules {
         required_on_update: &[],
         max_top: None,
         max_skip: None,
+        graph_throttle: &[],
     };
 }
 

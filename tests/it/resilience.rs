@@ -59,6 +59,13 @@ async fn graph_profile_throttles_per_tenant_and_app_and_honours_retry_after() {
     assert!(throttled.headers().get(FAULT_HEADER).is_none());
     let msg = expect_error(throttled, 429, "TooManyRequests").await;
     assert!(msg.contains("Retry after"), "{msg}");
+    // Graph's figures are per resource: tiIndicators (1,000 a minute) has its own bucket.
+    let ti = app1
+        .get(s.url("/beta/security/tiIndicators"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(ti.status(), 200);
     // Another app of the same tenant, and the same app in another tenant: their own buckets.
     assert_eq!(
         get_status(&client_of(&s, TENANT_A, "app-2"), &s)
