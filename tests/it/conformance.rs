@@ -29,7 +29,7 @@ use graphsec::model::edm::{EdmType, EnumType, Primitive, parse_datetime};
 use graphsec::model::entity::{EntityType, Managed};
 use serde_json::{Map, Value, json};
 
-use crate::query::{OPS, Op};
+use crate::query::{OPS, Op, and3, or3};
 use crate::support::Server;
 
 /// Entities per set; filters and orders per set.
@@ -416,22 +416,6 @@ impl F {
                 acc
             }
         }
-    }
-}
-
-fn and3(a: Option<bool>, b: Option<bool>) -> Option<bool> {
-    match (a, b) {
-        (Some(false), _) | (_, Some(false)) => Some(false),
-        (Some(true), Some(true)) => Some(true),
-        _ => None,
-    }
-}
-
-fn or3(a: Option<bool>, b: Option<bool>) -> Option<bool> {
-    match (a, b) {
-        (Some(true), _) | (_, Some(true)) => Some(true),
-        (Some(false), Some(false)) => Some(false),
-        _ => None,
     }
 }
 
