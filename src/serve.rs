@@ -18,8 +18,12 @@ use hyper_util::server::conn::auto::Builder;
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
 
-/// Header fields hyper accepts on an HTTP/1.1 request (its default is 100).
-const HTTP1_MAX_HEADER_FIELDS: usize = 1024;
+/// Header fields hyper accepts on an HTTP/1.1 request (its default is 100). Past this hyper
+/// answers 431 itself, with no body; below it the wire layer's 64 KiB byte limit answers in the
+/// Graph envelope. hyper sets aside this many slots per request, whatever the request carries:
+/// 1,024 cost 6% of a GET by id in instructions (docs/PERFORMANCE.md), 256 costs 1%; real
+/// clients send a few dozen.
+const HTTP1_MAX_HEADER_FIELDS: usize = 256;
 /// The HTTP/2 header-list size (path included) hyper accepts: room for the default URL limit
 /// and the wire layer's header-byte limit, which then answer 414/431 in the Graph envelope.
 const HTTP2_MAX_HEADER_LIST_BYTES: u32 = 256 * 1024;
@@ -121,8 +125,8 @@ impl Connection {
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_read_timeout)
             .keep_alive(!self.keep_alive.is_zero())
-            // hyper refuses more than 100 header fields itself, with a bare 431: allow many
-            // more, so the wire layer's byte limit answers oversize heads in the Graph envelope.
+            // hyper refuses more than 100 header fields itself, with a bare 431: allow more, so
+            // the wire layer's byte limit answers oversize heads in the Graph envelope.
             .max_headers(HTTP1_MAX_HEADER_FIELDS);
         // Likewise for HTTP/2, whose default 16 KiB header list (the path included) is enforced
         // by the codec before any service runs, with no body.

@@ -37,22 +37,25 @@ pub struct Root(pub String);
 impl Root {
     /// From a configured public URL, or the scheme we serve and the `Host` the client used.
     pub fn new(public_url: Option<&str>, tls: bool, headers: &HeaderMap, versioned: bool) -> Root {
-        let base = match public_url {
-            Some(u) => u.trim_end_matches('/').to_string(),
+        // One buffer, sized once: this runs for every request.
+        let mut root = String::with_capacity(64);
+        match public_url {
+            Some(u) => root.push_str(u.trim_end_matches('/')),
             None => {
                 let host = headers
                     .get(header::HOST)
                     .and_then(|h| h.to_str().ok())
                     .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
                     .unwrap_or("localhost");
-                format!("{}://{host}", if tls { "https" } else { "http" })
+                root.push_str(if tls { "https://" } else { "http://" });
+                root.push_str(host);
             }
-        };
-        if versioned {
-            Root(format!("{base}/{}", crate::api::routes::VERSION))
-        } else {
-            Root(base)
         }
+        if versioned {
+            root.push('/');
+            root.push_str(crate::api::routes::VERSION);
+        }
+        Root(root)
     }
 
     /// The URL of the entity set (`…/security/cloudAppSecurityProfiles`).
@@ -67,23 +70,34 @@ impl Root {
         format!("{}('{encoded}')", self.collection_path(entity))
     }
 
-    fn context_base(&self, entity: &EntityType) -> String {
-        format!(
-            "{}/$metadata#{}/{}",
-            self.0, entity.singleton, entity.collection
-        )
+    /// `{root}/$metadata#{singleton}/{collection}`, then `({select})` and `suffix`, built in one
+    /// buffer (it is on the path of every response).
+    fn context(&self, entity: &EntityType, select: Option<&str>, suffix: &str) -> String {
+        let names = select.map_or(0, |n| n.len() + 2);
+        let mut out = String::with_capacity(
+            self.0.len() + entity.singleton.len() + entity.collection.len() + names + 20,
+        );
+        out.push_str(&self.0);
+        out.push_str("/$metadata#");
+        out.push_str(entity.singleton);
+        out.push('/');
+        out.push_str(entity.collection);
+        if let Some(names) = select {
+            out.push('(');
+            out.push_str(names);
+            out.push(')');
+        }
+        out.push_str(suffix);
+        out
     }
 
     /// `@odata.context` of a collection response (with the `$select` list, if any).
     pub fn collection_context(&self, entity: &EntityType, select: Option<&str>) -> String {
-        match select {
-            Some(names) => format!("{}({names})", self.context_base(entity)),
-            None => self.context_base(entity),
-        }
+        self.context(entity, select, "")
     }
 
     pub fn entity_context(&self, entity: &EntityType, select: Option<&str>) -> String {
-        format!("{}/$entity", self.collection_context(entity, select))
+        self.context(entity, select, "/$entity")
     }
 }
 

@@ -250,25 +250,80 @@ fn split_offset(text: &str) -> Option<(&str, UtcOffset)> {
 /// Formats UTC ticks as Graph does: `2016-12-31T21:00:46.1697867Z`, trailing fractional zeros
 /// trimmed (no fraction at all for whole seconds).
 pub fn format_datetime(ticks: i64) -> String {
-    let seconds = ticks.div_euclid(TICKS_PER_SECOND);
-    let frac = ticks.rem_euclid(TICKS_PER_SECOND);
-    let dt = OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let mut out = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        dt.year(),
-        u8::from(dt.month()),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second()
-    );
-    if frac != 0 {
-        let digits = format!("{frac:07}");
-        out.push('.');
-        out.push_str(digits.trim_end_matches('0'));
+    DateTimeText::new(ticks).as_str().to_owned()
+}
+
+/// [`format_datetime`]'s text on the stack: serializing a timestamp allocates nothing (it is on
+/// the path of every entity in every response). At most `YYYY-MM-DDTHH:MM:SS.fffffffZ`, 28
+/// bytes; a year outside 0000–9999 (not a valid Edm.DateTimeOffset in Graph's wire form, but
+/// representable in ticks) is written with its sign and more digits, as `format!` would.
+pub struct DateTimeText {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl DateTimeText {
+    pub fn new(ticks: i64) -> DateTimeText {
+        let seconds = ticks.div_euclid(TICKS_PER_SECOND);
+        let frac = ticks.rem_euclid(TICKS_PER_SECOND);
+        let dt = OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let (year, month, day) = dt.to_calendar_date();
+        let (hour, minute, second) = dt.to_hms();
+        let mut t = DateTimeText {
+            buf: [0; 40],
+            len: 0,
+        };
+        if (0..=9999).contains(&year) {
+            t.digits(year as u32, 4);
+        } else {
+            use std::io::Write;
+            let mut w = &mut t.buf[..];
+            // Cannot fail: an i32 and its sign fit in 12 bytes.
+            let _ = write!(w, "{year:04}");
+            t.len = 40 - w.len();
+        }
+        t.push(b'-');
+        t.digits(u32::from(u8::from(month)), 2);
+        t.push(b'-');
+        t.digits(u32::from(day), 2);
+        t.push(b'T');
+        t.digits(u32::from(hour), 2);
+        t.push(b':');
+        t.digits(u32::from(minute), 2);
+        t.push(b':');
+        t.digits(u32::from(second), 2);
+        if frac != 0 {
+            t.push(b'.');
+            let mut f = frac as u32;
+            let mut width = 7;
+            while f % 10 == 0 {
+                f /= 10;
+                width -= 1;
+            }
+            t.digits(f, width);
+        }
+        t.push(b'Z');
+        t
     }
-    out.push('Z');
-    out
+
+    fn push(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+
+    /// `n` in exactly `width` decimal digits (zero-padded; `n` is known to fit).
+    fn digits(&mut self, mut n: u32, width: usize) {
+        for i in (0..width).rev() {
+            self.buf[self.len + i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        self.len += width;
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and separators are ever written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
 }
 
 /// The current time as UTC ticks.
@@ -305,6 +360,48 @@ mod tests {
 
     fn rt(input: &str) -> String {
         format_datetime(parse_datetime(input).unwrap())
+    }
+
+    /// The `format!` form `DateTimeText` replaced, kept as the reference it must agree with.
+    fn reference_format(ticks: i64) -> String {
+        let seconds = ticks.div_euclid(TICKS_PER_SECOND);
+        let frac = ticks.rem_euclid(TICKS_PER_SECOND);
+        let dt = OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let mut out = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            dt.year(),
+            u8::from(dt.month()),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second()
+        );
+        if frac != 0 {
+            out.push('.');
+            out.push_str(format!("{frac:07}").trim_end_matches('0'));
+        }
+        out.push('Z');
+        out
+    }
+
+    #[test]
+    fn stack_formatting_agrees_with_the_format_reference() {
+        let mut rng = fastrand::Rng::with_seed(13);
+        let year = 365 * 24 * 3600 * TICKS_PER_SECOND;
+        let mut cases = vec![0, 1, -1, 10, 9_999_999, 10_000_000, i64::MAX, i64::MIN];
+        cases.extend((0..20_000).map(|_| rng.i64(-2_000 * year..8_000 * year)));
+        cases.extend((0..2_000).map(|_| rng.i64(..)));
+        // Whole seconds and fractions with trailing zeros of every length.
+        cases.extend(
+            (0..2_000).map(|i| rng.i64(0..60 * year) / 10i64.pow(i % 8) * 10i64.pow(i % 8)),
+        );
+        for t in cases {
+            assert_eq!(
+                DateTimeText::new(t).as_str(),
+                reference_format(t),
+                "ticks {t}"
+            );
+        }
     }
 
     #[test]

@@ -274,7 +274,7 @@ impl Serialize for Primitive<'_> {
         match self.0 {
             Value::String(v) => s.serialize_str(v),
             Value::Bool(b) => s.serialize_bool(*b),
-            Value::DateTime(t) => s.serialize_str(&edm::format_datetime(*t)),
+            Value::DateTime(t) => s.serialize_str(edm::DateTimeText::new(*t).as_str()),
             Value::Int(i) => s.serialize_i64(*i),
             Value::Double(f) => s.serialize_f64(*f),
             _ => s.serialize_unit(),
