@@ -37,13 +37,23 @@ fn blocking<T: Send + 'static>(
     + Send
     + 'static,
 ) -> Result<T, String> {
+    blocking_on(admin_url(), job)
+}
+
+/// [`blocking`] on the database at `url`.
+fn blocking_on<T: Send + 'static>(
+    url: String,
+    job: impl FnOnce(tokio_postgres::Client) -> std::pin::Pin<Box<dyn Future<Output = T> + Send>>
+    + Send
+    + 'static,
+) -> Result<T, String> {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
         rt.block_on(async move {
-            let (client, conn) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls)
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
                 .await
                 .map_err(|e| e.to_string())?;
             tokio::spawn(conn);
@@ -52,6 +62,22 @@ fn blocking<T: Send + 'static>(
     })
     .join()
     .map_err(|_| "PostgreSQL helper thread panicked".to_string())?
+}
+
+/// The first column of the first row `sql` returns in database `name`, as text (`None` for
+/// SQL NULL or no row).
+pub fn scalar(name: &str, sql: &str) -> Option<String> {
+    let sql = sql.to_string();
+    blocking_on(url(name), move |c| {
+        Box::pin(async move {
+            let messages = c.simple_query(&sql).await.expect("query");
+            messages.into_iter().find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
+                _ => None,
+            })?
+        })
+    })
+    .expect("PostgreSQL helper")
 }
 
 /// Whether PostgreSQL is reachable: checked once; outside CI a miss is one loud line, under
