@@ -296,7 +296,7 @@ impl DateTimeText {
             t.push(b'.');
             let mut f = frac as u32;
             let mut width = 7;
-            while f % 10 == 0 {
+            while f.is_multiple_of(10) {
                 f /= 10;
                 width -= 1;
             }
