@@ -343,6 +343,16 @@ fn valid_members(e: &edm::EnumType) -> String {
         .join(", ")
 }
 
+/// Whether a JSON value holds a U+0000 anywhere (keys included), allocating nothing.
+fn has_nul(v: &Json) -> bool {
+    match v {
+        Json::String(s) => s.contains('\0'),
+        Json::Array(items) => items.iter().any(has_nul),
+        Json::Object(m) => m.iter().any(|(k, item)| k.contains('\0') || has_nul(item)),
+        _ => false,
+    }
+}
+
 /// Finds a U+0000 anywhere in a JSON value (keys included). PostgreSQL cannot store it in TEXT
 /// or JSONB and SQLite's string functions stop at it, so it is refused on every store alike.
 fn find_nul(v: &Json, path: &str) -> Option<String> {
@@ -375,7 +385,10 @@ pub fn changes_from_json(
     mode: Mode,
     opts: Options,
 ) -> Result<Changes, BodyError> {
-    if let Some(place) = find_nul(body, "") {
+    // `find_nul` builds the path of every value it visits; look for the error first.
+    if has_nul(body)
+        && let Some(place) = find_nul(body, "")
+    {
         return err(format!(
             "The value of '{}' contains the character U+0000, which is not supported.",
             place.replace('\0', "\\u0000")

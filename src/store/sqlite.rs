@@ -14,6 +14,7 @@
 //! `--in-memory` uses SQLite's `memdb` VFS, shared by the same connections, so both modes run
 //! the same code.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -157,7 +158,13 @@ struct Statements {
     delete: String,
     /// The current version of one entity (its precondition check before a delete).
     version: String,
+    /// The UPDATE text of each set of changed columns seen so far (see [`Statements::update`]).
+    updates: Mutex<HashMap<Box<[usize]>, Arc<str>>>,
 }
+
+/// How many distinct UPDATE texts one entity set keeps (a PATCH sets a handful of columns, so
+/// real clients use few shapes; past the bound a text is built per call, as before).
+const UPDATE_SHAPES: usize = 256;
 
 impl Statements {
     fn new(entity: &'static EntityType) -> Statements {
@@ -183,14 +190,29 @@ impl Statements {
             tenant,
             key,
             entity,
+            updates: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// [`Statements::update_sql`] from the cache: the statement cache is keyed by text, so
+    /// only building the text was left per PATCH.
+    fn update(&self, changed: &[usize]) -> Arc<str> {
+        let mut cache = self.updates.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sql) = cache.get(changed) {
+            return sql.clone();
+        }
+        let sql: Arc<str> = self.update_sql(changed).into();
+        if cache.len() < UPDATE_SHAPES {
+            cache.insert(changed.into(), sql.clone());
+        }
+        sql
     }
 
     /// `UPDATE … SET` only the `changed` columns (indices into the record columns), bound as
     /// `?1..?k`, then the tenant and key. Setting only what changed lets SQLite leave every
     /// index whose columns are untouched alone (a PATCH of one property otherwise rewrote
     /// all of them).
-    fn update(&self, changed: &[usize]) -> String {
+    fn update_sql(&self, changed: &[usize]) -> String {
         let assignments = changed
             .iter()
             .enumerate()
@@ -565,26 +587,34 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, stats: &W
     tracing::debug!("writer thread stopped");
 }
 
+/// Runs one control statement (`BEGIN`, `SAVEPOINT`, …) from the connection's statement cache:
+/// `execute_batch` parsed and planned the text again for each of the four to six statements a
+/// write costs.
+fn control(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.raw_execute())
+        .map(|_| ())
+        .map_err(map_sqlite)
+}
+
 fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(map_sqlite)?;
+    control(conn, "BEGIN IMMEDIATE")?;
     for job in batch.iter_mut() {
         let step = (|| -> Result<(), StoreError> {
-            conn.execute_batch("SAVEPOINT w").map_err(map_sqlite)?;
-            if job.run(conn) {
-                conn.execute_batch("RELEASE w").map_err(map_sqlite)
-            } else {
-                conn.execute_batch("ROLLBACK TO w; RELEASE w")
-                    .map_err(map_sqlite)
+            control(conn, "SAVEPOINT w")?;
+            if !job.run(conn) {
+                control(conn, "ROLLBACK TO w")?;
             }
+            control(conn, "RELEASE w")
         })();
         if let Err(e) = step {
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = control(conn, "ROLLBACK");
             return Err(e);
         }
     }
-    if let Err(e) = conn.execute_batch("COMMIT") {
-        let _ = conn.execute_batch("ROLLBACK");
-        return Err(map_sqlite(e));
+    if let Err(e) = control(conn, "COMMIT") {
+        let _ = control(conn, "ROLLBACK");
+        return Err(e);
     }
     Ok(())
 }
