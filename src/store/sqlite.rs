@@ -2,8 +2,10 @@
 //!
 //! Writes go through one writer thread that drains every queued write into one transaction and
 //! commits once (group commit): N concurrent writers pay one fsync, and a write is acknowledged
-//! only after its transaction's COMMIT returned. Each write runs in its own savepoint, so one
-//! client's failure (a duplicate id, a stale If-Match) never undoes another's.
+//! only after its transaction's COMMIT returned. One client's failure (a duplicate id, a stale
+//! If-Match) never undoes another's: a write of several statements runs in its own savepoint,
+//! and a write of one statement (every create, PATCH and delete) needs none, because SQLite
+//! makes a one-row statement atomic by itself (see [`SqliteStore::write_one`]).
 //!
 //! Reads (WAL readers never block the writer) run inline on the calling async worker thread, on
 //! a read connection that thread owns, because handing each read to a blocking thread and back
@@ -80,12 +82,15 @@ pub enum Location {
 /// A unit of work for the writer thread: run inside the batch's transaction, then told how the
 /// commit went.
 trait Job: Send {
-    /// Runs the write; `false` asks for its savepoint to be rolled back.
+    /// Whether the write needs a savepoint of its own (it may run several statements).
+    fn savepoint(&self) -> bool;
+    /// Runs the write; `false` asks for its savepoint (if any) to be rolled back.
     fn run(&mut self, conn: &Connection) -> bool;
     fn finish(self: Box<Self>, commit: Result<(), StoreError>);
 }
 
 struct WriteJob<F, R> {
+    savepoint: bool,
     work: Option<F>,
     result: Option<Result<R, StoreError>>,
     reply: oneshot::Sender<Result<R, StoreError>>,
@@ -96,6 +101,10 @@ where
     F: FnOnce(&Connection) -> Result<R, StoreError> + Send,
     R: Send,
 {
+    fn savepoint(&self) -> bool {
+        self.savepoint
+    }
+
     fn run(&mut self, conn: &Connection) -> bool {
         let Some(work) = self.work.take() else {
             return false;
@@ -476,13 +485,39 @@ impl SqliteStore {
         dir.join("graphsec.db")
     }
 
+    /// Runs `work` on the writer thread, in the next group-committed transaction, inside a
+    /// savepoint of its own: an error rolls back everything it wrote and nothing else.
     async fn write<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.write_job(true, work).await
+    }
+
+    /// [`SqliteStore::write`] without the savepoint, for `work` that runs at most one
+    /// statement that writes and returns an error only before that statement or from it,
+    /// never after it. SQLite makes such a statement atomic without a savepoint. A one-row INSERT, UPDATE or DELETE checks every
+    /// constraint before it writes a page (so a duplicate key changes nothing), a many-row
+    /// DELETE checks none, and an I/O or out-of-space error rolls back the whole transaction
+    /// (which `run_batch` detects). A savepoint made SQLite copy every page the write touched
+    /// into its sub-journal first.
+    async fn write_one<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.write_job(false, work).await
+    }
+
+    async fn write_job<R, F>(&self, savepoint: bool, work: F) -> Result<R, StoreError>
     where
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
         let job: Box<dyn Job> = Box::new(WriteJob {
+            savepoint,
             work: Some(work),
             result: None,
             reply,
@@ -601,6 +636,16 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), StoreE
     control(conn, "BEGIN IMMEDIATE")?;
     for job in batch.iter_mut() {
         let step = (|| -> Result<(), StoreError> {
+            if !job.savepoint() {
+                if job.run(conn) || !conn.is_autocommit() {
+                    return Ok(());
+                }
+                // SQLite rolled the whole transaction back (an I/O or out-of-space error):
+                // the writes before this one are gone, so the batch fails.
+                return Err(StoreError::Unavailable(
+                    "a write failed and rolled back its transaction".into(),
+                ));
+            }
             control(conn, "SAVEPOINT w")?;
             if !job.run(conn) {
                 control(conn, "ROLLBACK TO w")?;
@@ -652,7 +697,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, Result<Record, StoreError>> {
         let sql = try_or_fail!(self.sql(changes.entity));
         let tenant = tenant.to_string();
-        Box::pin(self.write(move |conn| {
+        Box::pin(self.write_one(move |conn| {
             let record =
                 Record::create(changes, id, unique_ticks()).map_err(StoreError::Invalid)?;
             let mut cells = vec![to_sql(Cell::Text(tenant))];
@@ -691,7 +736,7 @@ impl Store for SqliteStore {
         let sql = try_or_fail!(self.sql(changes.entity));
         let (tenant, id) = (tenant.to_string(), id.to_string());
         // The single writer thread makes read-check-write atomic: no other write runs between.
-        Box::pin(self.write(move |conn| {
+        Box::pin(self.write_one(move |conn| {
             let mut record = fetch_one(conn, &sql, &tenant, &id)?;
             pre.check(record.version)?;
             let before = schema::encode(&record);
@@ -724,7 +769,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         let sql = try_or_fail!(self.sql(entity));
         let (tenant, id) = (tenant.to_string(), id.to_string());
-        Box::pin(self.write(move |conn| {
+        Box::pin(self.write_one(move |conn| {
             let version: Option<i64> = conn
                 .prepare_cached(&sql.version)
                 .and_then(|mut s| s.query_row([&tenant, &id], |r| r.get(0)))
@@ -827,7 +872,7 @@ impl Store for SqliteStore {
             self.read(probe).await?;
             // Through the writer: a database another process holds the write lock of is not
             // ready, though its readers still answer.
-            self.write(probe).await
+            self.write_one(probe).await
         })
     }
 
@@ -837,7 +882,7 @@ impl Store for SqliteStore {
         tenant: Option<&str>,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
         let tenant = tenant.map(str::to_string);
-        Box::pin(self.write(move |conn| {
+        Box::pin(self.write_one(move |conn| {
             let table = quote(entity.table);
             let n = match tenant {
                 Some(t) => conn.execute(
@@ -956,7 +1001,7 @@ mod tests {
         let mut tasks = Vec::new();
         for i in 0..200 {
             let s = store.clone();
-            // Every tenth write collides with an earlier id: its savepoint rolls back alone.
+            // Every tenth write collides with an earlier id: it fails alone.
             let id = if i % 10 == 9 {
                 format!("id-{}", i - 1)
             } else {
@@ -977,6 +1022,12 @@ mod tests {
         }
         assert_eq!((ok, dup), (180, 20));
         assert_eq!(store.count(profiles(), "t", None).await.unwrap(), 180);
+        // A refused duplicate (no savepoint: `write_one`) left no index entry behind.
+        let check: String = Connection::open(SqliteStore::database_path(dir.path()))
+            .unwrap()
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
         let commits = store.stats.commits.load(Ordering::Relaxed);
         let writes = store.stats.writes.load(Ordering::Relaxed);
         assert_eq!(writes, 200);
