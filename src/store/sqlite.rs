@@ -30,7 +30,7 @@ use super::compile::{self, SqlParam};
 use super::schema::{self, Cell, Dialect, quote};
 use super::{BoxFuture, ListSpec, Page, Precondition, Store, StoreError, TenantRecord};
 use crate::model::edm::unique_ticks;
-use crate::model::entity::EntityType;
+use crate::model::entity::{EntityType, Managed};
 use crate::model::record::{Changes, Record};
 use crate::odata::typecheck::TypedFilter;
 
@@ -167,6 +167,9 @@ struct Statements {
     delete: String,
     /// The current version of one entity (its precondition check before a delete).
     version: String,
+    /// The first record column of each declared property (then the version and the dynamic
+    /// properties' columns follow the last property's).
+    offsets: Vec<usize>,
     /// The UPDATE text of each set of changed columns seen so far (see [`Statements::update`]).
     updates: Mutex<HashMap<Box<[usize]>, Arc<str>>>,
 }
@@ -184,6 +187,16 @@ impl Statements {
         let key = quote(schema::column(entity.key()));
         let select_list = cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
         let n = cols.len();
+        debug_assert_eq!(
+            entity
+                .properties
+                .iter()
+                .map(schema::property_width)
+                .sum::<usize>()
+                + 2,
+            n,
+            "record columns: the properties', then the version and the dynamic properties"
+        );
         Statements {
             get: format!("SELECT {select_list} FROM {table} WHERE {tenant} = ?1 AND {key} = ?2"),
             insert: schema::insert_sql(entity, d),
@@ -199,6 +212,15 @@ impl Statements {
             tenant,
             key,
             entity,
+            offsets: entity
+                .properties
+                .iter()
+                .scan(0, |next, p| {
+                    let first = *next;
+                    *next += schema::property_width(p);
+                    Some(first)
+                })
+                .collect(),
             updates: Mutex::new(HashMap::new()),
         }
     }
@@ -739,17 +761,48 @@ impl Store for SqliteStore {
         Box::pin(self.write_one(move |conn| {
             let mut record = fetch_one(conn, &sql, &tenant, &id)?;
             pre.check(record.version)?;
-            let before = schema::encode(&record);
+            // Only the properties in the body and the modified stamp can change (and the
+            // version and, with dynamic properties in the body, their column): encode and
+            // compare just those, not the whole row twice.
+            let entity = sql.entity;
+            let modified = entity.managed_index(Managed::Modified);
+            let touched: Vec<usize> = (changes.props.iter().enumerate())
+                .filter(|&(i, c)| c.is_some() || Some(i) == modified)
+                .map(|(i, _)| i)
+                .collect();
+            let cells_of = |r: &Record| {
+                let mut out = Vec::with_capacity(touched.len());
+                for &p in &touched {
+                    schema::encode_property(&entity.properties[p], &r.values[p], &mut out);
+                }
+                out
+            };
+            let before = cells_of(&record);
+            let version = record.version;
+            let dynamic = (!changes.dynamic.is_empty()).then(|| schema::encode_dynamic(&record));
             record
                 .apply(changes, unique_ticks())
                 .map_err(StoreError::Invalid)?;
-            let (changed, mut cells): (Vec<usize>, Vec<SqlValue>) = schema::encode(&record)
-                .into_iter()
-                .zip(before)
-                .enumerate()
+            let columns = touched.iter().flat_map(|&p| {
+                sql.offsets[p]..sql.offsets[p] + schema::property_width(&entity.properties[p])
+            });
+            let (mut changed, mut cells): (Vec<usize>, Vec<SqlValue>) = columns
+                .zip(cells_of(&record).into_iter().zip(before))
                 .filter(|(_, (now, was))| now != was)
                 .map(|(i, (now, _))| (i, to_sql(now)))
                 .unzip();
+            let version_column = sql.width - 2;
+            if record.version != version {
+                changed.push(version_column);
+                cells.push(SqlValue::Integer(record.version));
+            }
+            if let Some(was) = dynamic {
+                let now = schema::encode_dynamic(&record);
+                if now != was {
+                    changed.push(version_column + 1);
+                    cells.push(to_sql(now));
+                }
+            }
             cells.push(SqlValue::Text(tenant));
             cells.push(SqlValue::Text(id));
             let mut stmt = conn
