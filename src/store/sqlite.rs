@@ -519,11 +519,11 @@ impl SqliteStore {
 
     /// [`SqliteStore::write`] without the savepoint, for `work` that runs at most one
     /// statement that writes and returns an error only before that statement or from it,
-    /// never after it. SQLite makes such a statement atomic without a savepoint. A one-row INSERT, UPDATE or DELETE checks every
-    /// constraint before it writes a page (so a duplicate key changes nothing), a many-row
-    /// DELETE checks none, and an I/O or out-of-space error rolls back the whole transaction
-    /// (which `run_batch` detects). A savepoint made SQLite copy every page the write touched
-    /// into its sub-journal first.
+    /// never after it. SQLite makes such a statement atomic without a savepoint: a one-row
+    /// INSERT, UPDATE or DELETE checks every constraint before it writes a page (so a
+    /// duplicate key changes nothing), a many-row DELETE checks none, and an I/O or
+    /// out-of-space error rolls back the whole transaction (which `run_batch` detects). A
+    /// savepoint made SQLite copy every page the write touched into its sub-journal first.
     async fn write_one<R, F>(&self, work: F) -> Result<R, StoreError>
     where
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
