@@ -1,6 +1,8 @@
 //! JSON body -> [`Changes`], by walking the entity type. Every client mistake becomes a
 //! [`BodyError`] naming the property and the expected Edm type; nothing here panics.
 
+use std::fmt::{self, Display};
+
 use serde_json::{Map, Value as Json};
 
 use super::edm::{self, ComplexType, EdmType, EnumType, Primitive};
@@ -46,8 +48,26 @@ fn json_kind(v: &Json) -> &'static str {
     }
 }
 
+/// Where a value sits in the body (`vendorInformation/provider`, `tags[2]`), for error
+/// messages: written out only when one is, so valid bodies build no path strings.
+struct At<'a>(&'a dyn Display, Step<'a>);
+
+enum Step<'a> {
+    Member(&'a str),
+    Item(usize),
+}
+
+impl Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            Step::Member(k) => write!(f, "{}/{k}", self.0),
+            Step::Item(i) => write!(f, "{}[{i}]", self.0),
+        }
+    }
+}
+
 /// Checks an `@odata.type` annotation against the expected qualified type name.
-fn check_type_annotation(v: &Json, expected: &str, place: &str) -> Result<(), BodyError> {
+fn check_type_annotation(v: &Json, expected: &str, place: &dyn Display) -> Result<(), BodyError> {
     let ok = match v {
         Json::String(s) => s.strip_prefix('#').unwrap_or(s) == expected,
         _ => false,
@@ -90,7 +110,7 @@ pub fn check_id(id: &str) -> Result<(), BodyError> {
     Ok(())
 }
 
-fn primitive(p: Primitive, v: &Json, name: &str) -> Result<Value, BodyError> {
+fn primitive(p: Primitive, v: &Json, name: &dyn Display) -> Result<Value, BodyError> {
     match (p, v) {
         (_, Json::Null) => Ok(Value::Null),
         (Primitive::String, Json::String(s)) => Ok(Value::String(s.clone())),
@@ -141,7 +161,7 @@ fn primitive(p: Primitive, v: &Json, name: &str) -> Result<Value, BodyError> {
 
 /// A member of an open complex type that it does not declare: kept verbatim (CSDL XML §9.1.3),
 /// under the same naming rule as an open entity type's dynamic properties.
-fn check_extra_member(key: &str, c: &ComplexType, place: &str) -> Result<(), BodyError> {
+fn check_extra_member(key: &str, c: &ComplexType, place: &dyn Display) -> Result<(), BodyError> {
     if is_identifier(key) {
         return Ok(());
     }
@@ -160,7 +180,7 @@ fn case_twin(c: &ComplexType, key: &str) -> Option<&'static str> {
         .map(|m| m.name)
 }
 
-fn unknown_member(c: &ComplexType, key: &str, place: &str) -> BodyError {
+fn unknown_member(c: &ComplexType, key: &str, place: &dyn Display) -> BodyError {
     BodyError(format!(
         "Property '{key}' does not exist on type '{}' (in '{place}'). Valid members: {}.",
         c.qualified_name(),
@@ -172,7 +192,7 @@ fn unknown_member(c: &ComplexType, key: &str, place: &str) -> BodyError {
     ))
 }
 
-fn null_refused(place: &str, ty: &EdmType) -> BodyError {
+fn null_refused(place: &dyn Display, ty: &EdmType) -> BodyError {
     BodyError(format!(
         "Invalid value for '{place}': it is not nullable; expected {}.",
         ty.csdl_name()
@@ -184,7 +204,7 @@ fn null_refused(place: &str, ty: &EdmType) -> BodyError {
 fn enum_value(
     e: &'static EnumType,
     v: &Json,
-    place: &str,
+    place: &dyn Display,
     sentinel_ok: bool,
 ) -> Result<Option<i64>, BodyError> {
     match v {
@@ -217,7 +237,7 @@ fn enum_value(
 /// A whole value of `ty` from its wire form (`null` included: nullability is the caller's).
 /// Complex values are complete: members absent from the body are null, and a non-nullable
 /// member must be present with a value (CSDL `Nullable="false"`).
-fn whole(ty: &EdmType, v: &Json, place: &str) -> Result<Value, BodyError> {
+fn whole(ty: &EdmType, v: &Json, place: &dyn Display) -> Result<Value, BodyError> {
     if v.is_null() {
         return Ok(Value::Null);
     }
@@ -240,7 +260,7 @@ fn whole(ty: &EdmType, v: &Json, place: &str) -> Result<Value, BodyError> {
                         elem.csdl_name()
                     ));
                 }
-                out.push(whole(elem, item, &format!("{place}[{i}]"))?);
+                out.push(whole(elem, item, &At(place, Step::Item(i)))?);
             }
             Ok(Value::Collection(out))
         }
@@ -256,7 +276,7 @@ fn whole(ty: &EdmType, v: &Json, place: &str) -> Result<Value, BodyError> {
                     Some(Change::Merge(..)) | None => Value::Null,
                 };
                 if value == Value::Null && !m.nullable {
-                    return Err(null_refused(&format!("{place}/{}", m.name), &m.ty));
+                    return Err(null_refused(&At(place, Step::Member(m.name)), &m.ty));
                 }
                 values.push(value);
             }
@@ -269,7 +289,12 @@ fn whole(ty: &EdmType, v: &Json, place: &str) -> Result<Value, BodyError> {
 /// per declared member (`None` = absent) and the open type's undeclared members. In a PATCH,
 /// complex members merge recursively, an enum member set to the sentinel is left as it is, and
 /// collections replace; in a create every member is a whole value.
-fn merge(c: &'static ComplexType, v: &Json, place: &str, mode: Mode) -> Result<Change, BodyError> {
+fn merge(
+    c: &'static ComplexType,
+    v: &Json,
+    place: &dyn Display,
+    mode: Mode,
+) -> Result<Change, BodyError> {
     let Json::Object(obj) = v else {
         return err(format!(
             "Invalid value for property '{place}': expected an object of type {} but found {}.",
@@ -287,7 +312,7 @@ fn merge(c: &'static ComplexType, v: &Json, place: &str, mode: Mode) -> Result<C
         if k.contains('@') {
             continue;
         }
-        let here = format!("{place}/{k}");
+        let here = At(place, Step::Member(k));
         let Some(i) = c.member_index(k) else {
             if !c.open {
                 return Err(unknown_member(c, k, place));
@@ -322,7 +347,12 @@ fn merge(c: &'static ComplexType, v: &Json, place: &str, mode: Mode) -> Result<C
 
 /// Validates one declared property's JSON value. `Ok(None)` means "leave it as it is" (the
 /// evolvable-enum sentinel in a PATCH).
-fn declared(ty: &EdmType, v: &Json, name: &str, mode: Mode) -> Result<Option<Change>, BodyError> {
+fn declared(
+    ty: &EdmType,
+    v: &Json,
+    name: &dyn Display,
+    mode: Mode,
+) -> Result<Option<Change>, BodyError> {
     match ty {
         _ if v.is_null() => Ok(Some(Change::Set(Value::Null))),
         EdmType::Enum(e) => Ok(enum_value(e, v, name, matches!(mode, Mode::Patch))?
@@ -341,6 +371,16 @@ fn valid_members(e: &edm::EnumType) -> String {
         .filter(|n| Some(*n) != e.sentinel)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Whether a JSON value holds a U+0000 anywhere (keys included), allocating nothing.
+fn has_nul(v: &Json) -> bool {
+    match v {
+        Json::String(s) => s.contains('\0'),
+        Json::Array(items) => items.iter().any(has_nul),
+        Json::Object(m) => m.iter().any(|(k, item)| k.contains('\0') || has_nul(item)),
+        _ => false,
+    }
 }
 
 /// Finds a U+0000 anywhere in a JSON value (keys included). PostgreSQL cannot store it in TEXT
@@ -375,7 +415,10 @@ pub fn changes_from_json(
     mode: Mode,
     opts: Options,
 ) -> Result<Changes, BodyError> {
-    if let Some(place) = find_nul(body, "") {
+    // `find_nul` builds the path of every value it visits; look for the error first.
+    if has_nul(body)
+        && let Some(place) = find_nul(body, "")
+    {
         return err(format!(
             "The value of '{}' contains the character U+0000, which is not supported.",
             place.replace('\0', "\\u0000")
@@ -409,7 +452,7 @@ fn changes_from_map(
     let mut changes = Changes::empty(entity);
     for (name, v) in obj {
         if name == "@odata.type" {
-            check_type_annotation(v, &entity.qualified_name(), "the request body")?;
+            check_type_annotation(v, &entity.qualified_name(), &"the request body")?;
             continue;
         }
         // Control information and instance/property annotations: SDKs echo what they read.

@@ -386,35 +386,55 @@ pub fn encode(record: &Record) -> Vec<Cell> {
     let entity = record.entity;
     let mut out = Vec::with_capacity(entity.properties.len() + 8);
     for (prop, v) in entity.properties.iter().zip(&record.values) {
-        match storage_of(prop) {
-            Storage::Column => out.push(encode_primitive(v)),
-            Storage::Json => out.push(match v {
-                Value::Null => Cell::Null,
-                v => Cell::Text(to_storage_json(&prop.ty, v).to_string()),
-            }),
-            Storage::Flattened(c) => {
-                let members = match v {
-                    Value::Complex(m) => Some(m),
-                    _ => None,
-                };
-                out.push(if members.is_some() {
-                    Cell::Int(1)
-                } else {
-                    Cell::Null
-                });
-                for i in 0..c.members.len() {
-                    out.push(
-                        members
-                            .and_then(|m| m.get(i))
-                            .map_or(Cell::Null, encode_primitive),
-                    );
-                }
+        encode_property(prop, v, &mut out);
+    }
+    out.push(Cell::Int(record.version));
+    out.push(encode_dynamic(record));
+    out
+}
+
+/// The cells of one declared property's value, appended to `out`: [`property_width`] of them,
+/// as [`encode`] lays them out.
+pub fn encode_property(prop: &Property, v: &Value, out: &mut Vec<Cell>) {
+    match storage_of(prop) {
+        Storage::Column => out.push(encode_primitive(v)),
+        Storage::Json => out.push(match v {
+            Value::Null => Cell::Null,
+            v => Cell::Text(to_storage_json(&prop.ty, v).to_string()),
+        }),
+        Storage::Flattened(c) => {
+            let members = match v {
+                Value::Complex(m) => Some(m),
+                _ => None,
+            };
+            out.push(if members.is_some() {
+                Cell::Int(1)
+            } else {
+                Cell::Null
+            });
+            for i in 0..c.members.len() {
+                out.push(
+                    members
+                        .and_then(|m| m.get(i))
+                        .map_or(Cell::Null, encode_primitive),
+                );
             }
         }
     }
-    out.push(Cell::Int(record.version));
-    out.push(Cell::Text(Json::Object(record.dynamic.clone()).to_string()));
-    out
+}
+
+/// The dynamic-properties cell of a record (the last of [`encode`]'s cells).
+pub fn encode_dynamic(record: &Record) -> Cell {
+    Cell::Text(Json::Object(record.dynamic.clone()).to_string())
+}
+
+/// How many record columns a declared property occupies (one, or a flattened complex
+/// property's presence column plus its members).
+pub fn property_width(prop: &Property) -> usize {
+    match storage_of(prop) {
+        Storage::Column | Storage::Json => 1,
+        Storage::Flattened(c) => 1 + c.members.len(),
+    }
 }
 
 fn decode_scalar(ty: &EdmType, cell: Cell) -> Result<Value, String> {

@@ -2,8 +2,10 @@
 //!
 //! Writes go through one writer thread that drains every queued write into one transaction and
 //! commits once (group commit): N concurrent writers pay one fsync, and a write is acknowledged
-//! only after its transaction's COMMIT returned. Each write runs in its own savepoint, so one
-//! client's failure (a duplicate id, a stale If-Match) never undoes another's.
+//! only after its transaction's COMMIT returned. One client's failure (a duplicate id, a stale
+//! If-Match) never undoes another's: a write of several statements runs in its own savepoint,
+//! and a write of one statement (every create, PATCH and delete) needs none, because SQLite
+//! makes a one-row statement atomic by itself (see [`SqliteStore::write_one`]).
 //!
 //! Reads (WAL readers never block the writer) run inline on the calling async worker thread, on
 //! a read connection that thread owns, because handing each read to a blocking thread and back
@@ -14,6 +16,7 @@
 //! `--in-memory` uses SQLite's `memdb` VFS, shared by the same connections, so both modes run
 //! the same code.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,7 +30,7 @@ use super::compile::{self, SqlParam};
 use super::schema::{self, Cell, Dialect, quote};
 use super::{BoxFuture, ListSpec, Page, Precondition, Store, StoreError, TenantRecord};
 use crate::model::edm::unique_ticks;
-use crate::model::entity::EntityType;
+use crate::model::entity::{EntityType, Managed};
 use crate::model::record::{Changes, Record};
 use crate::odata::typecheck::TypedFilter;
 
@@ -79,12 +82,15 @@ pub enum Location {
 /// A unit of work for the writer thread: run inside the batch's transaction, then told how the
 /// commit went.
 trait Job: Send {
-    /// Runs the write; `false` asks for its savepoint to be rolled back.
+    /// Whether the write needs a savepoint of its own (it may run several statements).
+    fn savepoint(&self) -> bool;
+    /// Runs the write; `false` asks for its savepoint (if any) to be rolled back.
     fn run(&mut self, conn: &Connection) -> bool;
     fn finish(self: Box<Self>, commit: Result<(), StoreError>);
 }
 
 struct WriteJob<F, R> {
+    savepoint: bool,
     work: Option<F>,
     result: Option<Result<R, StoreError>>,
     reply: oneshot::Sender<Result<R, StoreError>>,
@@ -95,6 +101,10 @@ where
     F: FnOnce(&Connection) -> Result<R, StoreError> + Send,
     R: Send,
 {
+    fn savepoint(&self) -> bool {
+        self.savepoint
+    }
+
     fn run(&mut self, conn: &Connection) -> bool {
         let Some(work) = self.work.take() else {
             return false;
@@ -157,7 +167,16 @@ struct Statements {
     delete: String,
     /// The current version of one entity (its precondition check before a delete).
     version: String,
+    /// The first record column of each declared property (then the version and the dynamic
+    /// properties' columns follow the last property's).
+    offsets: Vec<usize>,
+    /// The UPDATE text of each set of changed columns seen so far (see [`Statements::update`]).
+    updates: Mutex<HashMap<Box<[usize]>, Arc<str>>>,
 }
+
+/// How many distinct UPDATE texts one entity set keeps (a PATCH sets a handful of columns, so
+/// real clients use few shapes; past the bound a text is built per call, as before).
+const UPDATE_SHAPES: usize = 256;
 
 impl Statements {
     fn new(entity: &'static EntityType) -> Statements {
@@ -168,6 +187,16 @@ impl Statements {
         let key = quote(schema::column(entity.key()));
         let select_list = cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
         let n = cols.len();
+        debug_assert_eq!(
+            entity
+                .properties
+                .iter()
+                .map(schema::property_width)
+                .sum::<usize>()
+                + 2,
+            n,
+            "record columns: the properties', then the version and the dynamic properties"
+        );
         Statements {
             get: format!("SELECT {select_list} FROM {table} WHERE {tenant} = ?1 AND {key} = ?2"),
             insert: schema::insert_sql(entity, d),
@@ -183,14 +212,38 @@ impl Statements {
             tenant,
             key,
             entity,
+            offsets: entity
+                .properties
+                .iter()
+                .scan(0, |next, p| {
+                    let first = *next;
+                    *next += schema::property_width(p);
+                    Some(first)
+                })
+                .collect(),
+            updates: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// [`Statements::update_sql`] from the cache: the statement cache is keyed by text, so
+    /// only building the text was left per PATCH.
+    fn update(&self, changed: &[usize]) -> Arc<str> {
+        let mut cache = self.updates.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sql) = cache.get(changed) {
+            return sql.clone();
+        }
+        let sql: Arc<str> = self.update_sql(changed).into();
+        if cache.len() < UPDATE_SHAPES {
+            cache.insert(changed.into(), sql.clone());
+        }
+        sql
     }
 
     /// `UPDATE … SET` only the `changed` columns (indices into the record columns), bound as
     /// `?1..?k`, then the tenant and key. Setting only what changed lets SQLite leave every
     /// index whose columns are untouched alone (a PATCH of one property otherwise rewrote
     /// all of them).
-    fn update(&self, changed: &[usize]) -> String {
+    fn update_sql(&self, changed: &[usize]) -> String {
         let assignments = changed
             .iter()
             .enumerate()
@@ -454,13 +507,39 @@ impl SqliteStore {
         dir.join("graphsec.db")
     }
 
+    /// Runs `work` on the writer thread, in the next group-committed transaction, inside a
+    /// savepoint of its own: an error rolls back everything it wrote and nothing else.
     async fn write<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.write_job(true, work).await
+    }
+
+    /// [`SqliteStore::write`] without the savepoint, for `work` that runs at most one
+    /// statement that writes and returns an error only before that statement or from it,
+    /// never after it. SQLite makes such a statement atomic without a savepoint: a one-row
+    /// INSERT, UPDATE or DELETE checks every constraint before it writes a page (so a
+    /// duplicate key changes nothing), a many-row DELETE checks none, and an I/O or
+    /// out-of-space error rolls back the whole transaction (which `run_batch` detects). A
+    /// savepoint made SQLite copy every page the write touched into its sub-journal first.
+    async fn write_one<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.write_job(false, work).await
+    }
+
+    async fn write_job<R, F>(&self, savepoint: bool, work: F) -> Result<R, StoreError>
     where
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
         let job: Box<dyn Job> = Box::new(WriteJob {
+            savepoint,
             work: Some(work),
             result: None,
             reply,
@@ -565,26 +644,44 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, stats: &W
     tracing::debug!("writer thread stopped");
 }
 
+/// Runs one control statement (`BEGIN`, `SAVEPOINT`, …) from the connection's statement cache:
+/// `execute_batch` parsed and planned the text again for each of the four to six statements a
+/// write costs.
+fn control(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.raw_execute())
+        .map(|_| ())
+        .map_err(map_sqlite)
+}
+
 fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(map_sqlite)?;
+    control(conn, "BEGIN IMMEDIATE")?;
     for job in batch.iter_mut() {
         let step = (|| -> Result<(), StoreError> {
-            conn.execute_batch("SAVEPOINT w").map_err(map_sqlite)?;
-            if job.run(conn) {
-                conn.execute_batch("RELEASE w").map_err(map_sqlite)
-            } else {
-                conn.execute_batch("ROLLBACK TO w; RELEASE w")
-                    .map_err(map_sqlite)
+            if !job.savepoint() {
+                if job.run(conn) || !conn.is_autocommit() {
+                    return Ok(());
+                }
+                // SQLite rolled the whole transaction back (an I/O or out-of-space error):
+                // the writes before this one are gone, so the batch fails.
+                return Err(StoreError::Unavailable(
+                    "a write failed and rolled back its transaction".into(),
+                ));
             }
+            control(conn, "SAVEPOINT w")?;
+            if !job.run(conn) {
+                control(conn, "ROLLBACK TO w")?;
+            }
+            control(conn, "RELEASE w")
         })();
         if let Err(e) = step {
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = control(conn, "ROLLBACK");
             return Err(e);
         }
     }
-    if let Err(e) = conn.execute_batch("COMMIT") {
-        let _ = conn.execute_batch("ROLLBACK");
-        return Err(map_sqlite(e));
+    if let Err(e) = control(conn, "COMMIT") {
+        let _ = control(conn, "ROLLBACK");
+        return Err(e);
     }
     Ok(())
 }
@@ -622,7 +719,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, Result<Record, StoreError>> {
         let sql = try_or_fail!(self.sql(changes.entity));
         let tenant = tenant.to_string();
-        Box::pin(self.write(move |conn| {
+        Box::pin(self.write_one(move |conn| {
             let record =
                 Record::create(changes, id, unique_ticks()).map_err(StoreError::Invalid)?;
             let mut cells = vec![to_sql(Cell::Text(tenant))];
@@ -661,20 +758,51 @@ impl Store for SqliteStore {
         let sql = try_or_fail!(self.sql(changes.entity));
         let (tenant, id) = (tenant.to_string(), id.to_string());
         // The single writer thread makes read-check-write atomic: no other write runs between.
-        Box::pin(self.write(move |conn| {
+        Box::pin(self.write_one(move |conn| {
             let mut record = fetch_one(conn, &sql, &tenant, &id)?;
             pre.check(record.version)?;
-            let before = schema::encode(&record);
+            // Only the properties in the body and the modified stamp can change (and the
+            // version and, with dynamic properties in the body, their column): encode and
+            // compare just those, not the whole row twice.
+            let entity = sql.entity;
+            let modified = entity.managed_index(Managed::Modified);
+            let touched: Vec<usize> = (changes.props.iter().enumerate())
+                .filter(|&(i, c)| c.is_some() || Some(i) == modified)
+                .map(|(i, _)| i)
+                .collect();
+            let cells_of = |r: &Record| {
+                let mut out = Vec::with_capacity(touched.len());
+                for &p in &touched {
+                    schema::encode_property(&entity.properties[p], &r.values[p], &mut out);
+                }
+                out
+            };
+            let before = cells_of(&record);
+            let version = record.version;
+            let dynamic = (!changes.dynamic.is_empty()).then(|| schema::encode_dynamic(&record));
             record
                 .apply(changes, unique_ticks())
                 .map_err(StoreError::Invalid)?;
-            let (changed, mut cells): (Vec<usize>, Vec<SqlValue>) = schema::encode(&record)
-                .into_iter()
-                .zip(before)
-                .enumerate()
+            let columns = touched.iter().flat_map(|&p| {
+                sql.offsets[p]..sql.offsets[p] + schema::property_width(&entity.properties[p])
+            });
+            let (mut changed, mut cells): (Vec<usize>, Vec<SqlValue>) = columns
+                .zip(cells_of(&record).into_iter().zip(before))
                 .filter(|(_, (now, was))| now != was)
                 .map(|(i, (now, _))| (i, to_sql(now)))
                 .unzip();
+            let version_column = sql.width - 2;
+            if record.version != version {
+                changed.push(version_column);
+                cells.push(SqlValue::Integer(record.version));
+            }
+            if let Some(was) = dynamic {
+                let now = schema::encode_dynamic(&record);
+                if now != was {
+                    changed.push(version_column + 1);
+                    cells.push(to_sql(now));
+                }
+            }
             cells.push(SqlValue::Text(tenant));
             cells.push(SqlValue::Text(id));
             let mut stmt = conn
@@ -694,7 +822,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         let sql = try_or_fail!(self.sql(entity));
         let (tenant, id) = (tenant.to_string(), id.to_string());
-        Box::pin(self.write(move |conn| {
+        Box::pin(self.write_one(move |conn| {
             let version: Option<i64> = conn
                 .prepare_cached(&sql.version)
                 .and_then(|mut s| s.query_row([&tenant, &id], |r| r.get(0)))
@@ -797,7 +925,7 @@ impl Store for SqliteStore {
             self.read(probe).await?;
             // Through the writer: a database another process holds the write lock of is not
             // ready, though its readers still answer.
-            self.write(probe).await
+            self.write_one(probe).await
         })
     }
 
@@ -807,7 +935,7 @@ impl Store for SqliteStore {
         tenant: Option<&str>,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
         let tenant = tenant.map(str::to_string);
-        Box::pin(self.write(move |conn| {
+        Box::pin(self.write_one(move |conn| {
             let table = quote(entity.table);
             let n = match tenant {
                 Some(t) => conn.execute(
@@ -926,7 +1054,7 @@ mod tests {
         let mut tasks = Vec::new();
         for i in 0..200 {
             let s = store.clone();
-            // Every tenth write collides with an earlier id: its savepoint rolls back alone.
+            // Every tenth write collides with an earlier id: it fails alone.
             let id = if i % 10 == 9 {
                 format!("id-{}", i - 1)
             } else {
@@ -947,6 +1075,12 @@ mod tests {
         }
         assert_eq!((ok, dup), (180, 20));
         assert_eq!(store.count(profiles(), "t", None).await.unwrap(), 180);
+        // A refused duplicate (no savepoint: `write_one`) left no index entry behind.
+        let check: String = Connection::open(SqliteStore::database_path(dir.path()))
+            .unwrap()
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
         let commits = store.stats.commits.load(Ordering::Relaxed);
         let writes = store.stats.writes.load(Ordering::Relaxed);
         assert_eq!(writes, 200);

@@ -238,8 +238,22 @@ async fn client_chosen_ids_duplicates_and_bad_ids() {
     }
     // A null id means "generate one".
     let v = s.create(&json!({"id": null})).await;
-    assert!(uuid::Uuid::parse_str(v["id"].as_str().unwrap()).is_ok());
+    let first = v["id"].as_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&first).is_ok());
     assert_eq!(s.all_ids().await.len(), 3);
+    // Generated ids are lowercase UUIDv7 text: a later create sorts after an earlier one
+    // (the millisecond timestamp leads), which keeps index inserts at the end of the B-trees.
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    let later = s.create(&json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for id in [&first, &later] {
+        let u = uuid::Uuid::parse_str(id).unwrap();
+        assert_eq!(u.get_version_num(), 7, "{id}");
+        assert_eq!(*id, u.hyphenated().to_string(), "lowercase, hyphenated");
+    }
+    assert!(first < later, "{first} sorts before {later}");
 }
 
 /// CONTRACT §3 "Changed": a key value in a PATCH body is ignored like the other read-only
