@@ -526,6 +526,7 @@ impl<'a> Builder<'a> {
                 actions: leak_slice(reg.actions_of(set).map(|a| leak_str(&a.name)).collect()),
                 migration: o.migration,
                 served,
+                index: out.len(),
             })));
         }
         Ok(out)

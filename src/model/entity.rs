@@ -156,6 +156,9 @@ pub struct EntityType {
     /// storage, queries, serialization) and its table exists. A set that is not is routed but
     /// answered with a clear error.
     pub served: bool,
+    /// The set's position in [`crate::model::catalog::Catalog::sets`]: per-set tables (a
+    /// store's statements) are indexed by it instead of searched.
+    pub index: usize,
 }
 
 /// Entity sets are catalog singletons: identity is the collection name.

@@ -42,7 +42,7 @@
 
 use crate::model::edm::EdmType;
 use crate::model::edm::Primitive;
-use crate::model::entity::EntityType;
+use crate::model::entity::{EntityType, Property};
 use crate::odata::ast::{CmpOp, LambdaKind};
 use crate::odata::query::{OrderKey, SortTarget};
 use crate::odata::typecheck::{DynLiteral, Func, JsonBase, JsonRef, TKind, Ty, Typed, TypedFilter};
@@ -667,6 +667,19 @@ pub struct KeyColumn {
     pub ty: KeyType,
     pub nullable: bool,
     pub descending: bool,
+    /// Where a record holds the column's value: a declared property (index into the entity's
+    /// `properties`), and the member's index for a flattened complex member.
+    pub source: (usize, Option<usize>),
+}
+
+/// The index of a property of `entity` (by identity; by name for a foreign one).
+fn property_index(entity: &EntityType, p: &Property) -> usize {
+    entity
+        .properties
+        .iter()
+        .position(|q| std::ptr::eq(q, p))
+        .or_else(|| entity.index_of(p.name))
+        .unwrap_or(usize::MAX)
 }
 
 /// The columns of the total order for these `$orderby` keys: the keys, then `id` ascending
@@ -676,20 +689,29 @@ pub fn key_columns(entity: &EntityType, keys: &[OrderKey]) -> Vec<KeyColumn> {
     let mut out = Vec::with_capacity(keys.len() + 1);
     let mut total = false;
     for k in keys {
-        let (column, prim, nullable) = match k.target {
+        let (column, prim, nullable, source) = match k.target {
             SortTarget::Property(p) => {
                 let prim = match p.ty {
                     EdmType::Primitive(pr) => Some(pr),
                     _ => None,
                 };
-                (schema::column(p).to_string(), prim, p.nullable)
+                let source = (property_index(entity, p), None);
+                (schema::column(p).to_string(), prim, p.nullable, source)
             }
             SortTarget::Member(p, m) => {
                 let prim = match m.ty {
                     EdmType::Primitive(pr) => Some(pr),
                     _ => None,
                 };
-                (schema::member_column(p, m.name), prim, true)
+                let member = match p.ty {
+                    EdmType::Complex(c) => c.members.iter().position(|x| std::ptr::eq(x, m)),
+                    _ => None,
+                };
+                let source = (
+                    property_index(entity, p),
+                    Some(member.unwrap_or(usize::MAX)),
+                );
+                (schema::member_column(p, m.name), prim, true, source)
             }
         };
         let ty = match prim {
@@ -704,6 +726,7 @@ pub fn key_columns(entity: &EntityType, keys: &[OrderKey]) -> Vec<KeyColumn> {
             ty,
             nullable,
             descending: k.descending,
+            source,
         });
         if let (SortTarget::Property(p), Some(key)) = (k.target, key_prop)
             && p.name == key.name
@@ -718,6 +741,7 @@ pub fn key_columns(entity: &EntityType, keys: &[OrderKey]) -> Vec<KeyColumn> {
             ty: KeyType::Text,
             nullable: key.nullable,
             descending: false,
+            source: (entity.key_index(), None),
         });
     }
     out

@@ -26,6 +26,37 @@ use crate::odata::query::OrderKey;
 use crate::odata::typecheck::TypedFilter;
 use compile::SqlParam;
 
+/// One value per entity set of the catalog (a store's statements), found by the set's
+/// [`EntityType::index`] in one step.
+pub(crate) struct PerSet<T> {
+    items: Vec<(&'static EntityType, T)>,
+}
+
+impl<T> PerSet<T> {
+    /// `make` of every set of the catalog, in catalog order.
+    pub(crate) fn new(mut make: impl FnMut(&'static EntityType) -> T) -> PerSet<T> {
+        PerSet {
+            items: crate::model::catalog()
+                .sets()
+                .iter()
+                .map(|&e| (e, make(e)))
+                .collect(),
+        }
+    }
+
+    /// The value of `entity`'s set; `Internal` for an entity type that is not one of the
+    /// catalog's sets (one built elsewhere).
+    pub(crate) fn get(&self, entity: &'static EntityType) -> Result<&T, StoreError> {
+        match self.items.get(entity.index) {
+            Some((e, v)) if std::ptr::eq(*e, entity) => Ok(v),
+            _ => Err(StoreError::Internal(format!(
+                "{} is not a catalog set",
+                entity.collection
+            ))),
+        }
+    }
+}
+
 /// A boxed future, so `Store` can be used as `dyn Store`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -76,23 +107,30 @@ pub struct ListSpec {
     pub count: bool,
 }
 
-/// The order-key values of a record, as [`ListSpec::after`] wants them for the next page.
+/// The order-key values of a record, as [`ListSpec::after`] wants them for the next page: read
+/// from the key columns' values only, in the stored form (`schema::encode`'s cells).
 pub fn key_values(record: &Record, order_by: &[OrderKey]) -> Vec<SqlParam> {
-    let names = schema::record_column_names(record.entity);
-    let cells = schema::encode(record);
+    use crate::model::record::Value;
     compile::key_columns(record.entity, order_by)
         .iter()
         .map(|k| {
-            let cell = names
-                .iter()
-                .position(|n| *n == k.column)
-                .and_then(|i| cells.get(i));
-            match cell {
-                Some(schema::Cell::Int(i)) => SqlParam::Int(*i),
-                Some(schema::Cell::Real(f)) => SqlParam::Real(*f),
-                Some(schema::Cell::Bool(b)) => SqlParam::Bool(*b),
-                Some(schema::Cell::Text(t)) => SqlParam::Text(t.clone()),
-                Some(schema::Cell::Null) | None => SqlParam::Null,
+            let (prop, member) = k.source;
+            let v = record.values.get(prop);
+            let v = match member {
+                None => v,
+                // A null complex value has null members.
+                Some(m) => match v {
+                    Some(Value::Complex(members)) => members.get(m),
+                    _ => None,
+                },
+            };
+            match v {
+                Some(Value::String(s)) => SqlParam::Text(s.clone()),
+                Some(Value::Bool(b)) => SqlParam::Bool(*b),
+                Some(Value::DateTime(t) | Value::Enum(t) | Value::Int(t)) => SqlParam::Int(*t),
+                Some(Value::Double(f)) => SqlParam::Real(*f),
+                // Only primitives and enums are order keys; anything else stores no scalar.
+                _ => SqlParam::Null,
             }
         })
         .collect()

@@ -28,7 +28,7 @@ use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use super::compile::{self, SqlParam};
 use super::schema::{self, Cell, Dialect, quote};
-use super::{BoxFuture, ListSpec, Page, Precondition, Store, StoreError, TenantRecord};
+use super::{BoxFuture, ListSpec, Page, PerSet, Precondition, Store, StoreError, TenantRecord};
 use crate::model::edm::unique_ticks;
 use crate::model::entity::EntityType;
 use crate::model::record::{Changes, Record};
@@ -75,7 +75,7 @@ pub struct DatabaseArgs {
 pub struct PostgresStore {
     pool: Pool,
     /// One per entity set of the catalog.
-    sql: Arc<Vec<Arc<Statements>>>,
+    sql: Arc<PerSet<Arc<Statements>>>,
     secret: Vec<u8>,
 }
 
@@ -505,26 +505,14 @@ impl PostgresStore {
         tracing::info!(database = %target, pool = args.database_pool_size, "PostgreSQL store");
         Ok(PostgresStore {
             pool,
-            sql: Arc::new(
-                crate::model::catalog()
-                    .sets()
-                    .iter()
-                    .map(|e| Arc::new(Statements::new(e)))
-                    .collect(),
-            ),
+            sql: Arc::new(PerSet::new(|e| Arc::new(Statements::new(e)))),
             secret,
         })
     }
 
     /// The statements of an entity set (every catalog set has them).
     fn sql(&self, entity: &'static EntityType) -> Result<Arc<Statements>, StoreError> {
-        self.sql
-            .iter()
-            .find(|s| std::ptr::eq(s.entity, entity))
-            .cloned()
-            .ok_or_else(|| {
-                StoreError::Internal(format!("{} is not a catalog set", entity.collection))
-            })
+        self.sql.get(entity).cloned()
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
