@@ -26,9 +26,24 @@ pub fn fingerprint(parts: &[(&str, &str)]) -> String {
     URL_SAFE_NO_PAD.encode(&h.finish().as_ref()[..12])
 }
 
+thread_local! {
+    /// The HMAC key of the last secret this thread signed with: deriving a key hashes the
+    /// padded secret twice, as much work again as signing a token (a store has one secret).
+    static KEY: std::cell::RefCell<Option<(Vec<u8>, hmac::Key)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 fn sign(secret: &[u8], payload: &[u8]) -> Vec<u8> {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
-    hmac::sign(&key, payload).as_ref()[..TAG_BYTES].to_vec()
+    KEY.with_borrow_mut(|cached| {
+        let key = match cached {
+            Some((s, key)) if s.as_slice() == secret => key,
+            _ => {
+                let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+                &cached.insert((secret.to_vec(), key)).1
+            }
+        };
+        hmac::sign(key, payload).as_ref()[..TAG_BYTES].to_vec()
+    })
 }
 
 /// Issues a token for the position after `after` (the last row's key values).

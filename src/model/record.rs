@@ -246,7 +246,7 @@ impl Serialize for Wire<'_> {
             out.serialize_entry("@odata.context", c)?;
         }
         let entity = self.record.entity;
-        out.serialize_entry("@odata.type", &format_args!("#{NAMESPACE}.{}", entity.name))?;
+        out.serialize_entry("@odata.type", &qualified("#", entity.name))?;
         let key = entity.key_index();
         for (i, prop) in entity.properties.iter().enumerate() {
             let wanted = match self.select {
@@ -264,6 +264,18 @@ impl Serialize for Wire<'_> {
         }
         out.end()
     }
+}
+
+/// `{prefix}microsoft.graph.{name}`, the value of an `@odata.type`: concatenated rather than
+/// `format_args!`-ed, because serializing `format_args!` runs the formatting machinery and
+/// escapes fragment by fragment (twice per profile on every list page).
+fn qualified(prefix: &str, name: &str) -> String {
+    let mut s = String::with_capacity(prefix.len() + NAMESPACE.len() + 1 + name.len());
+    s.push_str(prefix);
+    s.push_str(NAMESPACE);
+    s.push('.');
+    s.push_str(name);
+    s
 }
 
 /// A primitive value (or a collection item) on the wire.
@@ -304,7 +316,7 @@ impl Serialize for Typed<'_> {
                     return s.serialize_unit();
                 };
                 let mut m = s.serialize_map(None)?;
-                m.serialize_entry("@odata.type", &format_args!("{NAMESPACE}.{}", c.name))?;
+                m.serialize_entry("@odata.type", &qualified("", c.name))?;
                 for (member, v) in c.members.iter().zip(members) {
                     m.serialize_entry(member.name, &Typed(&member.ty, v))?;
                 }

@@ -639,12 +639,13 @@ impl Store for PostgresStore {
                 .query(q.page.as_str(), &refs(&page))
                 .await
                 .map_err(map_pg)?;
-            let mut records = rows
+            // The row past the page only says that more remain: it is not decoded.
+            let more = rows.len() > spec.limit;
+            let records = rows
                 .iter()
+                .take(spec.limit)
                 .map(|r| read_record(r, &sql))
                 .collect::<Result<Vec<_>, _>>()?;
-            let more = records.len() > spec.limit;
-            records.truncate(spec.limit);
             let count = if spec.count {
                 let params: Vec<Param> = q.count_params.into_iter().map(Param).collect();
                 Some(count_rows(&client, &q.count, &params).await?)

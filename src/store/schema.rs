@@ -75,7 +75,20 @@ pub fn member_column(prop: &Property, member: &str) -> String {
 
 /// Quotes an identifier the same way on every dialect.
 pub fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
+    let mut out = String::with_capacity(ident.len() + 2);
+    push_quoted(&mut out, ident);
+    out
+}
+
+/// Appends [`quote`]`(ident)` to `out` (SQL is assembled without a `String` per identifier).
+pub fn push_quoted(out: &mut String, ident: &str) {
+    out.push('"');
+    if ident.contains('"') {
+        out.push_str(&ident.replace('"', "\"\""));
+    } else {
+        out.push_str(ident);
+    }
+    out.push('"');
 }
 
 fn sql_type(p: Primitive, dialect: Dialect) -> &'static str {
@@ -202,10 +215,19 @@ pub fn migration_sets() -> Vec<Vec<&'static EntityType>> {
 
 /// A bind placeholder in the dialect's syntax (1-based).
 pub fn placeholder(dialect: Dialect, n: usize) -> String {
-    match dialect {
-        Dialect::Sqlite => format!("?{n}"),
-        Dialect::Postgres => format!("${n}"),
-    }
+    let mut out = String::with_capacity(4);
+    push_placeholder(&mut out, dialect, n);
+    out
+}
+
+/// Appends [`placeholder`]`(dialect, n)` to `out`.
+pub fn push_placeholder(out: &mut String, dialect: Dialect, n: usize) {
+    use std::fmt::Write;
+    out.push(match dialect {
+        Dialect::Sqlite => '?',
+        Dialect::Postgres => '$',
+    });
+    let _ = write!(out, "{n}");
 }
 
 /// The export page query (`Store::export_page`): `select_list`, then the tenant column, of the

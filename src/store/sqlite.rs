@@ -716,12 +716,17 @@ impl Store for SqliteStore {
             let mut rows = stmt
                 .query(params_from_iter(q.page_params.into_iter().map(bind)))
                 .map_err(map_sqlite)?;
-            let mut records = Vec::new();
+            let mut records = Vec::with_capacity(spec.limit.min(1000));
+            let mut more = false;
             while let Some(row) = rows.next().map_err(map_sqlite)? {
+                // The query asks for one row past the page only to learn whether more remain:
+                // that row is not decoded.
+                if records.len() == spec.limit {
+                    more = true;
+                    break;
+                }
                 records.push(read_record(row, &statements)?);
             }
-            let more = records.len() > spec.limit;
-            records.truncate(spec.limit);
             let count = if spec.count {
                 let n: i64 = conn
                     .prepare_cached(&count_sql)
