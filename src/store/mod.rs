@@ -279,3 +279,64 @@ pub trait Store: Send + Sync {
     /// agrees on it.
     fn paging_secret(&self) -> &[u8];
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::catalog;
+    use crate::odata::query::parse_list_query;
+
+    /// `key_values` reads the same values the keyset columns store: what `schema::encode`
+    /// writes into those columns (how it was computed before).
+    #[test]
+    fn key_values_are_the_stored_key_columns() {
+        let entity = catalog().set("cloudAppSecurityProfiles").unwrap();
+        let body = serde_json::json!({
+            "name": "n", "platform": "Linux", "isSigned": true, "riskScore": "7",
+            "vendorInformation": {"provider": "p", "vendor": "v"}
+        });
+        let changes = crate::model::validate::changes_from_json(
+            entity,
+            &body,
+            crate::model::validate::Mode::Create,
+            Default::default(),
+        )
+        .unwrap();
+        let with = Record::create(changes, "the-id".into(), 42).unwrap();
+        let without = Record::create(Changes::empty(entity), "other".into(), 7).unwrap();
+        let names = schema::record_column_names(entity);
+        for orderby in [
+            "",
+            "name",
+            "name desc,platform",
+            "isSigned,createdDateTime desc",
+            "vendorInformation/provider desc,vendorInformation/subProvider",
+            "platform,id",
+            "azureSubscriptionId",
+        ] {
+            let pairs = if orderby.is_empty() {
+                vec![]
+            } else {
+                vec![("$orderby".to_string(), orderby.to_string())]
+            };
+            let q = parse_list_query(entity, &pairs).unwrap();
+            for record in [&with, &without] {
+                let cells = schema::encode(record);
+                let stored: Vec<SqlParam> = compile::key_columns(entity, &q.order_by)
+                    .iter()
+                    .map(|k| {
+                        let i = names.iter().position(|n| *n == k.column).unwrap();
+                        match &cells[i] {
+                            schema::Cell::Int(i) => SqlParam::Int(*i),
+                            schema::Cell::Real(f) => SqlParam::Real(*f),
+                            schema::Cell::Bool(b) => SqlParam::Bool(*b),
+                            schema::Cell::Text(t) => SqlParam::Text(t.clone()),
+                            schema::Cell::Null => SqlParam::Null,
+                        }
+                    })
+                    .collect();
+                assert_eq!(key_values(record, &q.order_by), stored, "{orderby}");
+            }
+        }
+    }
+}
