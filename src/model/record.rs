@@ -548,14 +548,16 @@ mod tests {
             EdmType::Primitive(P::String) => {
                 Value::String(format!("{}{seed}", &TRICKY[seed % 7..]))
             }
-            EdmType::Primitive(P::Boolean) => Value::Bool(seed % 2 == 0),
+            EdmType::Primitive(P::Boolean) => Value::Bool(seed.is_multiple_of(2)),
             EdmType::Primitive(P::DateTimeOffset) => {
                 Value::DateTime(638_000_000_000_000_000 + seed as i64)
             }
             EdmType::Primitive(P::Int32 | P::Int64) => Value::Int(-7 * seed as i64),
             EdmType::Primitive(P::Double) => Value::Double([2.5, 1e300, -0.0, 0.1, 3.0][seed % 5]),
             // An underlying value that names no member is written as its number, quoted.
-            EdmType::Enum(e) if seed % 3 == 0 => Value::Enum(e.members.len() as i64 + 1000),
+            EdmType::Enum(e) if seed.is_multiple_of(3) => {
+                Value::Enum(e.members.len() as i64 + 1000)
+            }
             EdmType::Enum(e) => Value::Enum(e.members[seed % e.members.len()].1),
             EdmType::Collection(elem) => {
                 Value::Collection((0..seed % 3 + 1).map(|i| tricky(elem, seed + i)).collect())
