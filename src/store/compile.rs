@@ -42,11 +42,11 @@
 
 use crate::model::edm::EdmType;
 use crate::model::edm::Primitive;
-use crate::model::entity::EntityType;
+use crate::model::entity::{EntityType, Property};
 use crate::odata::ast::{CmpOp, LambdaKind};
 use crate::odata::query::{OrderKey, SortTarget};
 use crate::odata::typecheck::{DynLiteral, Func, JsonBase, JsonRef, TKind, Ty, Typed, TypedFilter};
-use crate::store::schema::{self, DYNAMIC_COLUMN, Dialect, quote};
+use crate::store::schema::{self, DYNAMIC_COLUMN, Dialect};
 
 /// A bind parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,7 +97,16 @@ const TICKS_PER_DAY: &str = "864000000000";
 
 /// A column qualified with its table.
 fn qcol(table: &str, name: &str) -> String {
-    format!("{}.{}", quote(table), quote(name))
+    let mut out = String::with_capacity(table.len() + name.len() + 5);
+    push_qcol(&mut out, table, name);
+    out
+}
+
+/// Appends [`qcol`]`(table, name)` to `out`.
+fn push_qcol(out: &mut String, table: &str, name: &str) {
+    schema::push_quoted(out, table);
+    out.push('.');
+    schema::push_quoted(out, name);
 }
 
 fn cmp_sql(op: CmpOp) -> &'static str {
@@ -667,6 +676,19 @@ pub struct KeyColumn {
     pub ty: KeyType,
     pub nullable: bool,
     pub descending: bool,
+    /// Where a record holds the column's value: a declared property (index into the entity's
+    /// `properties`), and the member's index for a flattened complex member.
+    pub source: (usize, Option<usize>),
+}
+
+/// The index of a property of `entity` (by identity; by name for a foreign one).
+fn property_index(entity: &EntityType, p: &Property) -> usize {
+    entity
+        .properties
+        .iter()
+        .position(|q| std::ptr::eq(q, p))
+        .or_else(|| entity.index_of(p.name))
+        .unwrap_or(usize::MAX)
 }
 
 /// The columns of the total order for these `$orderby` keys: the keys, then `id` ascending
@@ -676,20 +698,29 @@ pub fn key_columns(entity: &EntityType, keys: &[OrderKey]) -> Vec<KeyColumn> {
     let mut out = Vec::with_capacity(keys.len() + 1);
     let mut total = false;
     for k in keys {
-        let (column, prim, nullable) = match k.target {
+        let (column, prim, nullable, source) = match k.target {
             SortTarget::Property(p) => {
                 let prim = match p.ty {
                     EdmType::Primitive(pr) => Some(pr),
                     _ => None,
                 };
-                (schema::column(p).to_string(), prim, p.nullable)
+                let source = (property_index(entity, p), None);
+                (schema::column(p).to_string(), prim, p.nullable, source)
             }
             SortTarget::Member(p, m) => {
                 let prim = match m.ty {
                     EdmType::Primitive(pr) => Some(pr),
                     _ => None,
                 };
-                (schema::member_column(p, m.name), prim, true)
+                let member = match p.ty {
+                    EdmType::Complex(c) => c.members.iter().position(|x| std::ptr::eq(x, m)),
+                    _ => None,
+                };
+                let source = (
+                    property_index(entity, p),
+                    Some(member.unwrap_or(usize::MAX)),
+                );
+                (schema::member_column(p, m.name), prim, true, source)
             }
         };
         let ty = match prim {
@@ -704,6 +735,7 @@ pub fn key_columns(entity: &EntityType, keys: &[OrderKey]) -> Vec<KeyColumn> {
             ty,
             nullable,
             descending: k.descending,
+            source,
         });
         if let (SortTarget::Property(p), Some(key)) = (k.target, key_prop)
             && p.name == key.name
@@ -718,6 +750,7 @@ pub fn key_columns(entity: &EntityType, keys: &[OrderKey]) -> Vec<KeyColumn> {
             ty: KeyType::Text,
             nullable: key.nullable,
             descending: false,
+            source: (entity.key_index(), None),
         });
     }
     out
@@ -726,22 +759,27 @@ pub fn key_columns(entity: &EntityType, keys: &[OrderKey]) -> Vec<KeyColumn> {
 /// `ORDER BY` terms (without the keywords) for the total order of [`key_columns`]: strings by
 /// code point, nulls first ascending and last descending, on both dialects.
 pub fn compile_order_by(entity: &EntityType, keys: &[OrderKey], dialect: Dialect) -> String {
-    key_columns(entity, keys)
-        .iter()
-        .map(|k| {
-            let mut c = qcol(entity.table, &k.column);
-            if dialect == Dialect::Postgres && k.ty == KeyType::Text {
-                c.push_str(" COLLATE \"C\"");
-            }
-            let dir = if k.descending {
-                "DESC NULLS LAST"
-            } else {
-                "ASC NULLS FIRST"
-            };
-            format!("{c} {dir}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    let mut out = String::new();
+    push_order_by(&mut out, entity, keys, dialect);
+    out
+}
+
+/// Appends [`compile_order_by`]`(entity, keys, dialect)` to `out`.
+fn push_order_by(out: &mut String, entity: &EntityType, keys: &[OrderKey], dialect: Dialect) {
+    for (i, k) in key_columns(entity, keys).iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        push_qcol(out, entity.table, &k.column);
+        if dialect == Dialect::Postgres && k.ty == KeyType::Text {
+            out.push_str(" COLLATE \"C\"");
+        }
+        out.push_str(if k.descending {
+            " DESC NULLS LAST"
+        } else {
+            " ASC NULLS FIRST"
+        });
+    }
 }
 
 /// The SQL of one list page and of the count of its whole filtered set, for any dialect.
@@ -749,31 +787,35 @@ pub fn compile_order_by(entity: &EntityType, keys: &[OrderKey], dialect: Dialect
 pub struct ListSql {
     pub page: String,
     pub page_params: Vec<SqlParam>,
+    /// Empty (and `count_params` too) unless the spec asks for the count.
     pub count: String,
     pub count_params: Vec<SqlParam>,
 }
 
-/// `"table" WHERE tenant = <1> [AND (filter)]` and its parameters. The compiled filter is a
-/// top-level conjunct, as [`compile_filter`] requires (NULL and FALSE both mean "not selected").
-fn tenant_where(
+/// `"table" WHERE tenant = <1> [AND (filter)]` and its parameters, appended to `sql`. The
+/// compiled filter is a top-level conjunct, as [`compile_filter`] requires (NULL and FALSE both
+/// mean "not selected").
+fn push_tenant_where(
+    sql: &mut String,
     entity: &EntityType,
     dialect: Dialect,
     tenant: &str,
     filter: Option<&TypedFilter>,
-) -> (String, Vec<SqlParam>) {
-    let mut sql = format!(
-        "{} WHERE {} = {}",
-        quote(entity.table),
-        quote(schema::TENANT_COLUMN),
-        schema::placeholder(dialect, 1)
-    );
+) -> Vec<SqlParam> {
+    schema::push_quoted(sql, entity.table);
+    sql.push_str(" WHERE ");
+    schema::push_quoted(sql, schema::TENANT_COLUMN);
+    sql.push_str(" = ");
+    schema::push_placeholder(sql, dialect, 1);
     let mut params = vec![SqlParam::Text(tenant.to_string())];
     if let Some(f) = filter {
         let frag = compile_filter(f, dialect, 2);
-        sql.push_str(&format!(" AND ({})", frag.sql));
+        sql.push_str(" AND (");
+        sql.push_str(&frag.sql);
+        sql.push(')');
         params.extend(frag.params);
     }
-    (sql, params)
+    params
 }
 
 /// `SELECT COUNT(*)` of a tenant's rows that match the filter.
@@ -783,12 +825,14 @@ pub fn count_sql(
     tenant: &str,
     filter: Option<&TypedFilter>,
 ) -> (String, Vec<SqlParam>) {
-    let (from, params) = tenant_where(entity, dialect, tenant, filter);
-    (format!("SELECT COUNT(*) FROM {from}"), params)
+    let mut sql = String::from("SELECT COUNT(*) FROM ");
+    let params = push_tenant_where(&mut sql, entity, dialect, tenant, filter);
+    (sql, params)
 }
 
 /// One page of a list: `select_list` columns of the rows after the keyset position, in the
-/// total order, `spec.limit + 1` rows (the extra row tells whether more remain).
+/// total order, `spec.limit + 1` rows (the extra row tells whether more remain); and, when
+/// `spec.count` asks for it, the count of the whole filtered set.
 pub fn list_sql(
     entity: &EntityType,
     dialect: Dialect,
@@ -796,21 +840,35 @@ pub fn list_sql(
     tenant: &str,
     spec: &crate::store::ListSpec,
 ) -> Result<ListSql, KeysetError> {
-    let (mut from, mut params) = tenant_where(entity, dialect, tenant, spec.filter.as_ref());
-    let count = format!("SELECT COUNT(*) FROM {from}");
-    let count_params = params.clone();
+    // Assembled into one buffer: this runs for every list request.
+    let mut page = String::with_capacity(select_list.len() + 256);
+    page.push_str("SELECT ");
+    page.push_str(select_list);
+    page.push_str(" FROM ");
+    let from = page.len();
+    let mut params = push_tenant_where(&mut page, entity, dialect, tenant, spec.filter.as_ref());
+    let (count, count_params) = if spec.count {
+        (
+            format!("SELECT COUNT(*) FROM {}", &page[from..]),
+            params.clone(),
+        )
+    } else {
+        (String::new(), Vec::new())
+    };
     if let Some(after) = &spec.after {
         let frag = compile_keyset(entity, &spec.order_by, after, dialect, params.len() + 1)?;
-        from.push_str(&format!(" AND ({})", frag.sql));
+        page.push_str(" AND (");
+        page.push_str(&frag.sql);
+        page.push(')');
         params.extend(frag.params);
     }
     let n = params.len();
-    let page = format!(
-        "SELECT {select_list} FROM {from} ORDER BY {} LIMIT {} OFFSET {}",
-        compile_order_by(entity, &spec.order_by, dialect),
-        schema::placeholder(dialect, n + 1),
-        schema::placeholder(dialect, n + 2)
-    );
+    page.push_str(" ORDER BY ");
+    push_order_by(&mut page, entity, &spec.order_by, dialect);
+    page.push_str(" LIMIT ");
+    schema::push_placeholder(&mut page, dialect, n + 1);
+    page.push_str(" OFFSET ");
+    schema::push_placeholder(&mut page, dialect, n + 2);
     params.push(SqlParam::Int(
         i64::try_from(spec.limit.saturating_add(1)).unwrap_or(i64::MAX),
     ));
@@ -936,6 +994,7 @@ mod tests {
 
     use super::*;
     use crate::model::edm::parse_datetime;
+    use crate::store::schema::quote;
 
     const TABLE: &str = "cloud_app_security_profiles";
 

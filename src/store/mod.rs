@@ -26,6 +26,37 @@ use crate::odata::query::OrderKey;
 use crate::odata::typecheck::TypedFilter;
 use compile::SqlParam;
 
+/// One value per entity set of the catalog (a store's statements), found by the set's
+/// [`EntityType::index`] in one step.
+pub(crate) struct PerSet<T> {
+    items: Vec<(&'static EntityType, T)>,
+}
+
+impl<T> PerSet<T> {
+    /// `make` of every set of the catalog, in catalog order.
+    pub(crate) fn new(mut make: impl FnMut(&'static EntityType) -> T) -> PerSet<T> {
+        PerSet {
+            items: crate::model::catalog()
+                .sets()
+                .iter()
+                .map(|&e| (e, make(e)))
+                .collect(),
+        }
+    }
+
+    /// The value of `entity`'s set; `Internal` for an entity type that is not one of the
+    /// catalog's sets (one built elsewhere).
+    pub(crate) fn get(&self, entity: &'static EntityType) -> Result<&T, StoreError> {
+        match self.items.get(entity.index) {
+            Some((e, v)) if std::ptr::eq(*e, entity) => Ok(v),
+            _ => Err(StoreError::Internal(format!(
+                "{} is not a catalog set",
+                entity.collection
+            ))),
+        }
+    }
+}
+
 /// A boxed future, so `Store` can be used as `dyn Store`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -76,23 +107,30 @@ pub struct ListSpec {
     pub count: bool,
 }
 
-/// The order-key values of a record, as [`ListSpec::after`] wants them for the next page.
+/// The order-key values of a record, as [`ListSpec::after`] wants them for the next page: read
+/// from the key columns' values only, in the stored form (`schema::encode`'s cells).
 pub fn key_values(record: &Record, order_by: &[OrderKey]) -> Vec<SqlParam> {
-    let names = schema::record_column_names(record.entity);
-    let cells = schema::encode(record);
+    use crate::model::record::Value;
     compile::key_columns(record.entity, order_by)
         .iter()
         .map(|k| {
-            let cell = names
-                .iter()
-                .position(|n| *n == k.column)
-                .and_then(|i| cells.get(i));
-            match cell {
-                Some(schema::Cell::Int(i)) => SqlParam::Int(*i),
-                Some(schema::Cell::Real(f)) => SqlParam::Real(*f),
-                Some(schema::Cell::Bool(b)) => SqlParam::Bool(*b),
-                Some(schema::Cell::Text(t)) => SqlParam::Text(t.clone()),
-                Some(schema::Cell::Null) | None => SqlParam::Null,
+            let (prop, member) = k.source;
+            let v = record.values.get(prop);
+            let v = match member {
+                None => v,
+                // A null complex value has null members.
+                Some(m) => match v {
+                    Some(Value::Complex(members)) => members.get(m),
+                    _ => None,
+                },
+            };
+            match v {
+                Some(Value::String(s)) => SqlParam::Text(s.clone()),
+                Some(Value::Bool(b)) => SqlParam::Bool(*b),
+                Some(Value::DateTime(t) | Value::Enum(t) | Value::Int(t)) => SqlParam::Int(*t),
+                Some(Value::Double(f)) => SqlParam::Real(*f),
+                // Only primitives and enums are order keys; anything else stores no scalar.
+                _ => SqlParam::Null,
             }
         })
         .collect()
@@ -240,4 +278,65 @@ pub trait Store: Send + Sync {
     /// The secret that signs paging tokens; kept in the store so every node and every restart
     /// agrees on it.
     fn paging_secret(&self) -> &[u8];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::catalog;
+    use crate::odata::query::parse_list_query;
+
+    /// `key_values` reads the same values the keyset columns store: what `schema::encode`
+    /// writes into those columns (how it was computed before).
+    #[test]
+    fn key_values_are_the_stored_key_columns() {
+        let entity = catalog().set("cloudAppSecurityProfiles").unwrap();
+        let body = serde_json::json!({
+            "name": "n", "platform": "Linux", "isSigned": true, "riskScore": "7",
+            "vendorInformation": {"provider": "p", "vendor": "v"}
+        });
+        let changes = crate::model::validate::changes_from_json(
+            entity,
+            &body,
+            crate::model::validate::Mode::Create,
+            Default::default(),
+        )
+        .unwrap();
+        let with = Record::create(changes, "the-id".into(), 42).unwrap();
+        let without = Record::create(Changes::empty(entity), "other".into(), 7).unwrap();
+        let names = schema::record_column_names(entity);
+        for orderby in [
+            "",
+            "name",
+            "name desc,platform",
+            "isSigned,createdDateTime desc",
+            "vendorInformation/provider desc,vendorInformation/subProvider",
+            "platform,id",
+            "azureSubscriptionId",
+        ] {
+            let pairs = if orderby.is_empty() {
+                vec![]
+            } else {
+                vec![("$orderby".to_string(), orderby.to_string())]
+            };
+            let q = parse_list_query(entity, &pairs).unwrap();
+            for record in [&with, &without] {
+                let cells = schema::encode(record);
+                let stored: Vec<SqlParam> = compile::key_columns(entity, &q.order_by)
+                    .iter()
+                    .map(|k| {
+                        let i = names.iter().position(|n| *n == k.column).unwrap();
+                        match &cells[i] {
+                            schema::Cell::Int(i) => SqlParam::Int(*i),
+                            schema::Cell::Real(f) => SqlParam::Real(*f),
+                            schema::Cell::Bool(b) => SqlParam::Bool(*b),
+                            schema::Cell::Text(t) => SqlParam::Text(t.clone()),
+                            schema::Cell::Null => SqlParam::Null,
+                        }
+                    })
+                    .collect();
+                assert_eq!(key_values(record, &q.order_by), stored, "{orderby}");
+            }
+        }
+    }
 }

@@ -35,8 +35,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use super::compile::{self, SqlParam};
-use super::schema::{self, Cell, Dialect, quote};
-use super::{BoxFuture, ListSpec, Page, Precondition, Store, StoreError, TenantRecord};
+use super::schema::{self, Cell, CellRef, Dialect, quote};
+use super::{BoxFuture, ListSpec, Page, PerSet, Precondition, Store, StoreError, TenantRecord};
 use crate::model::edm::unique_ticks;
 use crate::model::entity::EntityType;
 use crate::model::record::{Changes, Record};
@@ -84,7 +84,7 @@ pub struct PostgresStore {
     pool: Pool,
     analyze: Analyze,
     /// One per entity set of the catalog.
-    sql: Arc<Vec<Arc<Statements>>>,
+    sql: Arc<PerSet<Arc<Statements>>>,
     secret: Vec<u8>,
 }
 
@@ -283,36 +283,37 @@ fn map_pool(e: PoolError) -> StoreError {
     }
 }
 
+/// Decodes a row straight from the driver's column values (text borrowed, not a `String` per
+/// column).
 fn read_record(row: &Row, sql: &Statements) -> Result<Record, StoreError> {
-    let width = sql.width;
-    let mut cells = Vec::with_capacity(width);
-    for i in 0..width {
-        let ty = row.columns()[i].type_();
-        let get_err = |e: tokio_postgres::Error| StoreError::Internal(e.to_string());
+    let columns = row.columns();
+    if columns.len() < sql.width {
+        return Err(StoreError::Internal(
+            "corrupt row: row has too few columns".into(),
+        ));
+    }
+    schema::decode_with(sql.entity, |i| {
+        let ty = columns[i].type_();
         let cell = if *ty == Type::INT8 {
             row.try_get::<_, Option<i64>>(i)
-                .map_err(get_err)?
-                .map(Cell::Int)
+                .map(|v| v.map(CellRef::Int))
         } else if *ty == Type::INT4 {
             row.try_get::<_, Option<i32>>(i)
-                .map_err(get_err)?
-                .map(|v| Cell::Int(i64::from(v)))
+                .map(|v| v.map(|v| CellRef::Int(i64::from(v))))
         } else if *ty == Type::FLOAT8 {
             row.try_get::<_, Option<f64>>(i)
-                .map_err(get_err)?
-                .map(Cell::Real)
+                .map(|v| v.map(CellRef::Real))
         } else if *ty == Type::BOOL {
             row.try_get::<_, Option<bool>>(i)
-                .map_err(get_err)?
-                .map(Cell::Bool)
+                .map(|v| v.map(CellRef::Bool))
         } else {
-            row.try_get::<_, Option<String>>(i)
-                .map_err(get_err)?
-                .map(Cell::Text)
+            row.try_get::<_, Option<&str>>(i)
+                .map(|v| v.map(CellRef::Text))
         };
-        cells.push(cell.unwrap_or(Cell::Null));
-    }
-    schema::decode(sql.entity, cells).map_err(|e| StoreError::Internal(format!("corrupt row: {e}")))
+        cell.map(|c| c.unwrap_or(CellRef::Null))
+            .map_err(|e| e.to_string())
+    })
+    .map_err(|e| StoreError::Internal(format!("corrupt row: {e}")))
 }
 
 /// A record's written columns (see `Statements::insert`/`update`), after `lead`.
@@ -559,26 +560,14 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool,
             analyze: Analyze::default(),
-            sql: Arc::new(
-                crate::model::catalog()
-                    .sets()
-                    .iter()
-                    .map(|e| Arc::new(Statements::new(e)))
-                    .collect(),
-            ),
+            sql: Arc::new(PerSet::new(|e| Arc::new(Statements::new(e)))),
             secret,
         })
     }
 
     /// The statements of an entity set (every catalog set has them).
     fn sql(&self, entity: &'static EntityType) -> Result<Arc<Statements>, StoreError> {
-        self.sql
-            .iter()
-            .find(|s| std::ptr::eq(s.entity, entity))
-            .cloned()
-            .ok_or_else(|| {
-                StoreError::Internal(format!("{} is not a catalog set", entity.collection))
-            })
+        self.sql.get(entity).cloned()
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -706,12 +695,13 @@ impl Store for PostgresStore {
                 .query(q.page.as_str(), &refs(&page))
                 .await
                 .map_err(map_pg)?;
-            let mut records = rows
+            // The row past the page only says that more remain: it is not decoded.
+            let more = rows.len() > spec.limit;
+            let records = rows
                 .iter()
+                .take(spec.limit)
                 .map(|r| read_record(r, &sql))
                 .collect::<Result<Vec<_>, _>>()?;
-            let more = records.len() > spec.limit;
-            records.truncate(spec.limit);
             let count = if spec.count {
                 let params: Vec<Param> = q.count_params.into_iter().map(Param).collect();
                 Some(count_rows(&client, &q.count, &params).await?)

@@ -75,7 +75,20 @@ pub fn member_column(prop: &Property, member: &str) -> String {
 
 /// Quotes an identifier the same way on every dialect.
 pub fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
+    let mut out = String::with_capacity(ident.len() + 2);
+    push_quoted(&mut out, ident);
+    out
+}
+
+/// Appends [`quote`]`(ident)` to `out` (SQL is assembled without a `String` per identifier).
+pub fn push_quoted(out: &mut String, ident: &str) {
+    out.push('"');
+    if ident.contains('"') {
+        out.push_str(&ident.replace('"', "\"\""));
+    } else {
+        out.push_str(ident);
+    }
+    out.push('"');
 }
 
 fn sql_type(p: Primitive, dialect: Dialect) -> &'static str {
@@ -202,10 +215,19 @@ pub fn migration_sets() -> Vec<Vec<&'static EntityType>> {
 
 /// A bind placeholder in the dialect's syntax (1-based).
 pub fn placeholder(dialect: Dialect, n: usize) -> String {
-    match dialect {
-        Dialect::Sqlite => format!("?{n}"),
-        Dialect::Postgres => format!("${n}"),
-    }
+    let mut out = String::with_capacity(4);
+    push_placeholder(&mut out, dialect, n);
+    out
+}
+
+/// Appends [`placeholder`]`(dialect, n)` to `out`.
+pub fn push_placeholder(out: &mut String, dialect: Dialect, n: usize) {
+    use std::fmt::Write;
+    out.push(match dialect {
+        Dialect::Sqlite => '?',
+        Dialect::Postgres => '$',
+    });
+    let _ = write!(out, "{n}");
 }
 
 /// The export page query (`Store::export_page`): `select_list`, then the tenant column, of the
@@ -437,28 +459,192 @@ pub fn property_width(prop: &Property) -> usize {
     }
 }
 
-fn decode_scalar(ty: &EdmType, cell: Cell) -> Result<Value, String> {
+/// A cell borrowed from a backend's row: what [`decode_with`] reads, so text that becomes a
+/// `Value::String` is copied once and JSON text is parsed where it lies (no `String` per cell).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CellRef<'a> {
+    Null,
+    Int(i64),
+    Real(f64),
+    Bool(bool),
+    Text(&'a str),
+}
+
+impl Cell {
+    /// The cell borrowed.
+    pub fn as_ref(&self) -> CellRef<'_> {
+        match self {
+            Cell::Null => CellRef::Null,
+            Cell::Int(i) => CellRef::Int(*i),
+            Cell::Real(f) => CellRef::Real(*f),
+            Cell::Bool(b) => CellRef::Bool(*b),
+            Cell::Text(t) => CellRef::Text(t),
+        }
+    }
+}
+
+fn decode_scalar(ty: &EdmType, cell: CellRef<'_>) -> Result<Value, String> {
     Ok(match (ty, cell) {
-        (_, Cell::Null) => Value::Null,
-        (EdmType::Primitive(Primitive::String), Cell::Text(s)) => Value::String(s),
-        (EdmType::Primitive(Primitive::Boolean), Cell::Bool(b)) => Value::Bool(b),
-        (EdmType::Primitive(Primitive::Boolean), Cell::Int(i)) => Value::Bool(i != 0),
-        (EdmType::Primitive(Primitive::DateTimeOffset), Cell::Int(t)) => Value::DateTime(t),
-        (EdmType::Primitive(Primitive::Int32 | Primitive::Int64), Cell::Int(i)) => Value::Int(i),
-        (EdmType::Primitive(Primitive::Double), Cell::Real(f)) => Value::Double(f),
-        (EdmType::Primitive(Primitive::Double), Cell::Int(i)) => Value::Double(i as f64),
-        (EdmType::Enum(_), Cell::Int(n)) => Value::Enum(n),
+        (_, CellRef::Null) => Value::Null,
+        (EdmType::Primitive(Primitive::String), CellRef::Text(s)) => Value::String(s.to_owned()),
+        (EdmType::Primitive(Primitive::Boolean), CellRef::Bool(b)) => Value::Bool(b),
+        (EdmType::Primitive(Primitive::Boolean), CellRef::Int(i)) => Value::Bool(i != 0),
+        (EdmType::Primitive(Primitive::DateTimeOffset), CellRef::Int(t)) => Value::DateTime(t),
+        (EdmType::Primitive(Primitive::Int32 | Primitive::Int64), CellRef::Int(i)) => Value::Int(i),
+        (EdmType::Primitive(Primitive::Double), CellRef::Real(f)) => Value::Double(f),
+        (EdmType::Primitive(Primitive::Double), CellRef::Int(i)) => Value::Double(i as f64),
+        (EdmType::Enum(_), CellRef::Int(n)) => Value::Enum(n),
         (ty, c) => return Err(format!("a {c:?} cell cannot hold {}", ty.csdl_name())),
     })
+}
+
+/// Parses a value of `ty` from its JSON storage text (module doc) without building a JSON tree
+/// first where the shape allows (primitives and collections of them: `tags`); complex values
+/// go through [`from_storage_json`]. Text that is not the storage form of `ty` is an error.
+fn parse_storage_json(ty: &'static EdmType, text: &str) -> Result<Value, String> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let v = StorageSeed(ty)
+        .deserialize(&mut de)
+        .map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
+    Ok(v)
+}
+
+/// Deserializes the JSON storage form of one `EdmType` straight into a [`Value`]; the same
+/// acceptance as [`from_storage_json`] (which it defers to for complex values).
+struct StorageSeed(&'static EdmType);
+
+impl<'de> serde::de::DeserializeSeed<'de> for StorageSeed {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        match self.0 {
+            EdmType::Complex(_) => {
+                let j = <Json as serde::Deserialize>::deserialize(d)?;
+                from_storage_json(self.0, j).map_err(serde::de::Error::custom)
+            }
+            _ => d.deserialize_any(self),
+        }
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for StorageSeed {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the JSON storage form of {}", self.0.csdl_name())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Value, E> {
+        match self.0 {
+            EdmType::Primitive(Primitive::Boolean) => Ok(Value::Bool(b)),
+            _ => Err(E::invalid_type(serde::de::Unexpected::Bool(b), &self)),
+        }
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Value, E> {
+        match self.0 {
+            EdmType::Primitive(Primitive::DateTimeOffset) => Ok(Value::DateTime(n)),
+            EdmType::Primitive(Primitive::Int32 | Primitive::Int64) => Ok(Value::Int(n)),
+            EdmType::Primitive(Primitive::Double) => Ok(Value::Double(n as f64)),
+            EdmType::Enum(_) => Ok(Value::Enum(n)),
+            _ => Err(E::invalid_type(serde::de::Unexpected::Signed(n), &self)),
+        }
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Value, E> {
+        match (self.0, i64::try_from(n)) {
+            (EdmType::Primitive(Primitive::Double), _) => Ok(Value::Double(n as f64)),
+            (_, Ok(i)) => self.visit_i64(i),
+            (_, Err(_)) => Err(E::invalid_type(serde::de::Unexpected::Unsigned(n), &self)),
+        }
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, f: f64) -> Result<Value, E> {
+        match self.0 {
+            EdmType::Primitive(Primitive::Double) => Ok(Value::Double(f)),
+            _ => Err(E::invalid_type(serde::de::Unexpected::Float(f), &self)),
+        }
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Value, E> {
+        match self.0 {
+            EdmType::Primitive(Primitive::String) => Ok(Value::String(s.to_owned())),
+            _ => Err(E::invalid_type(serde::de::Unexpected::Str(s), &self)),
+        }
+    }
+
+    fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Value, E> {
+        match self.0 {
+            EdmType::Primitive(Primitive::String) => Ok(Value::String(s)),
+            _ => Err(E::invalid_type(serde::de::Unexpected::Str(&s), &self)),
+        }
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let EdmType::Collection(elem) = self.0 else {
+            return Err(serde::de::Error::invalid_type(
+                serde::de::Unexpected::Seq,
+                &self,
+            ));
+        };
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(v) = seq.next_element_seed(StorageSeed(elem))? {
+            items.push(v);
+        }
+        Ok(Value::Collection(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<Value, A::Error> {
+        // Complex values never get here (`deserialize` hands them to `from_storage_json`).
+        Err(serde::de::Error::invalid_type(
+            serde::de::Unexpected::Map,
+            &self,
+        ))
+    }
+}
+
+/// The `dynamic` column's text as the open type's dynamic properties (an object).
+fn parse_dynamic(text: &str) -> Result<Map<String, Json>, String> {
+    // Almost every row has none: skip the parser for the text `encode` writes then.
+    if text == "{}" {
+        return Ok(Map::new());
+    }
+    match serde_json::from_str(text).map_err(|e| format!("dynamic: {e}"))? {
+        Json::Object(m) => Ok(m),
+        other => Err(format!("dynamic is not an object: {other}")),
+    }
 }
 
 /// The inverse of [`encode`] for a row of `entity`. A cell that does not fit is a corrupt row,
 /// reported as an error.
 pub fn decode(entity: &'static EntityType, cells: Vec<Cell>) -> Result<Record, String> {
-    let mut it = cells.into_iter();
-    let mut next = || {
-        it.next()
+    decode_with(entity, |i| {
+        cells
+            .get(i)
+            .map(Cell::as_ref)
             .ok_or_else(|| "row has too few columns".to_string())
+    })
+}
+
+/// [`decode`] reading the cells from where they lie: `cell(i)` is the `i`-th column of
+/// [`record_columns`] (called once per column, in order), so a backend decodes straight from
+/// its row without a `Cell` (and a `String`) per column. A cell that does not fit is a corrupt
+/// row, reported as an error.
+pub fn decode_with<'r>(
+    entity: &'static EntityType,
+    mut cell: impl FnMut(usize) -> Result<CellRef<'r>, String>,
+) -> Result<Record, String> {
+    let mut i = 0;
+    let mut next = || {
+        let c = cell(i);
+        i += 1;
+        c
     };
     let mut values = Vec::with_capacity(entity.properties.len());
     for prop in entity.properties {
@@ -467,16 +653,14 @@ pub fn decode(entity: &'static EntityType, cells: Vec<Cell>) -> Result<Record, S
                 decode_scalar(&prop.ty, next()?).map_err(|e| format!("{}: {e}", prop.name))?
             }
             Storage::Json => match next()? {
-                Cell::Null => Value::Null,
-                Cell::Text(t) => {
-                    let j: Json =
-                        serde_json::from_str(&t).map_err(|e| format!("{}: {e}", prop.name))?;
-                    from_storage_json(&prop.ty, j).map_err(|e| format!("{}: {e}", prop.name))?
+                CellRef::Null => Value::Null,
+                CellRef::Text(t) => {
+                    parse_storage_json(&prop.ty, t).map_err(|e| format!("{}: {e}", prop.name))?
                 }
                 c => return Err(format!("{}: bad JSON cell {c:?}", prop.name)),
             },
             Storage::Flattened(c) => {
-                let present = !matches!(next()?, Cell::Null);
+                let present = !matches!(next()?, CellRef::Null);
                 let mut members = Vec::with_capacity(c.members.len());
                 for m in c.members {
                     members.push(
@@ -494,14 +678,11 @@ pub fn decode(entity: &'static EntityType, cells: Vec<Cell>) -> Result<Record, S
         values.push(v);
     }
     let version = match next()? {
-        Cell::Int(v) => v,
+        CellRef::Int(v) => v,
         c => return Err(format!("bad version cell {c:?}")),
     };
     let dynamic = match next()? {
-        Cell::Text(t) => match serde_json::from_str(&t).map_err(|e| format!("dynamic: {e}"))? {
-            Json::Object(m) => m,
-            other => return Err(format!("dynamic is not an object: {other}")),
-        },
+        CellRef::Text(t) => parse_dynamic(t)?,
         c => return Err(format!("bad dynamic cell {c:?}")),
     };
     Ok(Record {

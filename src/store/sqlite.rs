@@ -27,8 +27,8 @@ use rusqlite::{Connection, OpenFlags, params_from_iter};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::compile::{self, SqlParam};
-use super::schema::{self, Cell, Dialect, quote};
-use super::{BoxFuture, ListSpec, Page, Precondition, Store, StoreError, TenantRecord};
+use super::schema::{self, Cell, CellRef, Dialect, quote};
+use super::{BoxFuture, ListSpec, Page, PerSet, Precondition, Store, StoreError, TenantRecord};
 use crate::model::edm::unique_ticks;
 use crate::model::entity::{EntityType, Managed};
 use crate::model::record::{Changes, Record};
@@ -144,7 +144,7 @@ pub struct SqliteStore {
     permits: Arc<Semaphore>,
     inline: Vec<InlineReader>,
     /// One per entity set of the catalog.
-    sql: Arc<Vec<Arc<Statements>>>,
+    sql: Arc<PerSet<Arc<Statements>>>,
     secret: Vec<u8>,
 }
 
@@ -286,27 +286,21 @@ fn to_sql(cell: Cell) -> SqlValue {
     }
 }
 
-fn from_sql(v: ValueRef<'_>) -> Result<Cell, StoreError> {
-    Ok(match v {
-        ValueRef::Null => Cell::Null,
-        ValueRef::Integer(i) => Cell::Int(i),
-        ValueRef::Real(f) => Cell::Real(f),
-        ValueRef::Text(t) => Cell::Text(String::from_utf8(t.to_vec()).map_err(internal)?),
-        other => {
-            return Err(internal(format!(
-                "unexpected column type {:?}",
-                other.data_type()
-            )));
-        }
+/// One column of a row, borrowed (text stays in SQLite's buffer until decoded).
+fn cell_ref<'r>(row: &'r rusqlite::Row<'r>, i: usize) -> Result<CellRef<'r>, String> {
+    Ok(match row.get_ref(i).map_err(|e| e.to_string())? {
+        ValueRef::Null => CellRef::Null,
+        ValueRef::Integer(i) => CellRef::Int(i),
+        ValueRef::Real(f) => CellRef::Real(f),
+        ValueRef::Text(t) => CellRef::Text(std::str::from_utf8(t).map_err(|e| e.to_string())?),
+        other => return Err(format!("unexpected column type {:?}", other.data_type())),
     })
 }
 
+/// Decodes a row straight from SQLite's column values (no `Cell` or `String` per column).
 fn read_record(row: &rusqlite::Row<'_>, sql: &Statements) -> Result<Record, StoreError> {
-    let mut cells = Vec::with_capacity(sql.width);
-    for i in 0..sql.width {
-        cells.push(from_sql(row.get_ref(i).map_err(map_sqlite)?)?);
-    }
-    schema::decode(sql.entity, cells).map_err(|e| StoreError::Internal(format!("corrupt row: {e}")))
+    schema::decode_with(sql.entity, |i| cell_ref(row, i))
+        .map_err(|e| StoreError::Internal(format!("corrupt row: {e}")))
 }
 
 /// The numbered migrations; index + 1 is the schema version each one produces: the tables of
@@ -480,26 +474,14 @@ impl SqliteStore {
             readers: Arc::new(Mutex::new(readers)),
             permits: Arc::new(Semaphore::new(READERS)),
             inline,
-            sql: Arc::new(
-                crate::model::catalog()
-                    .sets()
-                    .iter()
-                    .map(|e| Arc::new(Statements::new(e)))
-                    .collect(),
-            ),
+            sql: Arc::new(PerSet::new(|e| Arc::new(Statements::new(e)))),
             secret,
         })
     }
 
     /// The statements of an entity set (every catalog set has them).
     fn sql(&self, entity: &'static EntityType) -> Result<Arc<Statements>, StoreError> {
-        self.sql
-            .iter()
-            .find(|s| std::ptr::eq(s.entity, entity))
-            .cloned()
-            .ok_or_else(|| {
-                StoreError::Internal(format!("{} is not a catalog set", entity.collection))
-            })
+        self.sql.get(entity).cloned()
     }
 
     /// The database file for a data directory.
@@ -862,12 +844,17 @@ impl Store for SqliteStore {
             let mut rows = stmt
                 .query(params_from_iter(q.page_params.into_iter().map(bind)))
                 .map_err(map_sqlite)?;
-            let mut records = Vec::new();
+            let mut records = Vec::with_capacity(spec.limit.min(1000));
+            let mut more = false;
             while let Some(row) = rows.next().map_err(map_sqlite)? {
+                // The query asks for one row past the page only to learn whether more remain:
+                // that row is not decoded.
+                if records.len() == spec.limit {
+                    more = true;
+                    break;
+                }
                 records.push(read_record(row, &statements)?);
             }
-            let more = records.len() > spec.limit;
-            records.truncate(spec.limit);
             let count = if spec.count {
                 let n: i64 = conn
                     .prepare_cached(&count_sql)
