@@ -449,11 +449,7 @@ impl<'a> Builder<'a> {
                         p.name
                     ));
                 }
-                let mut json_key = String::new();
-                crate::model::record::push_json_str(&mut json_key, &p.name);
-                json_key.push(':');
                 properties.push(Property {
-                    json_key: leak_str(&json_key),
                     name: leak_str(&p.name),
                     ty: edm,
                     nullable: p.nullable,
@@ -516,13 +512,7 @@ impl<'a> Builder<'a> {
                 .entity_type(&ty.qualified_name)
                 .ok_or_else(|| format!("{at}: the type is not declared"))?;
             let served = supported(&properties) && o.migration.is_some();
-            let mut json_type = String::from("\"@odata.type\":");
-            crate::model::record::push_json_str(
-                &mut json_type,
-                &format!("#{}.{}", crate::model::entity::NAMESPACE, ty.name),
-            );
             out.push(&*Box::leak(Box::new(EntityType {
-                json_type: leak_str(&json_type),
                 name: leak_str(&ty.name),
                 base_type: leak_str(def.base_type.as_deref().unwrap_or("")),
                 open: ty.open,

@@ -38,9 +38,6 @@ pub struct Property {
     /// Gets a (tenant, property, id) index: the common filters and orders. Every index costs
     /// every write, so only a few properties have one.
     pub indexed: bool,
-    /// The name as a JSON object key with its colon (`"name":`), escaped once at startup for
-    /// the wire serializer.
-    pub json_key: &'static str,
 }
 
 /// Capability restrictions of an entity set (Org.OData.Capabilities.V1), with OData's default
@@ -162,9 +159,6 @@ pub struct EntityType {
     /// The set's position in [`crate::model::catalog::Catalog::sets`]: per-set tables (a
     /// store's statements) are indexed by it instead of searched.
     pub index: usize,
-    /// `"@odata.type":"#microsoft.graph.<name>"`, the first member of every entity on the
-    /// wire, escaped once at startup.
-    pub json_type: &'static str,
 }
 
 /// Entity sets are catalog singletons: identity is the collection name.
