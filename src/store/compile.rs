@@ -774,10 +774,15 @@ fn push_order_by(out: &mut String, entity: &EntityType, keys: &[OrderKey], diale
         if dialect == Dialect::Postgres && k.ty == KeyType::Text {
             out.push_str(" COLLATE \"C\"");
         }
-        out.push_str(if k.descending {
-            " DESC NULLS LAST"
-        } else {
-            " ASC NULLS FIRST"
+        // Nulls first ascending, last descending (CONTRACT §4). A column that cannot be null
+        // (the key) gets no NULLS clause: PostgreSQL then matches the ORDER BY to the primary
+        // key's index order (ASC NULLS LAST) and walks it, where `ASC NULLS FIRST` made it sort
+        // the tenant's every row for each page (0.3 s a page at 700,000 rows).
+        out.push_str(match (k.descending, k.nullable) {
+            (true, true) => " DESC NULLS LAST",
+            (false, true) => " ASC NULLS FIRST",
+            (true, false) => " DESC",
+            (false, false) => " ASC",
         });
     }
 }
@@ -1904,7 +1909,7 @@ mod tests {
         let keys = order_keys("name desc, permissionsRequired");
         assert_eq!(
             compile_order_by(profiles(), &keys, Dialect::Postgres),
-            "\"cloud_app_security_profiles\".\"name\" COLLATE \"C\" DESC NULLS LAST, \"cloud_app_security_profiles\".\"permissionsRequired\" ASC NULLS FIRST, \"cloud_app_security_profiles\".\"id\" COLLATE \"C\" ASC NULLS FIRST"
+            "\"cloud_app_security_profiles\".\"name\" COLLATE \"C\" DESC NULLS LAST, \"cloud_app_security_profiles\".\"permissionsRequired\" ASC NULLS FIRST, \"cloud_app_security_profiles\".\"id\" COLLATE \"C\" ASC"
         );
         let ks = compile_keyset(
             profiles(),
