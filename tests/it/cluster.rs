@@ -448,6 +448,21 @@ async fn nodes_starting_together_on_an_empty_database_migrate_it_once() {
     }
 }
 
+/// Runs the `graphsec` binary with `args` to success; its standard output.
+fn graphsec(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_graphsec"))
+        .args(args)
+        .env("GRAPHSEC_LOG", "warn")
+        .output()
+        .expect("run graphsec");
+    assert!(
+        out.status.success(),
+        "graphsec {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
 /// A fresh, never-analyzed table must not keep the plans PostgreSQL made while it was empty
 /// (a lookup by (tenant, id) then walked a secondary index over the whole tenant, and a
 /// 200,000-line import ran at a few hundred lines a second, slowing as it went): the store
@@ -478,22 +493,14 @@ async fn bulk_writes_keep_postgresql_statistics_current_without_autovacuum() {
         .collect();
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), lines).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_graphsec"))
-        .args([
-            "import",
-            file.path().to_str().unwrap(),
-            "--chunk-size",
-            "500",
-        ])
-        .args(["--database-url", &pg::url(&db.0)])
-        .env("GRAPHSEC_LOG", "warn")
-        .output()
-        .expect("run graphsec import");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    graphsec(&[
+        "import",
+        file.path().to_str().unwrap(),
+        "--chunk-size",
+        "500",
+        "--database-url",
+        &pg::url(&db.0),
+    ]);
     // Statistics reach the server after a short delay (PostgreSQL's stats collector).
     let deadline = Instant::now() + Duration::from_secs(10);
     while analyzed(&db.0) == 0 && Instant::now() < deadline {
@@ -549,19 +556,6 @@ async fn export_and_import_move_every_profile_between_postgresql_databases() {
             .unwrap();
         assert_eq!(r.status(), 201);
     }
-    let graphsec = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_graphsec"))
-            .args(args)
-            .env("GRAPHSEC_LOG", "warn")
-            .output()
-            .expect("run graphsec");
-        assert!(
-            out.status.success(),
-            "graphsec {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
-    };
     let exported = graphsec(&["export", "--database-url", &pg::url(&from.0)]);
     assert_eq!(exported.lines().count(), 10, "{exported}");
     let file = tempfile::NamedTempFile::new().unwrap();
