@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue, header};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
 use serde_json::json;
 
 use crate::error::{ErrorBody, GraphError};
@@ -38,10 +38,15 @@ pub struct RequestIds {
 
 pub const REQUEST_ID: &str = "request-id";
 pub const CLIENT_REQUEST_ID: &str = "client-request-id";
+// The names every response gets, as `HeaderName` constants: `from_static` in a `const` is
+// checked at compile time, where a `&str` name is validated again on every insert.
+const REQUEST_ID_NAME: HeaderName = HeaderName::from_static(REQUEST_ID);
+const CLIENT_REQUEST_ID_NAME: HeaderName = HeaderName::from_static(CLIENT_REQUEST_ID);
+const ODATA_VERSION: HeaderName = HeaderName::from_static("odata-version");
 
 /// A caller's `client-request-id`, if it is sane enough to echo back.
 fn client_request_id(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(CLIENT_REQUEST_ID)?.to_str().ok()?;
+    let v = headers.get(CLIENT_REQUEST_ID_NAME)?.to_str().ok()?;
     (!v.is_empty() && v.len() <= 256 && v.bytes().all(|b| b.is_ascii_graphic()))
         .then(|| v.to_string())
 }
@@ -94,12 +99,12 @@ pub fn finish(mut resp: Response, ids: &RequestIds) -> Response {
     }
     let headers = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&ids.request_id) {
-        headers.insert(REQUEST_ID, v);
+        headers.insert(REQUEST_ID_NAME, v);
     }
     if let Ok(v) = HeaderValue::from_str(&ids.client_request_id) {
-        headers.insert(CLIENT_REQUEST_ID, v);
+        headers.insert(CLIENT_REQUEST_ID_NAME, v);
     }
-    headers.insert("odata-version", HeaderValue::from_static("4.0"));
+    headers.insert(ODATA_VERSION, HeaderValue::from_static("4.0"));
     resp
 }
 

@@ -84,10 +84,13 @@ fn not_found_segment(seg: &str) -> GraphError {
     GraphError::BadRequest(format!("Resource not found for the segment '{seg}'."))
 }
 
-fn decode(seg: &str) -> Result<String, GraphError> {
+fn decode(seg: &str) -> Result<std::borrow::Cow<'_, str>, GraphError> {
+    // Most segments have no escape: they are already UTF-8 text and need no copy.
+    if !seg.contains('%') {
+        return Ok(std::borrow::Cow::Borrowed(seg));
+    }
     percent_encoding::percent_decode_str(seg)
         .decode_utf8()
-        .map(|s| s.into_owned())
         .map_err(|_| {
             GraphError::BadRequest(format!(
                 "The path segment '{seg}' is not valid UTF-8 once decoded."
@@ -118,11 +121,11 @@ fn parse_key(entity: &EntityType, inner: &str) -> Option<String> {
 
 /// Resolves a request path (without the query string).
 pub fn resolve(path: &str) -> Result<Resolved, GraphError> {
-    let raw: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let mut segs: Vec<String> = Vec::with_capacity(raw.len());
-    for s in &raw {
-        segs.push(decode(s)?);
-    }
+    let mut segs: Vec<std::borrow::Cow<'_, str>> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(decode)
+        .collect::<Result<_, _>>()?;
     // A trailing slash addresses the same resource.
     if segs.len() > 1 && segs.last().is_some_and(|s| s.is_empty()) {
         segs.pop();
@@ -134,7 +137,7 @@ pub fn resolve(path: &str) -> Result<Resolved, GraphError> {
     if versioned {
         i += 1;
     }
-    let seg = |i: usize| segs.get(i).map(String::as_str);
+    let seg = |i: usize| segs.get(i).map(|s| &**s);
     // The service-level resources, each a single segment under the (optional) version root.
     let service = match seg(i) {
         None if versioned => Some(Route::ServiceDocument),
