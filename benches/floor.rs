@@ -9,7 +9,9 @@
 //! *`) and answers 200 with the row after its commit. Writes go through one writer thread that
 //! groups the writes waiting for it into one transaction per commit (WAL, `synchronous=FULL`,
 //! as graphsec). Rows are written as JSON by column name. No authentication, no OData, no
-//! validation, no envelope beyond the rows: what axum + SQLite cost on this machine.
+//! validation, no envelope beyond the rows: what axum + SQLite cost on this machine. It uses
+//! graphsec's allocator (mimalloc) and connection setting (QPSG), so it is no slower than
+//! graphsec for reasons of setup.
 //! `scripts/bench` runs it beside the ceiling, so the gap between graphsec and the ceiling
 //! splits into what SQLite itself costs and what graphsec's layers add.
 //!
@@ -22,8 +24,14 @@ use std::io::Write;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query};
 use axum::http::{Response, StatusCode, header};
+use rusqlite::config::DbConfig;
 use rusqlite::types::ValueRef;
 use tokio::sync::oneshot;
+
+/// The allocator graphsec uses (`src/main.rs`), so the floor does not pay glibc's malloc where
+/// graphsec does not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const TABLE: &str = "cloud_app_security_profiles";
 const SELECT: &str = "SELECT * FROM cloud_app_security_profiles WHERE tenant = ?1 AND id = ?2";
@@ -75,6 +83,10 @@ fn with_reader<T>(
         let mut c = c.borrow_mut();
         let (conn, names) = c.get_or_insert_with(|| {
             let conn = rusqlite::Connection::open(db).expect("open database");
+            // As graphsec's connections: without it SQLite re-prepares the list statement on
+            // every run, because rebinding its `LIMIT ?` expires the plan.
+            conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+                .expect("QPSG");
             let names = column_names(&conn);
             (conn, names)
         });
@@ -147,6 +159,8 @@ type Job = (Op, oneshot::Sender<Result<Option<Vec<u8>>, ()>>);
 /// so that on one core a burst of requests shares one commit (one fsync).
 fn writer(db: &str, tenant: &str, rx: std::sync::mpsc::Receiver<Job>) {
     let conn = rusqlite::Connection::open(db).expect("open database");
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .expect("QPSG");
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .expect("busy timeout");
     conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL")
