@@ -47,17 +47,20 @@ impl Server {
         s
     }
 
-    /// A server on a caller-owned data directory (for restarts).
     /// A server with authentication off (every request is one tenant with full permissions).
     pub fn start_open() -> Server {
         Self::start_with(&["--auth", "none"])
     }
 
+    /// A server on a caller-owned data directory (for restarts).
     pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
         // Under GRAPHSEC_TEST_STORE=postgres every server keeps its data in its own database
-        // (named in its data directory, so a restart on the same directory finds it again).
-        let database =
-            (pg::selected() && !extra.contains(&"--in-memory")).then(|| pg::database_for(dir));
+        // (named in its data directory, so a restart on the same directory finds it again),
+        // unless the test names a store of its own.
+        let database = (pg::selected()
+            && !extra.contains(&"--in-memory")
+            && !extra.contains(&"--database-url"))
+        .then(|| pg::database_for(dir));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_graphsec"));
         cmd.arg("serve")
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
