@@ -4,6 +4,8 @@
 //! case-sensitive for keys; the version prefix `/beta` is optional because the spec pages write
 //! paths without it. `$batch` sub-requests are routed by the same function.
 
+use std::borrow::Cow;
+
 use crate::error::GraphError;
 use crate::model::actions::{self, Binding, BoundAction};
 use crate::model::catalog;
@@ -84,10 +86,10 @@ fn not_found_segment(seg: &str) -> GraphError {
     GraphError::BadRequest(format!("Resource not found for the segment '{seg}'."))
 }
 
-fn decode(seg: &str) -> Result<std::borrow::Cow<'_, str>, GraphError> {
+fn decode(seg: &str) -> Result<Cow<'_, str>, GraphError> {
     // Most segments have no escape: they are already UTF-8 text and need no copy.
     if !seg.contains('%') {
-        return Ok(std::borrow::Cow::Borrowed(seg));
+        return Ok(Cow::Borrowed(seg));
     }
     percent_encoding::percent_decode_str(seg)
         .decode_utf8()
@@ -121,7 +123,7 @@ fn parse_key(entity: &EntityType, inner: &str) -> Option<String> {
 
 /// Resolves a request path (without the query string).
 pub fn resolve(path: &str) -> Result<Resolved, GraphError> {
-    let mut segs: Vec<std::borrow::Cow<'_, str>> = path
+    let mut segs: Vec<Cow<'_, str>> = path
         .trim_start_matches('/')
         .split('/')
         .map(decode)
