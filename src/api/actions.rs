@@ -38,22 +38,39 @@ use crate::store::{ListSpec, Precondition};
 /// Rows a delete-by-property reads per round.
 const DELETE_BY_PAGE: usize = 200;
 
-/// Whether any action is bound to the collection of `entity` (a POST to `/{set}/{segment}` then
-/// names an unknown action rather than an entity).
-pub fn has_collection_actions(entity: &'static EntityType) -> bool {
+/// Whether a POST to `/{set}/{segment}` names an action rather than an entity: some action is
+/// bound to the collection of `entity` in its version, or `segment` names one that another
+/// version binds to the set (`updateAlerts` under `/v1.0`).
+pub fn names_an_action(entity: &'static EntityType, segment: &str) -> bool {
     actions::of(entity, Binding::Collection).next().is_some()
+        || !actions::versions_binding(entity, segment).is_empty()
 }
 
-/// The 400 for a POST to `/{set}/{segment}` where `segment` is no action bound to the set.
+/// The 400 for a POST to `/{set}/{segment}` where `segment` is no action bound to the set in
+/// the version addressed: Graph's unknown-segment error, with the actions that are bound there
+/// or the versions that bind it.
 pub fn not_an_action(entity: &'static EntityType, segment: &str) -> GraphError {
     let names: Vec<&str> = actions::of(entity, Binding::Collection)
         .map(|a| a.name)
         .collect();
-    GraphError::BadRequest(format!(
-        "'{segment}' is not an action bound to '{}'; its actions are: {}.",
-        entity.collection,
-        names.join(", ")
-    ))
+    let elsewhere = actions::versions_binding(entity, segment);
+    let mut message = format!("Resource not found for the segment '{segment}'.");
+    if !names.is_empty() {
+        message.push_str(&format!(
+            " The actions bound to '{}' are: {}.",
+            entity.collection,
+            names.join(", ")
+        ));
+    }
+    if !elsewhere.is_empty() {
+        message.push_str(&format!(
+            " '{segment}' is bound to '{}' in Graph {} only, not in {}.",
+            entity.collection,
+            elsewhere.join(", "),
+            entity.version
+        ));
+    }
+    GraphError::BadRequest(message)
 }
 
 /// The outcome of one item.

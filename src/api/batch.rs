@@ -93,11 +93,13 @@ async fn run(target: &Target, req: Request) -> Result<Response, GraphError> {
     let doc = super::handlers::json_body(state, &parts, body).await?;
     let items = parse(&doc)?;
     let order = schedule(&items)?;
-    let versioned = routes::resolve(parts.uri.path()).is_ok_and(|r| r.versioned);
-    let prefix = if versioned {
-        format!("/{}", routes::VERSION)
-    } else {
-        String::new()
+    // Sub-requests are relative to the version root the batch was posted to.
+    let prefix = match routes::resolve(parts.uri.path())
+        .ok()
+        .and_then(|r| r.prefix)
+    {
+        Some(version) => format!("/{version}"),
+        None => String::new(),
     };
     let mut outer = HeaderMap::new();
     if let Some(a) = authorization {
@@ -285,7 +287,8 @@ fn body_bytes(b: &Json, headers: &HeaderMap) -> Vec<u8> {
 }
 
 /// A sub-request url is relative to the version root (`/security/…` or `security/…`). SDKs
-/// sometimes keep the version (`/beta/security/…`) or the whole URL; both address the same thing.
+/// sometimes keep the version (`/beta/security/…`, `/v1.0/security/…`) or the whole URL; both
+/// address the same thing, under the batch's own version root.
 fn relative_uri(url: &str) -> Option<Uri> {
     let mut rest = url;
     if let Some(after_scheme) = url
@@ -295,9 +298,8 @@ fn relative_uri(url: &str) -> Option<Uri> {
         rest = &after_scheme[after_scheme.find('/')?..];
     }
     let rest = rest.trim_start_matches('/');
-    let version = routes::VERSION;
-    let rest = match rest.get(..version.len() + 1) {
-        Some(head) if head.eq_ignore_ascii_case(&format!("{version}/")) => &rest[head.len()..],
+    let rest = match rest.split_once('/') {
+        Some((head, tail)) if crate::model::catalog::version(head).is_some() => tail,
         _ => rest,
     };
     format!("/{rest}")
@@ -524,6 +526,8 @@ mod tests {
             "security/cloudAppSecurityProfiles?$top=1",
             "/beta/security/cloudAppSecurityProfiles?$top=1",
             "https://graph.microsoft.com/beta/security/cloudAppSecurityProfiles?$top=1",
+            "/v1.0/security/cloudAppSecurityProfiles?$top=1",
+            "https://graph.microsoft.com/V1.0/security/cloudAppSecurityProfiles?$top=1",
         ] {
             assert_eq!(
                 relative_uri(url).map(|u| u.to_string()),

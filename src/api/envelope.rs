@@ -30,13 +30,19 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b'^')
     .add(b'|');
 
-/// The URL root the client addressed, e.g. `http://127.0.0.1:7470/beta`.
+/// The URL root the client addressed, e.g. `http://127.0.0.1:7470/beta` or `…/v1.0`.
 #[derive(Debug, Clone)]
 pub struct Root(pub String);
 
 impl Root {
-    /// From a configured public URL, or the scheme we serve and the `Host` the client used.
-    pub fn new(public_url: Option<&str>, tls: bool, headers: &HeaderMap, versioned: bool) -> Root {
+    /// From a configured public URL, or the scheme we serve and the `Host` the client used,
+    /// then the version root segment the client wrote (`None`: an unversioned path).
+    pub fn new(
+        public_url: Option<&str>,
+        tls: bool,
+        headers: &HeaderMap,
+        version: Option<&str>,
+    ) -> Root {
         // One buffer, sized once: this runs for every request.
         let mut root = String::with_capacity(64);
         match public_url {
@@ -51,9 +57,9 @@ impl Root {
                 root.push_str(host);
             }
         }
-        if versioned {
+        if let Some(version) = version {
             root.push('/');
-            root.push_str(crate::api::routes::VERSION);
+            root.push_str(version);
         }
         Root(root)
     }

@@ -31,7 +31,7 @@ impl Ctx {
     pub fn new(
         state: &AppState,
         parts: &Parts,
-        versioned: bool,
+        version: Option<&str>,
         principal: Principal,
         operation: Operation,
     ) -> Result<Ctx, GraphError> {
@@ -44,7 +44,7 @@ impl Ctx {
                 state.public_url.as_deref(),
                 state.tls,
                 &parts.headers,
-                versioned,
+                version,
             ),
             tenant: principal.tenant,
         })

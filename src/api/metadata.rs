@@ -4,6 +4,7 @@
 //! order) so a committed golden file can be re-derived; the strict CSDL reader reads it back in
 //! a unit test and finds what Graph's metadata says.
 
+use crate::model::csdl::registry::Registry;
 use crate::model::edm::{ComplexType, EdmType, EnumType};
 use crate::model::entity::{EntityType, Managed, NAMESPACE};
 
@@ -47,7 +48,7 @@ fn used_types(entities: &[&EntityType]) -> (Vec<&'static EnumType>, Vec<&'static
             _ => {}
         }
     }
-    for p in entities.iter().flat_map(|e| e.properties.iter()) {
+    for p in entities.iter().flat_map(|e| e.declared()) {
         walk(&p.ty, &mut enums, &mut complex);
     }
     (enums, complex)
@@ -81,15 +82,14 @@ fn capabilities(out: &mut String, e: &EntityType) {
         s
     };
     let not = |f: fn(&crate::model::entity::Property) -> bool| {
-        e.properties
-            .iter()
+        e.declared()
             .filter(|p| !f(p))
             .map(|p| p.name)
             .collect::<Vec<_>>()
     };
     let caps = &e.capabilities;
     record(out, "CountRestrictions", &flag("Countable", caps.countable));
-    let filterable = caps.filterable && e.properties.iter().any(|p| p.filterable);
+    let filterable = caps.filterable && e.declared().any(|p| p.filterable);
     record(
         out,
         "FilterRestrictions",
@@ -108,7 +108,7 @@ fn capabilities(out: &mut String, e: &EntityType) {
         "        <Annotation Term=\"Org.OData.Capabilities.V1.SkipSupported\" Bool=\"{}\" />\n",
         caps.skip
     ));
-    let sortable = caps.sortable && e.properties.iter().any(|p| p.sortable);
+    let sortable = caps.sortable && e.declared().any(|p| p.sortable);
     record(
         out,
         "SortRestrictions",
@@ -161,9 +161,9 @@ fn revisions(out: &mut String, e: &EntityType) {
     out.push_str("            </Record>\n          </Collection>\n        </Annotation>\n");
 }
 
-/// The bound actions of the served sets (CSDL XML §12), as Graph's metadata declares them.
-fn actions(out: &mut String, entities: &[&EntityType]) {
-    let registry = &crate::model::catalog().registry;
+/// The bound actions of the served sets (CSDL XML §12), as the version's metadata (`registry`)
+/// declares them.
+fn actions(out: &mut String, registry: &Registry, entities: &[&EntityType]) {
     let ns = format!("{NAMESPACE}.");
     let alias = format!("{ALIAS}.");
     let mut seen: Vec<&str> = Vec::new();
@@ -208,8 +208,9 @@ fn actions(out: &mut String, entities: &[&EntityType]) {
     }
 }
 
-/// Renders the CSDL XML document for `entities` (all contained in their singletons).
-pub fn render(entities: &[&EntityType]) -> String {
+/// Renders the CSDL XML document for `entities` (all contained in their singletons) of the
+/// version whose metadata is `registry`.
+pub fn render(registry: &Registry, entities: &[&EntityType]) -> String {
     let mut out = String::new();
     out.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
     out.push_str(
@@ -282,7 +283,7 @@ pub fn render(entities: &[&EntityType]) -> String {
             attr(&base),
             if e.open { " OpenType=\"true\"" } else { "" }
         ));
-        for p in e.properties.iter().filter(|p| p.managed != Managed::Key) {
+        for p in e.declared().filter(|p| p.managed != Managed::Key) {
             out.push_str(&format!(
                 "        <Property Name=\"{}\" Type=\"{}\"{} />\n",
                 attr(p.name),
@@ -314,7 +315,7 @@ pub fn render(entities: &[&EntityType]) -> String {
         }
         out.push_str("      </EntityType>\n");
     }
-    actions(&mut out, entities);
+    actions(&mut out, registry, entities);
     out.push_str(&format!("      <EntityContainer Name=\"{CONTAINER}\">\n"));
     for s in &singletons {
         out.push_str(&format!(
@@ -346,7 +347,7 @@ mod tests {
         let e = crate::model::catalog()
             .set("cloudAppSecurityProfiles")
             .unwrap();
-        let xml = render(&[e]);
+        let xml = render(&crate::model::catalog().registry, &[e]);
         for p in e.properties {
             assert!(xml.contains(&format!("Name=\"{}\"", p.name)), "{}", p.name);
         }

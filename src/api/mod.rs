@@ -263,7 +263,7 @@ async fn route(
     } else {
         Operation::Write
     };
-    let ctx = handlers::Ctx::new(state, &parts, resolved.versioned, principal, operation)?;
+    let ctx = handlers::Ctx::new(state, &parts, resolved.prefix, principal, operation)?;
     if let Some(refused) = forbidden_by_metadata(&resolved.route, &method) {
         return Ok(refused);
     }
@@ -283,7 +283,7 @@ async fn route(
         (Route::Entity(e, id), &Method::DELETE) => {
             handlers::delete(state, &ctx, e, &parts, &id).await
         }
-        (Route::Entity(e, id), &Method::POST) if actions::has_collection_actions(e) => {
+        (Route::Entity(e, id), &Method::POST) if actions::names_an_action(e, &id) => {
             Err(actions::not_an_action(e, &id))
         }
         (Route::Entity(..), _) => Ok(method_not_allowed(&method, "GET, PATCH, DELETE")),
@@ -299,10 +299,7 @@ async fn route(
         // Only reached for a method other than POST ([`batch::middleware`] takes the POSTs).
         (Route::Batch, _) => Ok(method_not_allowed(&method, "POST")),
         (route @ (Route::Metadata | Route::ServiceDocument | Route::OpenApi), _) => {
-            let resolved = routes::Resolved {
-                route,
-                versioned: resolved.versioned,
-            };
+            let resolved = routes::Resolved { route, ..resolved };
             documents::serve(state, &parts, &resolved)
         }
     }

@@ -49,7 +49,7 @@ fn entity_schema(e: &EntityType) -> Json {
         "@odata.type".into(),
         json!({ "type": "string", "enum": [format!("#{ty}"), ty] }),
     );
-    for p in e.properties {
+    for p in e.declared() {
         let mut s = property_schema(&p.ty, p.nullable);
         if matches!(p.managed, Managed::Created | Managed::Modified)
             && let Some(o) = s.as_object_mut()
@@ -73,7 +73,7 @@ fn entity_schema(e: &EntityType) -> Json {
 
 /// The `$select` values: declared properties of the type.
 fn select_names(e: &EntityType) -> Vec<&'static str> {
-    e.properties.iter().map(|p| p.name).collect()
+    e.declared().map(|p| p.name).collect()
 }
 
 fn query_params(e: &EntityType, list: bool) -> Vec<Json> {
@@ -323,7 +323,7 @@ pub fn render(entities: &[&EntityType], server: &str) -> Json {
     for e in entities {
         entity_paths(e, &mut paths);
         schemas.insert(e.qualified_name(), entity_schema(e));
-        for p in e.properties {
+        for p in e.declared() {
             type_schemas(&p.ty, &mut schemas);
         }
     }

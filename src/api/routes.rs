@@ -1,14 +1,15 @@
 //! The only place URL paths are understood: a request path becomes a [`Route`].
 //!
 //! Graph's routing is case-insensitive for segments (`/Security/CloudAppSecurityProfiles`) and
-//! case-sensitive for keys; the version prefix `/beta` is optional because the spec pages write
-//! paths without it. `$batch` sub-requests are routed by the same function.
+//! case-sensitive for keys. The first segment names the version root (`/beta`, `/v1.0`), whose
+//! catalog resolves everything after it; it is optional (meaning beta) because the spec pages
+//! write paths without it. `$batch` sub-requests are routed by the same function.
 
 use std::borrow::Cow;
 
 use crate::error::GraphError;
 use crate::model::actions::{self, Binding, BoundAction};
-use crate::model::catalog;
+use crate::model::catalog::{self, Catalog};
 use crate::model::entity::EntityType;
 
 /// What a path addresses. The entity set is resolved once here, from the catalog, and handed
@@ -72,15 +73,37 @@ pub fn may_be_batch(path: &str) -> bool {
             .eq_ignore_ascii_case(BATCH_SEGMENT.as_bytes())
 }
 
-/// A resolved path: the route and whether the client addressed the `/beta` version root.
+/// A resolved path: the route, the version whose catalog resolved it, and the version root
+/// segment the client wrote (`None` for an unversioned path, which means the default version;
+/// links in the answer keep the client's form).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
     pub route: Route,
-    pub versioned: bool,
+    pub catalog: &'static Catalog,
+    pub prefix: Option<&'static str>,
 }
 
-/// The version root graphsec serves.
-pub const VERSION: &str = "beta";
+/// Does `seg` look like a Graph version root (`v1.0`, `v2`, `V3.1`) rather than a resource?
+fn looks_like_version(seg: &str) -> bool {
+    let b = seg.as_bytes();
+    b.len() >= 2
+        && b[0].eq_ignore_ascii_case(&b'v')
+        && b[1].is_ascii_digit()
+        && b[1..].iter().all(|c| c.is_ascii_digit() || *c == b'.')
+}
+
+/// The 400 for a version root graphsec does not serve, naming those it does.
+fn unknown_version(seg: &str) -> GraphError {
+    let served: Vec<String> = catalog::catalogs()
+        .iter()
+        .map(|c| format!("/{}", c.version))
+        .collect();
+    GraphError::BadRequest(format!(
+        "Invalid version: {seg}. This server serves {} (a path without a version is /{}).",
+        served.join(" and "),
+        catalog::catalog().version
+    ))
+}
 
 fn not_found_segment(seg: &str) -> GraphError {
     GraphError::BadRequest(format!("Resource not found for the segment '{seg}'."))
@@ -133,12 +156,22 @@ pub fn resolve(path: &str) -> Result<Resolved, GraphError> {
         segs.pop();
     }
     let mut i = 0;
-    let versioned = segs
-        .first()
-        .is_some_and(|s| s.eq_ignore_ascii_case(VERSION));
-    if versioned {
-        i += 1;
-    }
+    let (cat, prefix) = match segs.first().and_then(|s| catalog::version(s)) {
+        Some(c) => {
+            i += 1;
+            (c, Some(c.version))
+        }
+        None => match segs.first() {
+            Some(s) if looks_like_version(s) => return Err(unknown_version(s)),
+            _ => (catalog::catalog(), None),
+        },
+    };
+    let versioned = prefix.is_some();
+    let resolved = |route| Resolved {
+        route,
+        catalog: cat,
+        prefix,
+    };
     let seg = |i: usize| segs.get(i).map(|s| &**s);
     // The service-level resources, each a single segment under the (optional) version root.
     let service = match seg(i) {
@@ -151,10 +184,10 @@ pub fn resolve(path: &str) -> Result<Resolved, GraphError> {
     if let Some(route) = service {
         return match seg(i + 1) {
             Some(extra) => Err(not_found_segment(extra)),
-            _ => Ok(Resolved { route, versioned }),
+            _ => Ok(resolved(route)),
         };
     }
-    let sets = catalog().sets();
+    let sets = cat.sets();
     let singleton = match seg(i) {
         Some(s) => match sets.iter().find(|e| s.eq_ignore_ascii_case(e.singleton)) {
             Some(e) => e.singleton,
@@ -164,19 +197,25 @@ pub fn resolve(path: &str) -> Result<Resolved, GraphError> {
     };
     i += 1;
     let Some(coll) = seg(i) else {
-        let example = Some(catalog().default_set())
+        let served: Vec<&str> = cat
+            .served()
             .filter(|e| e.singleton == singleton)
-            .or_else(|| catalog().served().find(|e| e.singleton == singleton));
+            .map(|e| e.collection)
+            .collect();
         return Err(GraphError::BadRequest(format!(
-            "The '{singleton}' singleton itself is not served; address '{singleton}/{}'.",
-            example.map_or("<collection>", |e| e.collection)
+            "The '{singleton}' singleton itself is not served; address one of its entity sets: {}.",
+            served
+                .iter()
+                .map(|c| format!("{singleton}/{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     };
     let (name, key) = match coll.split_once('(') {
         Some((name, rest)) => (name, Some(rest)),
         None => (coll, None),
     };
-    let entity = match catalog().set(name) {
+    let entity = match cat.set(name) {
         Some(e) if e.singleton == singleton => e,
         _ => return Err(not_found_segment(coll)),
     };
@@ -251,7 +290,7 @@ pub fn resolve(path: &str) -> Result<Resolved, GraphError> {
     if let Some(extra) = seg(i) {
         return Err(not_found_segment(extra));
     }
-    Ok(Resolved { route, versioned })
+    Ok(resolved(route))
 }
 
 /// A segment where only a bound action may stand names none: Graph's 400 for an unknown
@@ -281,7 +320,7 @@ mod tests {
     }
 
     fn profiles() -> &'static EntityType {
-        catalog().set("cloudAppSecurityProfiles").unwrap()
+        catalog::catalog().set("cloudAppSecurityProfiles").unwrap()
     }
 
     #[test]
@@ -328,21 +367,23 @@ mod tests {
         assert!(resolve("/beta/$batch/x").is_err());
         assert!(resolve("/").is_err());
         assert!(may_be_batch("/beta/$Batch/") && !may_be_batch("/beta/security"));
-        assert!(
+        assert_eq!(
             resolve("/beta/security/cloudAppSecurityProfiles")
                 .unwrap()
-                .versioned
+                .prefix,
+            Some("beta")
         );
-        assert!(
-            !resolve("/security/cloudAppSecurityProfiles")
+        assert_eq!(
+            resolve("/security/cloudAppSecurityProfiles")
                 .unwrap()
-                .versioned
+                .prefix,
+            None
         );
     }
 
     #[test]
     fn action_segments_resolve_before_keys() {
-        let ti = catalog().set("tiIndicators").unwrap();
+        let ti = catalog::catalog().set("tiIndicators").unwrap();
         let submit = actions::find(ti, Binding::Collection, "submitTiIndicators").unwrap();
         for p in [
             "/beta/security/tiIndicators/submitTiIndicators",
@@ -351,7 +392,7 @@ mod tests {
         ] {
             assert_eq!(r(p), Route::CollectionAction(submit), "{p}");
         }
-        let sa = catalog().set("securityActions").unwrap();
+        let sa = catalog::catalog().set("securityActions").unwrap();
         let cancel = actions::find(sa, Binding::Entity, "cancelSecurityAction").unwrap();
         assert_eq!(
             r("/security/securityActions/a1/cancelSecurityAction"),

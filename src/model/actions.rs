@@ -262,28 +262,31 @@ fn resolve_one(
 pub fn load() -> Result<Vec<BoundAction>, String> {
     let table: Table =
         serde_json::from_str(TABLE).map_err(|e| format!("model/actions.json: {e}"))?;
-    let catalog = catalog::catalog();
-    let registry = &catalog.registry;
     let mut out = Vec::new();
     let mut used = std::collections::BTreeSet::new();
-    for entity in catalog.sets() {
-        let Some(set) = registry.entity_set(entity.collection) else {
-            return Err(format!(
-                "no entity set {} in the metadata",
-                entity.collection
-            ));
-        };
-        for def in registry.actions_of(set) {
-            let entry = table.actions.get(&def.name).ok_or_else(|| {
-                format!(
-                    "model/actions.json: the bound action {} of {} has no entry",
-                    def.name, entity.collection
-                )
-            })?;
-            used.insert(def.name.clone());
-            out.push(
-                resolve_one(entity, def, entry).map_err(|e| format!("model/actions.json: {e}"))?,
-            );
+    // Each version's sets with that version's bound actions (v1.0 binds none to alerts).
+    for catalog in catalog::catalogs() {
+        let registry = &catalog.registry;
+        for entity in catalog.sets() {
+            let Some(set) = registry.entity_set(entity.collection) else {
+                return Err(format!(
+                    "no entity set {} in the metadata",
+                    entity.collection
+                ));
+            };
+            for def in registry.actions_of(set) {
+                let entry = table.actions.get(&def.name).ok_or_else(|| {
+                    format!(
+                        "model/actions.json: the bound action {} of {} has no entry",
+                        def.name, entity.collection
+                    )
+                })?;
+                used.insert(def.name.clone());
+                out.push(
+                    resolve_one(entity, def, entry)
+                        .map_err(|e| format!("model/actions.json: {e}"))?,
+                );
+            }
         }
     }
     if let Some(extra) = table.actions.keys().find(|k| !used.contains(*k)) {
@@ -349,6 +352,24 @@ pub fn strip_namespace(segment: &str) -> Option<&str> {
         && segment.as_bytes()[..n].eq_ignore_ascii_case(NAMESPACE.as_bytes())
         && segment.as_bytes()[n] == b'.')
         .then(|| &segment[n + 1..])
+}
+
+/// The other versions that bind an action named `segment` (as [`find`] reads it) to the
+/// collection of `entity`'s set.
+pub fn versions_binding(entity: &'static EntityType, segment: &str) -> Vec<&'static str> {
+    let name = strip_namespace(segment).unwrap_or(segment);
+    let mut out: Vec<&'static str> = all()
+        .iter()
+        .filter(|a| {
+            a.entity.index == entity.index
+                && a.entity.version != entity.version
+                && a.binding == Binding::Collection
+                && a.name.eq_ignore_ascii_case(name)
+        })
+        .map(|a| a.entity.version)
+        .collect();
+    out.dedup();
+    out
 }
 
 /// The actions bound to `entity` (or a collection of it) with this binding.

@@ -1,16 +1,27 @@
-//! The catalog: one [`EntityType`] per entity set of the `security` singleton, built ONCE at
-//! startup from Graph's metadata ([`Registry::legacy_security`], the embedded CSDL slice) and
-//! graphsec's overlay (`overlay.json`, embedded: what the CSDL does not say — managed roles,
-//! indexes, documented per-resource rules, the annotations the slice lacks).
+//! The catalogs: for each Graph version root graphsec serves (`beta`, `v1.0`), one
+//! [`EntityType`] per entity set of the `security` singleton, built ONCE at startup from that
+//! version's metadata (an embedded CSDL slice) and graphsec's overlay (`overlay.json`,
+//! embedded: what the CSDL does not say — managed roles, indexes, documented per-resource
+//! rules, the annotations the slice lacks).
+//!
+//! **Versions are data.** Each version's catalog has exactly the sets its metadata declares on
+//! the singleton, with its own types, capabilities and bound actions. The rows are shared: a
+//! set has one storage layout, the property table of the default version (beta, the version
+//! unversioned paths address), and every version's type of that set has that same table in
+//! the same order, each property marked [`Property::declared`] or not for the version. So one
+//! row reads and writes through every version; a version never shows, filters on or clears a
+//! property it does not declare. The default version must declare every set and property any
+//! version declares (Graph adds to beta first; a load error says so if a slice ever breaks
+//! that), because the storage schema, export and import speak it.
 //!
 //! Everything is leaked into `&'static` once ([`catalog`] is a `OnceLock`), so handlers, the
 //! OData engine and the stores pass `&'static EntityType` around and compare enum and complex
 //! types by pointer. A load error (a bad embedded file; the unit tests catch it first) stops
 //! startup: [`init`] reports it, [`catalog`] panics with it.
 //!
-//! The overlay is validated against the registry: a set, property or role it names that the
-//! metadata lacks is an error, and so is an overlay annotation for a set the metadata already
-//! annotates (one source per fact).
+//! The overlay is validated against the registries: a set, property or role it names that no
+//! version's metadata declares is an error, and so is an overlay annotation for a set the
+//! metadata already annotates (one source per fact).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -28,16 +39,34 @@ pub const OVERLAY: &str = include_str!("overlay.json");
 /// The evolvable-enum sentinel Graph appends to most enums (OData "evolvable enums").
 const SENTINEL: &str = "unknownFutureValue";
 
-/// Every entity set graphsec knows, with its resolved type.
+/// The version roots graphsec serves, each with its embedded metadata slice; the first is the
+/// default (unversioned paths) and the storage layout.
+pub const VERSIONS: [(&str, &str); 2] = [
+    ("beta", csdl::LEGACY_SECURITY_CSDL),
+    ("v1.0", csdl::LEGACY_SECURITY_V1_CSDL),
+];
+
+/// One version's entity sets, with their resolved types.
 #[derive(Debug)]
 pub struct Catalog {
+    /// The version root (`beta`, `v1.0`): the URL segment and the name Graph gives it.
+    pub version: &'static str,
     sets: Vec<&'static EntityType>,
     /// The resolved metadata the catalog was built from (bound actions' signatures live here).
     pub registry: Registry,
 }
 
+/// A catalog is its version's: one per version root, built once.
+impl PartialEq for Catalog {
+    fn eq(&self, other: &Catalog) -> bool {
+        self.version == other.version
+    }
+}
+
+impl Eq for Catalog {}
+
 impl Catalog {
-    /// Every entity set, in the metadata's order.
+    /// Every entity set of this version, in the metadata's order.
     pub fn sets(&self) -> &[&'static EntityType] {
         &self.sets
     }
@@ -66,36 +95,66 @@ impl Catalog {
             .find(|s| s.collection.eq_ignore_ascii_case(name))
     }
 
-    /// Loads the embedded metadata and overlay.
-    pub fn load() -> Result<Catalog, String> {
-        let registry = Registry::legacy_security().map_err(|e| e.to_string())?;
-        let overlay: Overlay =
-            serde_json::from_str(OVERLAY).map_err(|e| format!("model/overlay.json: {e}"))?;
-        let sets = Builder::new(&registry).build(&overlay)?;
-        if !sets.iter().any(|s| s.migration == Some(1)) {
-            return Err("model/overlay.json: no set has migration 1".into());
-        }
-        Ok(Catalog { sets, registry })
+    /// This version's type of `entity`'s set (of any version), if this version has the set.
+    pub fn same_set(&self, entity: &EntityType) -> Option<&'static EntityType> {
+        self.sets.iter().copied().find(|s| s.index == entity.index)
     }
 }
 
-static CATALOG: OnceLock<Result<Catalog, String>> = OnceLock::new();
+/// Builds one catalog per `(version, CSDL text)`, the first being the default version (the
+/// storage layout every later version's types follow).
+pub fn load_versions(versions: &[(&'static str, &str)]) -> Result<Vec<Catalog>, String> {
+    let overlay: Overlay =
+        serde_json::from_str(OVERLAY).map_err(|e| format!("model/overlay.json: {e}"))?;
+    let mut out: Vec<Catalog> = Vec::with_capacity(versions.len());
+    for &(version, text) in versions {
+        let registry =
+            Registry::from_csdl(text).map_err(|e| format!("the {version} metadata: {e}"))?;
+        let base = out.first().map(|c| c.sets.as_slice());
+        let sets = Builder::new(&registry, version).build(&overlay, base)?;
+        if base.is_none() && !sets.iter().any(|s| s.migration == Some(1)) {
+            return Err("model/overlay.json: no set has migration 1".into());
+        }
+        out.push(Catalog {
+            version,
+            sets,
+            registry,
+        });
+    }
+    Ok(out)
+}
 
-/// Builds the catalog (once); the error says what in the embedded files is wrong.
-pub fn init() -> Result<&'static Catalog, String> {
-    CATALOG
-        .get_or_init(Catalog::load)
+static CATALOGS: OnceLock<Result<Vec<Catalog>, String>> = OnceLock::new();
+
+/// Builds the catalogs (once); the error says what in the embedded files is wrong.
+pub fn init() -> Result<&'static [Catalog], String> {
+    CATALOGS
+        .get_or_init(|| load_versions(&VERSIONS))
         .as_ref()
+        .map(Vec::as_slice)
         .map_err(Clone::clone)
 }
 
-/// The catalog. Panics if the embedded metadata does not load, which the unit tests rule out
-/// (and `main` checks through [`init`] before serving).
-pub fn catalog() -> &'static Catalog {
+/// Every version's catalog, the default version first. Panics if the embedded metadata does
+/// not load, which the unit tests rule out (and `main` checks through [`init`] before serving).
+pub fn catalogs() -> &'static [Catalog] {
     match init() {
         Ok(c) => c,
         Err(e) => panic!("the embedded model does not load: {e}"),
     }
+}
+
+/// The default version's catalog (beta): what unversioned paths address, and the storage
+/// layout (its sets are every set's table; export and import speak its types).
+pub fn catalog() -> &'static Catalog {
+    &catalogs()[0]
+}
+
+/// The catalog of the version root named `name` (ASCII case ignored, as Graph's segments).
+pub fn version(name: &str) -> Option<&'static Catalog> {
+    catalogs()
+        .iter()
+        .find(|c| c.version.eq_ignore_ascii_case(name))
 }
 
 /// snake_case of a camelCase name (`cloudAppSecurityProfiles` -> `cloud_app_security_profiles`).
@@ -183,14 +242,16 @@ const LIKE_THE_FAMILY: &str = "likeTheFamily";
 
 struct Builder<'a> {
     reg: &'a Registry,
+    version: &'static str,
     enums: Vec<Option<&'static EnumType>>,
     complex: Vec<Option<&'static ComplexType>>,
 }
 
 impl<'a> Builder<'a> {
-    fn new(reg: &'a Registry) -> Self {
+    fn new(reg: &'a Registry, version: &'static str) -> Self {
         Builder {
             reg,
+            version,
             enums: vec![None; reg.schema.enum_types.len()],
             complex: vec![None; reg.complex_types.len()],
         }
@@ -310,13 +371,22 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn build(mut self, overlay: &Overlay) -> Result<Vec<&'static EntityType>, String> {
+    /// The version's entity types. `base` is the default version's (`None` when building
+    /// it): a later version's sets must be among them, and its types take their storage
+    /// layout ([`relayout`]) and index.
+    fn build(
+        mut self,
+        overlay: &Overlay,
+        base: Option<&[&'static EntityType]>,
+    ) -> Result<Vec<&'static EntityType>, String> {
         let reg = self.reg;
-        for name in overlay.sets.keys() {
-            if reg.entity_set(name).is_none() {
-                return Err(format!(
-                    "model/overlay.json: '{name}' is not an entity set of the metadata"
-                ));
+        if base.is_none() {
+            for name in overlay.sets.keys() {
+                if reg.entity_set(name).is_none() {
+                    return Err(format!(
+                        "model/overlay.json: '{name}' is not an entity set of the metadata"
+                    ));
+                }
             }
         }
         let family = self.family();
@@ -328,8 +398,21 @@ impl<'a> Builder<'a> {
                 .get(&set.name)
                 .ok_or_else(|| format!("{at}: missing (every set needs its key role)"))?;
             let ty = reg.entity_type_of(set);
+            let base_ty = match base {
+                None => None,
+                Some(b) => Some(b.iter().copied().find(|e| e.collection == set.name).ok_or_else(
+                    || {
+                        format!(
+                            "the {} metadata declares the set '{}', which the default version ({}) lacks: its rows would have no table",
+                            self.version, set.name, VERSIONS[0].0
+                        )
+                    },
+                )?),
+            };
+            // A rule may name a property only another version declares: it applies there.
+            let elsewhere = |name: &str| base_ty.is_some_and(|b| b.property(name).is_some());
             let has = |name: &str, what: &str| -> Result<(), String> {
-                if ty.property(name).is_some() {
+                if ty.property(name).is_some() || elsewhere(name) {
                     Ok(())
                 } else {
                     Err(format!(
@@ -360,6 +443,9 @@ impl<'a> Builder<'a> {
                 let mut segments = path.split('/');
                 let head = segments.next().unwrap_or("");
                 has(head, "required-on-update property")?;
+                if ty.property(head).is_none() {
+                    continue; // checked where it is declared
+                }
                 let mut ty = ty.property(head).map(|p| p.ty);
                 for seg in segments {
                     let member = match ty {
@@ -460,12 +546,20 @@ impl<'a> Builder<'a> {
                         && !p.ty.collection
                         && !caps.non_sortable.contains(&p.name),
                     indexed,
+                    declared: true,
                 });
+            }
+            if let Some(b) = base_ty {
+                properties = relayout(
+                    &format!("{} {}", self.version, ty.qualified_name),
+                    properties,
+                    b,
+                )?;
             }
             let index = |names: &[String]| -> Vec<usize> {
                 names
                     .iter()
-                    .filter_map(|n| properties.iter().position(|p| p.name == n))
+                    .filter_map(|n| properties.iter().position(|p| p.declared && p.name == n))
                     .collect()
             };
             let read_only = match &o.updatable_only {
@@ -474,7 +568,9 @@ impl<'a> Builder<'a> {
                     .iter()
                     .enumerate()
                     .filter(|(_, p)| {
-                        p.managed == Managed::Client && !allowed.contains(&p.name.to_string())
+                        p.declared
+                            && p.managed == Managed::Client
+                            && !allowed.contains(&p.name.to_string())
                     })
                     .map(|(i, _)| i)
                     .collect(),
@@ -512,7 +608,9 @@ impl<'a> Builder<'a> {
                 .entity_type(&ty.qualified_name)
                 .ok_or_else(|| format!("{at}: the type is not declared"))?;
             let served = supported(&properties) && o.migration.is_some();
+            let index = base_ty.map_or(out.len(), |b| b.index);
             out.push(&*Box::leak(Box::new(EntityType {
+                version: self.version,
                 name: leak_str(&ty.name),
                 base_type: leak_str(def.base_type.as_deref().unwrap_or("")),
                 open: ty.open,
@@ -526,11 +624,58 @@ impl<'a> Builder<'a> {
                 actions: leak_slice(reg.actions_of(set).map(|a| leak_str(&a.name)).collect()),
                 migration: o.migration,
                 served,
-                index: out.len(),
+                index,
             })));
         }
         Ok(out)
     }
+}
+
+/// `own` (a later version's properties of a set) in the default version's order `base`: a
+/// property the version lacks is kept, not declared; a property only the version declares, or
+/// one whose type differs, is a load error (the set's one table could not hold it).
+fn relayout(at: &str, own: Vec<Property>, base: &EntityType) -> Result<Vec<Property>, String> {
+    let mut own: Vec<Option<Property>> = own.into_iter().map(Some).collect();
+    let mut out = Vec::with_capacity(base.properties.len());
+    for b in base.properties {
+        let mine = own
+            .iter_mut()
+            .find(|p| p.as_ref().is_some_and(|p| p.name == b.name))
+            .and_then(Option::take);
+        out.push(match mine {
+            Some(p) if p.ty.csdl_name() != b.ty.csdl_name() => {
+                return Err(format!(
+                    "{at}/{}: {} here, {} in {} (the set's one table cannot hold both)",
+                    p.name,
+                    p.ty.csdl_name(),
+                    b.ty.csdl_name(),
+                    VERSIONS[0].0
+                ));
+            }
+            Some(p) => Property {
+                // The storage's index, so the versions agree on the schema.
+                indexed: b.indexed,
+                ..p
+            },
+            None => Property {
+                name: b.name,
+                ty: b.ty,
+                nullable: b.nullable,
+                managed: b.managed,
+                filterable: false,
+                sortable: false,
+                indexed: b.indexed,
+                declared: false,
+            },
+        });
+    }
+    if let Some(p) = own.into_iter().flatten().next() {
+        return Err(format!(
+            "{at}/{}: not declared by the default version ({}), whose layout every version's rows share",
+            p.name, VERSIONS[0].0
+        ));
+    }
+    Ok(out)
 }
 
 fn primitive(p: EdmPrimitive) -> Result<Primitive, String> {
@@ -771,12 +916,125 @@ mod tests {
         );
     }
 
+    /// The per-version rule before real metadata needs it (issue 20): a version whose type
+    /// lacks a property the default version declares keeps the set's layout, never shows,
+    /// resolves or accepts the property, and a write through it keeps the stored value.
+    #[test]
+    fn a_version_without_a_property_omits_it_and_keeps_its_value() {
+        use crate::model::validate::{self, Mode};
+        let line = "        <Property Name=\"activityGroupName\" Type=\"Edm.String\" />\n";
+        let v1 = csdl::LEGACY_SECURITY_V1_CSDL;
+        assert_eq!(v1.matches(line).count(), 1);
+        let slice = v1.replacen(line, "", 1);
+        let slice: &'static str = Box::leak(slice.into_boxed_str());
+        let cats = load_versions(&[VERSIONS[0], ("vtest", slice)]).unwrap();
+        let (beta, test) = (
+            cats[0].set("alerts").unwrap(),
+            cats[1].set("alerts").unwrap(),
+        );
+        assert_eq!(test.version, "vtest");
+        assert_eq!(test.index, beta.index);
+        assert_eq!(test.properties.len(), beta.properties.len());
+        let p = test
+            .undeclared("activityGroupName")
+            .expect("kept, undeclared");
+        assert!(!p.declared && !p.filterable && !p.sortable);
+        assert!(test.property("activityGroupName").is_none());
+        assert!(test.index_of("activityGroupName").is_none());
+        assert!(crate::odata::names::property(test, "activityGroupName").is_none());
+        assert!(crate::odata::names::property(test, "ACTIVITYGROUPNAME").is_none());
+        assert!(crate::odata::names::property(beta, "activityGroupName").is_some());
+        // Written through beta.
+        let body = serde_json::json!({
+            "azureTenantId": "t", "severity": "high", "status": "newAlert",
+            "title": "x", "activityGroupName": "APT-1"
+        });
+        let changes =
+            validate::changes_from_json(beta, &body, Mode::Create, Default::default()).unwrap();
+        let mut stored = crate::model::record::Record::create(changes, "a1".into(), 1).unwrap();
+        // Read through the test version: the property is not in its answer.
+        stored.entity = test;
+        let shown = stored.to_json(None);
+        assert!(!shown.contains_key("activityGroupName"), "{shown:?}");
+        assert_eq!(shown["title"], "x");
+        // Sent through the test version: refused, naming the version that declares it.
+        let bad = serde_json::json!({"activityGroupName": "APT-2"});
+        let e =
+            validate::changes_from_json(test, &bad, Mode::Patch, Default::default()).unwrap_err();
+        assert!(
+            e.0.contains("activityGroupName") && e.0.contains("/beta"),
+            "{}",
+            e.0
+        );
+        // A PATCH through the test version keeps the value it cannot see.
+        let patch = serde_json::json!({"status": "resolved",
+            "vendorInformation": {"provider": "p", "vendor": "v"}});
+        let changes =
+            validate::changes_from_json(test, &patch, Mode::Patch, Default::default()).unwrap();
+        stored.apply(changes, 2).unwrap();
+        stored.entity = beta;
+        let after = stored.to_json(None);
+        assert_eq!(after["activityGroupName"], "APT-1");
+        assert_eq!(after["status"], "resolved");
+    }
+
+    /// A version that declares what the default version lacks, or declares it with another
+    /// type, cannot share the set's table: a load error naming it.
+    #[test]
+    fn a_version_cannot_outgrow_the_default_layout() {
+        let v1 = csdl::LEGACY_SECURITY_V1_CSDL;
+        let line = "        <Property Name=\"activityGroupName\" Type=\"Edm.String\" />\n";
+        let extra = v1.replacen(
+            line,
+            &format!("{line}        <Property Name=\"newInV1\" Type=\"Edm.String\" />\n"),
+            1,
+        );
+        let e = load_versions(&[VERSIONS[0], ("vtest", Box::leak(extra.into_boxed_str()))])
+            .unwrap_err();
+        assert!(e.contains("newInV1"), "{e}");
+        let retyped = v1.replacen(
+            line,
+            "        <Property Name=\"activityGroupName\" Type=\"Edm.Int32\" />\n",
+            1,
+        );
+        let e = load_versions(&[VERSIONS[0], ("vtest", Box::leak(retyped.into_boxed_str()))])
+            .unwrap_err();
+        assert!(
+            e.contains("activityGroupName") && e.contains("Edm.Int32"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn v1_has_the_three_sets_with_betas_layout() {
+        let v1 = version("v1.0").expect("v1.0 is served");
+        let names: Vec<&str> = v1.sets().iter().map(|s| s.collection).collect();
+        assert_eq!(
+            names,
+            ["alerts", "secureScoreControlProfiles", "secureScores"]
+        );
+        for s in v1.sets() {
+            let b = catalog().set(s.collection).unwrap();
+            assert_eq!(s.index, b.index);
+            assert!(s.served && s.version == "v1.0" && b.version == "beta");
+            assert!(
+                s.properties.iter().all(|p| p.declared),
+                "identical types today"
+            );
+            assert_eq!(s.rules, b.rules, "{}", s.collection);
+            assert_ne!(*s, b, "types of different versions are different types");
+        }
+        assert!(v1.set("alerts").unwrap().actions.is_empty());
+        assert_eq!(catalog().set("alerts").unwrap().actions, ["updateAlerts"]);
+        assert!(version("V1.0").is_some() && version("v2.0").is_none());
+    }
+
     #[test]
     fn overlay_names_are_checked_against_the_metadata() {
         let reg = Registry::legacy_security().unwrap();
         let load = |text: &str| {
             let o: Overlay = serde_json::from_str(text).map_err(|e| e.to_string())?;
-            Builder::new(&reg).build(&o).map(|_| ())
+            Builder::new(&reg, "beta").build(&o, None).map(|_| ())
         };
         let bad = OVERLAY.replacen("\"platform\"", "\"platfrom\"", 1);
         assert!(load(&bad).unwrap_err().contains("platfrom"));

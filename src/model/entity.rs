@@ -38,6 +38,12 @@ pub struct Property {
     /// Gets a (tenant, property, id) index: the common filters and orders. Every index costs
     /// every write, so only a few properties have one.
     pub indexed: bool,
+    /// Declared by this version's metadata. Every version's type of a set has the same
+    /// property table (the set's one storage layout, see [`crate::model::catalog`]); a property
+    /// another version declares and this one does not is kept in the table with `declared`
+    /// false: this version never serializes it, never resolves it in a query, refuses it in a
+    /// body, and so never clears it.
+    pub declared: bool,
 }
 
 /// Capability restrictions of an entity set (Org.OData.Capabilities.V1), with OData's default
@@ -135,6 +141,8 @@ impl Rules {
 /// ([`crate::model::catalog`]) knows about one entity set.
 #[derive(Debug)]
 pub struct EntityType {
+    /// The Graph version root whose metadata declares this type (`beta`, `v1.0`).
+    pub version: &'static str,
     pub name: &'static str,
     pub base_type: &'static str,
     pub open: bool,
@@ -156,15 +164,17 @@ pub struct EntityType {
     /// storage, queries, serialization) and its table exists. A set that is not is routed but
     /// answered with a clear error.
     pub served: bool,
-    /// The set's position in [`crate::model::catalog::Catalog::sets`]: per-set tables (a
+    /// The set's position in the storage catalog (the default version's sets,
+    /// [`crate::model::catalog::catalog`]), the same in every version: per-set tables (a
     /// store's statements) are indexed by it instead of searched.
     pub index: usize,
 }
 
-/// Entity sets are catalog singletons: identity is the collection name.
+/// Entity types are catalog singletons: identity is the version and the collection name. The
+/// store compares sets by [`EntityType::index`] only, so every version reads the same rows.
 impl PartialEq for EntityType {
     fn eq(&self, other: &EntityType) -> bool {
-        self.collection == other.collection
+        self.collection == other.collection && self.version == other.version
     }
 }
 
@@ -175,12 +185,31 @@ impl EntityType {
         format!("{NAMESPACE}.{}", self.name)
     }
 
+    /// The index of the property this version declares with exactly this name.
     pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.properties.iter().position(|p| p.name == name)
+        self.properties
+            .iter()
+            .position(|p| p.declared && p.name == name)
     }
 
+    /// The property this version declares with exactly this name.
     pub fn property(&self, name: &str) -> Option<&'static Property> {
-        self.properties.iter().find(|p| p.name == name)
+        self.properties
+            .iter()
+            .find(|p| p.declared && p.name == name)
+    }
+
+    /// The properties this version declares, in table order.
+    pub fn declared(&self) -> impl Iterator<Item = &'static Property> {
+        self.properties.iter().filter(|p| p.declared)
+    }
+
+    /// The name of a property that is in the set's storage layout but not declared by this
+    /// version (see [`Property::declared`]).
+    pub fn undeclared(&self, name: &str) -> Option<&'static Property> {
+        self.properties
+            .iter()
+            .find(|p| !p.declared && p.name == name)
     }
 
     /// The key's index (the catalog refuses a type without a `Managed::Key` property).

@@ -249,10 +249,11 @@ impl Serialize for Wire<'_> {
         out.serialize_entry("@odata.type", &qualified("#", entity.name))?;
         let key = entity.key_index();
         for (i, prop) in entity.properties.iter().enumerate() {
-            let wanted = match self.select {
-                None => true,
-                Some(s) => i == key || s.props.contains(&i),
-            };
+            let wanted = prop.declared
+                && match self.select {
+                    None => true,
+                    Some(s) => i == key || s.props.contains(&i),
+                };
             if wanted {
                 out.serialize_entry(prop.name, &Typed(&prop.ty, &self.record.values[i]))?;
             }

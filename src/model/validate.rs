@@ -460,6 +460,22 @@ fn changes_from_map(
             continue;
         }
         let Some(i) = entity.index_of(name) else {
+            // The set's rows have this property, but this version's metadata does not declare
+            // it: stored as a dynamic property it would shadow the declared one in the other
+            // version, so it is refused, naming the version to use.
+            if entity.undeclared(name).is_some() {
+                let elsewhere = crate::model::catalog::catalogs()
+                    .iter()
+                    .filter(|c| c.same_set(entity).and_then(|e| e.property(name)).is_some())
+                    .map(|c| format!("/{}", c.version))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return err(format!(
+                    "Property '{name}' is not declared by type '{}' in Graph {}; it is declared in {elsewhere}: send it through that version.",
+                    entity.qualified_name(),
+                    entity.version
+                ));
+            }
             if opts.strict || !entity.open {
                 return err(format!(
                     "Property '{name}' does not exist on type '{}'{}.",

@@ -29,9 +29,14 @@ pub fn resolve<T>(items: &[T], name: &str, name_of: impl Fn(&T) -> &str) -> Opti
     }
 }
 
-/// A declared property of `entity` named in a query.
+/// A property `entity`'s version declares, named in a query. A property of the set's storage
+/// layout that this version does not declare is not a name here (its empty name never matches:
+/// a query name is never empty).
 pub fn property(entity: &'static EntityType, name: &str) -> Option<&'static Property> {
-    resolve(entity.properties, name, |p| p.name).and_then(|i| entity.properties.get(i))
+    resolve(entity.properties, name, |p| {
+        if p.declared { p.name } else { "" }
+    })
+    .and_then(|i| entity.properties.get(i))
 }
 
 /// A member of a complex type named in a query.

@@ -314,7 +314,7 @@ fn enum_types(entity: &'static EntityType) -> Vec<&'static EnumType> {
         }
     }
     let mut out = Vec::new();
-    for p in entity.properties {
+    for p in entity.declared() {
         walk(&p.ty, &mut out, 0);
     }
     out

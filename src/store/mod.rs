@@ -44,11 +44,12 @@ impl<T> PerSet<T> {
         }
     }
 
-    /// The value of `entity`'s set; `Internal` for an entity type that is not one of the
-    /// catalog's sets (one built elsewhere).
+    /// The value of `entity`'s set (any version's type of it: they share the set's rows and
+    /// layout); `Internal` for an entity type that is not one of the catalog's sets (one built
+    /// elsewhere).
     pub(crate) fn get(&self, entity: &'static EntityType) -> Result<&T, StoreError> {
         match self.items.get(entity.index) {
-            Some((e, v)) if std::ptr::eq(*e, entity) => Ok(v),
+            Some((e, v)) if e.collection == entity.collection => Ok(v),
             _ => Err(StoreError::Internal(format!(
                 "{} is not a catalog set",
                 entity.collection

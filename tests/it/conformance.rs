@@ -836,7 +836,7 @@ fn patchable(entity: &EntityType) -> Vec<usize> {
 }
 
 async fn run_set(s: &Server, entity: &'static EntityType, g: &mut Gen) -> Vec<String> {
-    let path = format!("/beta/security/{}", entity.collection);
+    let path = format!("/{}/security/{}", entity.version, entity.collection);
     let key = entity.key().name;
     let mut failures = Vec::new();
     let mut expected: Vec<Value> = Vec::new();
@@ -1124,9 +1124,9 @@ async fn run_set(s: &Server, entity: &'static EntityType, g: &mut Gen) -> Vec<St
     failures
 }
 
-fn conformance(collection: &str) {
-    let Some(entity) = catalog().set(collection) else {
-        panic!("{collection} is not in the catalog");
+fn conformance(version: &str, collection: &str) {
+    let Some(entity) = catalog::version(version).and_then(|c| c.set(collection)) else {
+        panic!("{version}/{collection} is not in the catalogs");
     };
     if !entity.served {
         eprintln!(
@@ -1135,7 +1135,7 @@ fn conformance(collection: &str) {
         return;
     }
     let seed = seed();
-    eprintln!("GRAPHSEC_CONFORMANCE_SEED={seed} ({collection})");
+    eprintln!("GRAPHSEC_CONFORMANCE_SEED={seed} ({version}/{collection})");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1147,55 +1147,63 @@ fn conformance(collection: &str) {
     let failures = rt.block_on(run_set(&s, entity, &mut g));
     assert!(
         failures.is_empty(),
-        "GRAPHSEC_CONFORMANCE_SEED={seed} {collection}: {} failures:\n{}",
+        "GRAPHSEC_CONFORMANCE_SEED={seed} {version}/{collection}: {} failures:\n{}",
         failures.len(),
         failures.join("\n")
     );
 }
 
-/// One test per entity set, so a failure names its set and the sets run in parallel.
+/// One test per (version, entity set), so a failure names its set and the sets run in
+/// parallel.
 macro_rules! sets {
-    ($($test:ident => $collection:literal),* $(,)?) => {
+    ($($test:ident => $version:literal / $collection:literal),* $(,)?) => {
         $(
             #[test]
             fn $test() {
-                conformance($collection);
+                conformance($version, $collection);
             }
         )*
 
-        /// The list above covers every set of the catalog (a new set cannot be forgotten).
+        /// The list above covers every set of every version's catalog (a new set or version
+        /// cannot be forgotten).
         #[test]
         fn every_catalog_set_has_a_conformance_test() {
-            let listed = [$($collection),*];
-            for set in catalog().sets() {
-                assert!(
-                    listed.contains(&set.collection),
-                    "add {} to the sets! list of tests/it/conformance.rs",
-                    set.collection
-                );
+            let listed = [$(($version, $collection)),*];
+            for c in catalog::catalogs() {
+                for set in c.sets() {
+                    assert!(
+                        listed.contains(&(c.version, set.collection)),
+                        "add {}/{} to the sets! list of tests/it/conformance.rs",
+                        c.version,
+                        set.collection
+                    );
+                }
             }
         }
     };
 }
 
 sets! {
-    alerts => "alerts",
-    cloud_app_security_profiles => "cloudAppSecurityProfiles",
-    domain_security_profiles => "domainSecurityProfiles",
-    file_security_profiles => "fileSecurityProfiles",
-    host_security_profiles => "hostSecurityProfiles",
-    ip_security_profiles => "ipSecurityProfiles",
-    provider_tenant_settings => "providerTenantSettings",
-    secure_score_control_profiles => "secureScoreControlProfiles",
-    secure_scores => "secureScores",
-    security_actions => "securityActions",
-    ti_indicators => "tiIndicators",
-    user_security_profiles => "userSecurityProfiles",
+    alerts => "beta" / "alerts",
+    cloud_app_security_profiles => "beta" / "cloudAppSecurityProfiles",
+    domain_security_profiles => "beta" / "domainSecurityProfiles",
+    file_security_profiles => "beta" / "fileSecurityProfiles",
+    host_security_profiles => "beta" / "hostSecurityProfiles",
+    ip_security_profiles => "beta" / "ipSecurityProfiles",
+    provider_tenant_settings => "beta" / "providerTenantSettings",
+    secure_score_control_profiles => "beta" / "secureScoreControlProfiles",
+    secure_scores => "beta" / "secureScores",
+    security_actions => "beta" / "securityActions",
+    ti_indicators => "beta" / "tiIndicators",
+    user_security_profiles => "beta" / "userSecurityProfiles",
+    v1_alerts => "v1.0" / "alerts",
+    v1_secure_score_control_profiles => "v1.0" / "secureScoreControlProfiles",
+    v1_secure_scores => "v1.0" / "secureScores",
 }
 
 #[test]
 fn reference_evaluator_sanity() {
-    let alerts = catalog().set("alerts").expect("alerts");
+    let alerts = catalog::catalog().set("alerts").expect("alerts");
     let file_states = &alerts.property("fileStates").expect("fileStates").ty;
     let EdmType::Collection(EdmType::Complex(state)) = file_states else {
         panic!("fileStates is a collection of complex");

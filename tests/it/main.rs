@@ -19,4 +19,5 @@ mod resilience;
 mod resource;
 mod spec_pages;
 mod support;
+mod versions;
 mod wire;

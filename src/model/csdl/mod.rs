@@ -19,8 +19,12 @@ mod tests;
 
 use xml::Node;
 
-/// The embedded slice.
+/// The embedded beta slice.
 pub const LEGACY_SECURITY_CSDL: &str = include_str!("legacy-security.csdl.xml");
+
+/// The embedded v1.0 slice (`shared/spec/legacy-security-v1.0.csdl.xml`: the three sets Graph
+/// v1.0 kept, verbatim types, no `updateAlerts`).
+pub const LEGACY_SECURITY_V1_CSDL: &str = include_str!("legacy-security-v1.0.csdl.xml");
 
 /// Why a CSDL document was refused: one message that says where (line and element path).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -81,9 +81,14 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Loads and resolves the embedded slice.
+    /// Loads and resolves the embedded beta slice.
     pub fn legacy_security() -> Result<Registry, CsdlError> {
         Self::build(Schema::legacy_security()?)
+    }
+
+    /// Parses and resolves a CSDL document (a version's embedded slice).
+    pub fn from_csdl(text: &str) -> Result<Registry, CsdlError> {
+        Self::build(Schema::parse(text)?)
     }
 
     /// Resolves every type reference of `schema` and builds the entity sets of its singletons.
