@@ -17,7 +17,6 @@ use crate::tls;
 
 /// The token printed at startup in `--in-memory` dev mode.
 pub const DEV_TOKEN_TENANT: &str = "default";
-const DEV_TOKEN_SCOPE: &str = "SecurityEvents.ReadWrite.All";
 const DEV_TOKEN_TTL_SECS: u64 = 24 * 3600;
 
 /// Runs the server until a shutdown signal arrives.
@@ -57,12 +56,15 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     if data_dir.is_none() {
         // An in-memory dev key exists only in this process, so `graphsec token` cannot sign for
         // it: hand out a ready token instead (the key and the token die with the process).
-        let scopes = vec![DEV_TOKEN_SCOPE.to_string()];
+        // An application token with every role the permissions accept, so it reaches every
+        // set (tiIndicators and securityActions have permissions of their own).
+        let roles = auth.every_application_role();
         if let Ok(token) =
-            auth.issue_dev_token(DEV_TOKEN_TENANT, &scopes, &[], DEV_TOKEN_TTL_SECS, None)
+            auth.issue_dev_token(DEV_TOKEN_TENANT, &[], &roles, DEV_TOKEN_TTL_SECS, None)
         {
             println!(
-                "graphsec dev token (tenant '{DEV_TOKEN_TENANT}', {DEV_TOKEN_SCOPE}, valid {} h): {token}",
+                "graphsec dev token (tenant '{DEV_TOKEN_TENANT}', application roles {}, valid {} h): {token}",
+                roles.join(" "),
                 DEV_TOKEN_TTL_SECS / 3600
             );
         }

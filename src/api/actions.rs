@@ -94,6 +94,10 @@ pub async fn invoke(
     if let Effect::Set { body } = action.effect {
         let id = id.unwrap_or_default();
         let changes = validate::changes_from_json(entity, body, Mode::Patch, state.validation)
+            .and_then(|mut c| {
+                validate::caller_values(&mut c, Mode::Patch, &ctx.caller)?;
+                Ok(c)
+            })
             .map_err(|e| {
                 tracing::error!(action = action.name, error = %e.0, "the action table's body does not validate");
                 GraphError::Internal
@@ -105,6 +109,15 @@ pub async fn invoke(
             .map_err(|e| store_error(e, entity, id))?;
         // Graph's page: "200 OK. It doesn't return anything in the response body."
         return Ok(Response::new(Body::empty()));
+    }
+    if let Some(max) = action.max_items
+        && items.len() > max
+    {
+        return Err(bad(format!(
+            "The action '{}' takes at most {max} items per request (Graph's documented limit); this request has {}. Send them in several requests.",
+            action.name,
+            items.len()
+        )));
     }
     let mut outcomes = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -159,10 +172,12 @@ fn entity_result(o: Outcome, item: Json) -> Json {
                 Json::Object(m) => m,
                 _ => Map::new(),
             };
-            echo.insert(
-                "@graphsec.error".into(),
-                json!({"code": e.code(), "message": e.message()}),
-            );
+            let error = json!({"code": e.code(), "message": e.message()});
+            // Microsoft's MISP-to-Graph sample (security-api-solutions, Samples/MISP/
+            // RequestManager.py) tells a failed item by a top-level `Error` member; graphsec's
+            // own `@graphsec.error` annotation stays for clients that read it.
+            echo.insert("Error".into(), error.clone());
+            echo.insert("@graphsec.error".into(), error);
             Json::Object(echo)
         }
     }
@@ -290,7 +305,11 @@ async fn apply(
     let result = match action.effect {
         Effect::Create => {
             let changes =
-                match validate::changes_from_json(entity, item, Mode::Create, state.validation) {
+                match validate::changes_from_json(entity, item, Mode::Create, state.validation)
+                    .and_then(|mut c| {
+                        validate::caller_values(&mut c, Mode::Create, &ctx.caller)?;
+                        Ok(c)
+                    }) {
                     Ok(c) => c,
                     Err(e) => return Outcome::Failed(at(e.0)),
                 };
@@ -329,7 +348,11 @@ async fn apply(
                 return Outcome::Failed(at(format!("'{}' must be a string.", key.name)));
             };
             let changes =
-                match validate::changes_from_json(entity, item, Mode::Patch, state.validation) {
+                match validate::changes_from_json(entity, item, Mode::Patch, state.validation)
+                    .and_then(|mut c| {
+                        validate::caller_values(&mut c, Mode::Patch, &ctx.caller)?;
+                        Ok(c)
+                    }) {
                     Ok(c) => c,
                     Err(e) => return Outcome::Failed(at(e.0)),
                 };

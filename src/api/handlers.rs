@@ -25,6 +25,8 @@ pub struct Ctx {
     pub root: Root,
     /// The principal's tenant: every store call is scoped by it.
     pub tenant: String,
+    /// Who writes, for the values the service sets from the caller.
+    pub caller: validate::Caller,
 }
 
 impl Ctx {
@@ -34,11 +36,20 @@ impl Ctx {
         version: Option<&str>,
         principal: Principal,
         operation: Operation,
+        set: Option<&EntityType>,
     ) -> Result<Ctx, GraphError> {
         state
             .auth
-            .authorize(&principal, operation)
+            .authorize_set(&principal, operation, set)
             .map_err(GraphError::from)?;
+        let caller = validate::Caller {
+            tenant: principal.tenant.clone(),
+            app: principal.app.clone(),
+            user: match principal.kind {
+                crate::auth::PrincipalKind::Delegated { .. } => principal.subject.clone(),
+                _ => None,
+            },
+        };
         Ok(Ctx {
             root: Root::new(
                 state.public_url.as_deref(),
@@ -47,6 +58,7 @@ impl Ctx {
                 version,
             ),
             tenant: principal.tenant,
+            caller,
         })
     }
 }
@@ -175,15 +187,24 @@ pub(crate) async fn json_body(
         .map_err(|e| GraphError::BadRequest(format!("The request body is not valid JSON: {e}.")))
 }
 
-/// Does the `Prefer` header ask for `return=minimal`?
-fn prefers_minimal(headers: &HeaderMap) -> bool {
+/// The `return` preference of the `Prefer` header (RFC 7240 §4.2): `Some(true)` for
+/// `return=minimal`, `Some(false)` for `return=representation`, `None` without one (the first
+/// one given wins).
+fn return_preference(headers: &HeaderMap) -> Option<bool> {
     headers
         .get_all("prefer")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| {
-            v.split(',')
-                .any(|p| p.trim().eq_ignore_ascii_case("return=minimal"))
+        .flat_map(|v| v.split(','))
+        .find_map(|p| {
+            let p = p.trim();
+            if p.eq_ignore_ascii_case("return=minimal") {
+                Some(true)
+            } else if p.eq_ignore_ascii_case("return=representation") {
+                Some(false)
+            } else {
+                None
+            }
         })
 }
 
@@ -326,7 +347,9 @@ pub async fn create(
     body: Body,
 ) -> Result<Response, GraphError> {
     let body = json_body(state, parts, body).await?;
-    let changes = validate::changes_from_json(entity, &body, Mode::Create, state.validation)
+    let mut changes = validate::changes_from_json(entity, &body, Mode::Create, state.validation)
+        .map_err(|e| GraphError::BadRequest(e.0))?;
+    validate::caller_values(&mut changes, Mode::Create, &ctx.caller)
         .map_err(|e| GraphError::BadRequest(e.0))?;
     let id = changes
         .requested_id()
@@ -390,7 +413,13 @@ pub async fn list(
     entity: &'static EntityType,
     parts: &Parts,
 ) -> Result<Response, GraphError> {
-    let (pairs, q) = parse_query(entity, parts)?;
+    let (pairs, mut q) = parse_query(entity, parts)?;
+    if q.order_by.is_empty() {
+        // The set's documented order (secure scores: newest first); a next link carries no
+        // `$orderby` either, so each page applies the same order.
+        q.order_by = crate::odata::query::default_order(entity)
+            .map_err(|e| GraphError::BadRequest(e.message))?;
+    }
     let secret = state.store.paging_secret();
     let fp = fingerprint(&pairs);
     let after = match &q.skiptoken {
@@ -498,28 +527,38 @@ pub async fn update(
     body: Body,
     id: &str,
 ) -> Result<Response, GraphError> {
-    let minimal = prefers_minimal(&parts.headers);
+    // The set's update page decides the answer without a preference (204 for alerts,
+    // tiIndicators, control profiles; 200 for cloudAppSecurityProfiles, as its page shows).
+    let preference = return_preference(&parts.headers);
+    let minimal = preference.unwrap_or(entity.rules.update_status == 204);
     let body = json_body(state, parts, body).await?;
-    let changes = validate::changes_from_json(entity, &body, Mode::Patch, state.validation)
+    let mut changes = validate::changes_from_json(entity, &body, Mode::Patch, state.validation)
+        .map_err(|e| GraphError::BadRequest(e.0))?;
+    validate::caller_values(&mut changes, Mode::Patch, &ctx.caller)
         .map_err(|e| GraphError::BadRequest(e.0))?;
     let record = state
         .store
         .update(&ctx.tenant, id, changes, etag::precondition(&parts.headers))
         .await
         .map_err(|e| store_error(e, entity, id))?;
-    if minimal {
+    let mut resp = if minimal {
         let mut resp = Response::new(Body::empty());
         *resp.status_mut() = StatusCode::NO_CONTENT;
+        resp
+    } else {
+        envelope::entity_response(StatusCode::OK, &ctx.root, &record, None, None)
+    };
+    if let Some(minimal) = preference {
         resp.headers_mut().insert(
             "preference-applied",
-            HeaderValue::from_static("return=minimal"),
+            HeaderValue::from_static(if minimal {
+                "return=minimal"
+            } else {
+                "return=representation"
+            }),
         );
-        return Ok(with_etag(resp, record.version));
     }
-    Ok(with_etag(
-        envelope::entity_response(StatusCode::OK, &ctx.root, &record, None, None),
-        record.version,
-    ))
+    Ok(with_etag(resp, record.version))
 }
 
 pub async fn delete(

@@ -263,7 +263,14 @@ async fn route(
     } else {
         Operation::Write
     };
-    let ctx = handlers::Ctx::new(state, &parts, resolved.prefix, principal, operation)?;
+    let ctx = handlers::Ctx::new(
+        state,
+        &parts,
+        resolved.prefix,
+        principal,
+        operation,
+        resolved.route.entity_set(),
+    )?;
     if let Some(refused) = forbidden_by_metadata(&resolved.route, &method) {
         return Ok(refused);
     }

@@ -405,6 +405,23 @@ impl Authenticator {
         self.permissions.check(&p.kind, op)
     }
 
+    /// Every application role this server's permissions accept somewhere (see
+    /// [`PermissionMap::every_application_role`]).
+    pub fn every_application_role(&self) -> Vec<String> {
+        self.permissions.every_application_role()
+    }
+
+    /// Checks the principal may do `op` on the entity set `set` (its documented permissions,
+    /// see [`PermissionMap::check_set`]); the family's for a route without a set.
+    pub fn authorize_set(
+        &self,
+        p: &Principal,
+        op: Operation,
+        set: Option<&crate::model::entity::EntityType>,
+    ) -> Result<(), AuthError> {
+        self.permissions.check_set(&p.kind, op, set)
+    }
+
     /// Issues a token this authenticator accepts (`dev` mode only): for tests and for printing
     /// a token at startup when running without a data dir.
     pub fn issue_dev_token(

@@ -4,7 +4,12 @@
 //! The default follows CONTRACT §1 (inferred from Graph's legacy security family): reads need
 //! `SecurityEvents.Read.All` or `SecurityEvents.ReadWrite.All`, writes need
 //! `SecurityEvents.ReadWrite.All`, each accepted as a delegated scope or an application role.
-//! See the [`crate::auth`] module documentation for the `--permissions-file` format.
+//! A set whose reference pages name other permissions has them instead (the overlay's
+//! `permissions`, see [`crate::model::entity::Rules::permissions`]): tiIndicators
+//! `ThreatIndicators.ReadWrite.OwnedBy`, securityActions `SecurityActions.Read.All` /
+//! `ReadWrite.All` as application roles only. A permissions file's `read`/`write` replace the
+//! family's; its `sets` replace one set's. See the [`crate::auth`] module documentation for
+//! the `--permissions-file` format.
 
 use std::path::Path;
 
@@ -28,10 +33,13 @@ pub struct Accepted {
 /// The mapping from operations to accepted permissions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PermissionMap {
-    /// What allows [`Operation::Read`].
+    /// What allows [`Operation::Read`] on the family's sets.
     pub read: Accepted,
-    /// What allows [`Operation::Write`].
+    /// What allows [`Operation::Write`] on the family's sets.
     pub write: Accepted,
+    /// A permissions file's per-set entries: (collection, read, write), over the documented
+    /// ones.
+    pub sets: Vec<(String, Accepted, Accepted)>,
 }
 
 impl Default for PermissionMap {
@@ -50,6 +58,7 @@ impl Default for PermissionMap {
                 delegated: write.clone(),
                 application: write,
             },
+            sets: Vec::new(),
         }
     }
 }
@@ -60,6 +69,16 @@ impl Default for PermissionMap {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileMap {
+    read: FileEntry,
+    write: FileEntry,
+    /// Per entity set (its collection name): `{"read": ..., "write": ...}`.
+    #[serde(default)]
+    sets: std::collections::BTreeMap<String, SetEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetEntry {
     read: FileEntry,
     write: FileEntry,
 }
@@ -102,9 +121,22 @@ impl PermissionMap {
                  each list or {{\"delegated\": [...], \"application\": [...]}})"
             )
         })?;
+        let mut sets = Vec::new();
+        for (name, entry) in file.sets {
+            if !crate::model::catalog::catalogs()
+                .iter()
+                .any(|c| c.set(&name).is_some())
+            {
+                return Err(format!(
+                    "permissions file: 'sets' names '{name}', which is not an entity set"
+                ));
+            }
+            sets.push((name, entry.read.into(), entry.write.into()));
+        }
         let map = PermissionMap {
             read: file.read.into(),
             write: file.write.into(),
+            sets,
         };
         for name in map.all_names() {
             if name.trim().is_empty() || name.chars().any(char::is_whitespace) {
@@ -123,18 +155,89 @@ impl PermissionMap {
         Self::from_json(&text)
     }
 
+    /// Every application role that allows some operation on some set (the family's, the files'
+    /// and each set's documented ones), sorted: what a development token that may do
+    /// everything carries.
+    pub fn every_application_role(&self) -> Vec<String> {
+        let mut out: Vec<String> = [&self.read, &self.write]
+            .into_iter()
+            .chain(self.sets.iter().flat_map(|(_, r, w)| [r, w]))
+            .flat_map(|a| a.application.iter().cloned())
+            .collect();
+        for c in crate::model::catalog::catalogs() {
+            for e in c.sets() {
+                if let Some(p) = e.rules.permissions {
+                    out.extend(p.read.application.iter().cloned());
+                    out.extend(p.write.application.iter().cloned());
+                }
+            }
+        }
+        out.retain(|r| r != WILDCARD);
+        out.sort();
+        out.dedup();
+        out
+    }
+
     fn all_names(&self) -> impl Iterator<Item = &String> {
         [&self.read, &self.write]
             .into_iter()
+            .chain(self.sets.iter().flat_map(|(_, r, w)| [r, w]))
             .flat_map(|a| a.delegated.iter().chain(&a.application))
     }
 
-    /// Checks that a token kind carries a permission allowing `op`.
+    /// Checks that a token kind carries a permission allowing `op` on the family's sets.
     pub(crate) fn check(&self, kind: &PrincipalKind, op: Operation) -> Result<(), AuthError> {
-        let accepted = match op {
+        self.check_set(kind, op, None)
+    }
+
+    /// Checks that a token kind carries a permission allowing `op` on `set` (the file's entry
+    /// for it, else its documented permissions, else the family's).
+    pub(crate) fn check_set(
+        &self,
+        kind: &PrincipalKind,
+        op: Operation,
+        set: Option<&crate::model::entity::EntityType>,
+    ) -> Result<(), AuthError> {
+        let pick = |read: &Accepted, write: &Accepted| match op {
+            Operation::Read => read.clone(),
+            Operation::Write => write.clone(),
+        };
+        let documented = |p: &crate::model::entity::PermissionLists| Accepted {
+            delegated: p.delegated.clone(),
+            application: p.application.clone(),
+        };
+        let owned;
+        let accepted = match set {
+            Some(e) => match self
+                .sets
+                .iter()
+                .find(|(n, _, _)| n.eq_ignore_ascii_case(e.collection))
+            {
+                Some((_, r, w)) => {
+                    owned = pick(r, w);
+                    &owned
+                }
+                None => match e.rules.permissions {
+                    Some(p) => {
+                        owned = pick(&documented(&p.read), &documented(&p.write));
+                        &owned
+                    }
+                    None => self.family(op),
+                },
+            },
+            None => self.family(op),
+        };
+        Self::check_accepted(accepted, kind)
+    }
+
+    fn family(&self, op: Operation) -> &Accepted {
+        match op {
             Operation::Read => &self.read,
             Operation::Write => &self.write,
-        };
+        }
+    }
+
+    fn check_accepted(accepted: &Accepted, kind: &PrincipalKind) -> Result<(), AuthError> {
         let (needed, held, what) = match kind {
             PrincipalKind::Unrestricted => return Ok(()),
             PrincipalKind::Delegated { scopes } => (&accepted.delegated, scopes, "scope"),

@@ -89,6 +89,9 @@ pub struct BoundAction {
     pub parameter: Option<Parameter>,
     pub returns: Returns,
     pub effect: Effect,
+    /// The most items one call may carry, where the action's page states a limit
+    /// (submitTiIndicators: 100); more is a 400 before anything is written.
+    pub max_items: Option<usize>,
 }
 
 /// Actions are singletons of the table: identity is (set, name).
@@ -122,6 +125,8 @@ struct Entry {
     required: Vec<String>,
     property: Option<String>,
     body: Option<Json>,
+    #[serde(rename = "maxItems")]
+    max_items: Option<usize>,
     #[serde(rename = "//source")]
     _source: Option<String>,
 }
@@ -255,6 +260,7 @@ fn resolve_one(
         parameter,
         returns,
         effect,
+        max_items: entry.max_items,
     })
 }
 
@@ -484,7 +490,7 @@ mod tests {
             panic!("{:?}", update.effect)
         };
         let names: Vec<&str> = required.iter().map(|i| ti.properties[*i].name).collect();
-        assert_eq!(names, ["id", "expirationDateTime", "targetProduct"]);
+        assert_eq!(names, ["id"]);
         let cancel = find(
             set("securityActions"),
             Binding::Entity,

@@ -31,7 +31,10 @@ use serde::Deserialize;
 use super::csdl::registry::{Registry, Resolved, TypeKind};
 use super::csdl::{self, EdmPrimitive};
 use super::edm::{ComplexType, EdmType, EnumType, Member, Primitive};
-use super::entity::{Capabilities, Deprecation, EntityType, Managed, Property, RateLimit, Rules};
+use super::entity::{
+    CallerValue, Capabilities, Deprecation, EntityType, Managed, OnCreate, Property, RateLimit,
+    Rules, SetPermissions, StateUpdate, ValueRule,
+};
 
 /// The embedded overlay.
 pub const OVERLAY: &str = include_str!("overlay.json");
@@ -236,6 +239,45 @@ struct SetOverlay {
     deprecation: Option<String>,
     #[serde(rename = "//rules")]
     _rules_note: Option<String>,
+    /// 200 or 204: a PATCH's status without `Prefer` (see [`Rules::update_status`]).
+    update_status: Option<u16>,
+    /// An `$orderby` value applied when a list names none.
+    default_order: Option<String>,
+    /// Per property: the documented rules on its values (see [`ValueOverlay`]), in the
+    /// overlay's order.
+    #[serde(default)]
+    values: serde_json::Map<String, serde_json::Value>,
+    permissions: Option<SetPermissions>,
+    state_update: Option<StateUpdateOverlay>,
+    #[serde(rename = "//source")]
+    _source_note: Option<String>,
+}
+
+/// One property's documented value rules (every field optional but `source`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ValueOverlay {
+    min: Option<f64>,
+    max: Option<f64>,
+    #[serde(default)]
+    one_of: Vec<String>,
+    max_length: Option<usize>,
+    default: Option<serde_json::Value>,
+    /// A fixed value the service sets at create.
+    set: Option<serde_json::Value>,
+    /// `tenant`, `app`, `user` or `now`: a value the service sets at create from the caller.
+    from: Option<String>,
+    source: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateUpdateOverlay {
+    property: String,
+    members: serde_json::Map<String, serde_json::Value>,
+    by: String,
+    at: String,
+    source: String,
 }
 
 const LIKE_THE_FAMILY: &str = "likeTheFamily";
@@ -575,7 +617,23 @@ impl<'a> Builder<'a> {
                     .map(|(i, _)| i)
                     .collect(),
             };
+            let values = value_rules(&at, &o.values, &properties)?;
+            let state_update = match &o.state_update {
+                None => None,
+                Some(su) => Some(&*Box::leak(Box::new(state_update(&at, su, &properties)?))),
+            };
+            let update_status = o.update_status.unwrap_or(200);
+            if update_status != 200 && update_status != 204 {
+                return Err(format!(
+                    "{at}: updateStatus {update_status} is not 200 or 204"
+                ));
+            }
             let rules = Rules {
+                update_status,
+                default_order: o.default_order.as_deref().map(leak_str),
+                values: leak_slice(values),
+                permissions: o.permissions.clone().map(|p| &*Box::leak(Box::new(p))),
+                state_update,
                 required_on_update: leak_slice(
                     o.required_on_update.iter().map(|p| leak_str(p)).collect(),
                 ),
@@ -629,6 +687,106 @@ impl<'a> Builder<'a> {
         }
         Ok(out)
     }
+}
+
+/// The overlay's `values` of a set, checked against its properties: a rule must fit the
+/// property's type (bounds for numbers, lists and lengths for strings, `now` for a
+/// DateTimeOffset, `tenant`/`app`/`user` for a string).
+fn value_rules(
+    at: &str,
+    values: &serde_json::Map<String, serde_json::Value>,
+    properties: &[Property],
+) -> Result<Vec<ValueRule>, String> {
+    let mut out = Vec::with_capacity(values.len());
+    for (name, v) in values {
+        let at = format!("{at}, values '{name}'");
+        let o: ValueOverlay =
+            serde_json::from_value(v.clone()).map_err(|e| format!("{at}: {e}"))?;
+        let Some(i) = properties.iter().position(|p| p.name == name) else {
+            return Err(format!("{at}: not a property of the type"));
+        };
+        let ty = &properties[i].ty;
+        let is = |p: Primitive| matches!(ty, EdmType::Primitive(q) if *q == p);
+        let number = is(Primitive::Int32) || is(Primitive::Int64) || is(Primitive::Double);
+        let string = is(Primitive::String);
+        if (o.min.is_some() || o.max.is_some()) && !number {
+            return Err(format!("{at}: min/max need a number property"));
+        }
+        if (!o.one_of.is_empty() || o.max_length.is_some()) && !string {
+            return Err(format!("{at}: oneOf/maxLength need a string property"));
+        }
+        let on_create = match (&o.set, o.from.as_deref()) {
+            (Some(_), Some(_)) => return Err(format!("{at}: both 'set' and 'from'")),
+            (Some(v), None) => Some(OnCreate::Value(Box::leak(Box::new(v.clone())))),
+            (None, Some(from)) => Some(OnCreate::From(match from {
+                "tenant" if string => CallerValue::Tenant,
+                "app" if string => CallerValue::App,
+                "user" if string => CallerValue::User,
+                "now" if is(Primitive::DateTimeOffset) => CallerValue::Now,
+                other => {
+                    return Err(format!(
+                        "{at}: 'from': '{other}' does not fit {} (tenant, app, user: strings; now: a DateTimeOffset)",
+                        ty.csdl_name()
+                    ));
+                }
+            })),
+            (None, None) => None,
+        };
+        out.push(ValueRule {
+            property: i,
+            min: o.min,
+            max: o.max,
+            one_of: leak_slice(o.one_of.iter().map(|s| leak_str(s)).collect()),
+            max_length: o.max_length,
+            default: o.default.map(|d| &*Box::leak(Box::new(d))),
+            on_create,
+            source: leak_str(&o.source),
+        });
+    }
+    Ok(out)
+}
+
+/// The overlay's `stateUpdate`, checked: a collection of a complex type whose members it names.
+fn state_update(
+    at: &str,
+    o: &StateUpdateOverlay,
+    properties: &[Property],
+) -> Result<StateUpdate, String> {
+    let at = format!("{at}, stateUpdate");
+    let i = properties
+        .iter()
+        .position(|p| p.name == o.property)
+        .ok_or_else(|| format!("{at}: '{}' is not a property", o.property))?;
+    let EdmType::Collection(EdmType::Complex(c)) = &properties[i].ty else {
+        return Err(format!(
+            "{at}: '{}' is not a collection of a complex type",
+            o.property
+        ));
+    };
+    let mut members = Vec::new();
+    for (name, allowed) in &o.members {
+        if c.member_index(name).is_none() {
+            return Err(format!("{at}: '{name}' is not a member of {}", c.name));
+        }
+        let allowed: Vec<String> =
+            serde_json::from_value(allowed.clone()).map_err(|e| format!("{at}: {name}: {e}"))?;
+        members.push((
+            leak_str(name),
+            leak_slice(allowed.iter().map(|s| leak_str(s)).collect()),
+        ));
+    }
+    for name in [&o.by, &o.at] {
+        if c.member_index(name).is_none() {
+            return Err(format!("{at}: '{name}' is not a member of {}", c.name));
+        }
+    }
+    Ok(StateUpdate {
+        property: i,
+        members: leak_slice(members),
+        by: leak_str(&o.by),
+        at: leak_str(&o.at),
+        source: leak_str(&o.source),
+    })
 }
 
 /// `own` (a later version's properties of a set) in the default version's order `base`: a

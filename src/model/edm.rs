@@ -155,6 +155,12 @@ pub struct DateTimeError(pub &'static str);
 /// mandatory `Z` or `±hh:mm` offset, into UTC ticks. Fractions beyond 7 digits must be zeros
 /// would lose information silently; they are refused instead.
 pub fn parse_datetime(text: &str) -> Result<i64, DateTimeError> {
+    // A date alone is midnight UTC, as Microsoft's OData stack reads it (CONTRACT §3; the
+    // MISP-to-Graph sample sends `"expirationDateTime": "2026-12-11"`).
+    let b = text.as_bytes();
+    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' && text.is_ascii() {
+        return parse_datetime(&format!("{text}T00:00:00Z"));
+    }
     // Every valid form is ASCII; checking first keeps the byte slicing below on char boundaries.
     if !text.is_ascii() {
         return Err(DateTimeError(
@@ -405,6 +411,17 @@ mod tests {
     }
 
     #[test]
+    fn a_date_alone_is_midnight_utc() {
+        assert_eq!(rt("2026-12-11"), "2026-12-11T00:00:00Z");
+        assert!(parse_datetime("2026-13-11").is_err());
+        assert!(parse_datetime("2026-12-1").is_err());
+        assert!(
+            parse_datetime("2026-12-11T10:00:00").is_err(),
+            "a time needs an offset"
+        );
+    }
+
+    #[test]
     fn normalises_offsets_to_utc_with_seven_digits() {
         assert_eq!(
             rt("2017-01-01T00:00:46.1697867+03:00"),
@@ -431,7 +448,6 @@ mod tests {
     fn refuses_bad_shapes() {
         for bad in [
             "",
-            "2021-05-06",
             "2021-05-06T07:08Z",
             "2021-05-06T07:08:09",
             "2021-05-06T07:08:09.Z",

@@ -95,7 +95,7 @@ pub struct Deprecation {
 
 /// Graph's documented per-resource rules (the overlay, `model/overlay.json`; the source of each
 /// is cited there). Indices point into the entity type's `properties`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rules {
     /// Properties a create must carry with a non-null value.
     pub required_on_create: &'static [usize],
@@ -115,6 +115,100 @@ pub struct Rules {
     /// service-specific throttling limits", security detections and incidents): every one
     /// applies (`--throttle graph`). Empty: the family's general figure.
     pub graph_throttle: &'static [RateLimit],
+    /// The status of a successful PATCH without a `Prefer` header: `204` (No Content) where
+    /// the set's update page says so ("If successful, this method returns a 204 No Content
+    /// response code"), else `200` with the entity. `Prefer: return=representation` always
+    /// gets 200 and `return=minimal` 204.
+    pub update_status: u16,
+    /// The order of a list without `$orderby` (an `$orderby` value, e.g. `createdDateTime
+    /// desc`; ties by id): the secure-score list page's "sorted by createdDateTime, from
+    /// latest to earliest". `None`: by id.
+    pub default_order: Option<&'static str>,
+    /// The documented rules on single properties' values (ranges, lists, lengths, defaults,
+    /// values the service sets), each naming its property by index.
+    pub values: &'static [ValueRule],
+    /// The documented permissions of the set, where its pages name others than the family's
+    /// (`SecurityEvents.*`); `None`: the family's.
+    pub permissions: Option<&'static SetPermissions>,
+    /// A PATCH's documented state members that the service records as a new entry of a
+    /// collection instead of storing them (secureScoreControlProfile's `assignedTo`, `comment`
+    /// and `state` -> a `controlStateUpdates` entry).
+    pub state_update: Option<&'static StateUpdate>,
+}
+
+/// Where a value the service sets comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerValue {
+    /// The caller's tenant (`tid`).
+    Tenant,
+    /// The calling application (`azp`/`appid`).
+    App,
+    /// The signed-in user (`upn`/`oid`) or, for an application token, the application.
+    User,
+    /// The write's timestamp (the same instant as the entity's created stamp).
+    Now,
+}
+
+/// What the service does with one property's value (the overlay's `values`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueRule {
+    /// The index of the property in the type's `properties`.
+    pub property: usize,
+    /// Inclusive bounds of a number.
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// The documented strings (matched ignoring ASCII case, stored as listed).
+    pub one_of: &'static [&'static str],
+    /// The most characters a string may have.
+    pub max_length: Option<usize>,
+    /// The value a create gets when its body does not name the property.
+    pub default: Option<&'static serde_json::Value>,
+    /// A value the service sets at create whatever the body says (type-checked, then
+    /// replaced, as for the created timestamp).
+    pub on_create: Option<OnCreate>,
+    /// The reference page that states the rule.
+    pub source: &'static str,
+}
+
+/// A value the service sets at create.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OnCreate {
+    /// A fixed value (securityAction `status`: `notStarted`).
+    Value(&'static serde_json::Value),
+    /// A value of the caller or the clock.
+    From(CallerValue),
+}
+
+/// Accepted permissions of one set (see [`crate::auth`]): for reads and for writes, the
+/// delegated scopes and the application roles.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPermissions {
+    pub read: PermissionLists,
+    pub write: PermissionLists,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionLists {
+    pub delegated: Vec<String>,
+    pub application: Vec<String>,
+}
+
+/// See [`Rules::state_update`]: the body members (names of the collection's element type) a
+/// PATCH may carry at the top level, and the element members the service fills.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateUpdate {
+    /// The collection property (index) the entry is appended to.
+    pub property: usize,
+    /// The members a PATCH names at the top level, each with the strings it accepts (empty:
+    /// any string).
+    pub members: &'static [(&'static str, &'static [&'static str])],
+    /// The member that records who (the caller's user, else application).
+    pub by: &'static str,
+    /// The member that records when.
+    pub at: &'static str,
+    pub source: &'static str,
 }
 
 /// A rate limit: at most `requests` in any `seconds`-long window.
@@ -134,6 +228,11 @@ impl Rules {
         max_top: None,
         max_skip: None,
         graph_throttle: &[],
+        update_status: 200,
+        default_order: None,
+        values: &[],
+        permissions: None,
+        state_update: None,
     };
 }
 

@@ -80,13 +80,47 @@ pub enum Change {
     /// Merge into a complex value member by member (`None` = member absent from the body; a
     /// complex member merges recursively), then set the open type's undeclared members.
     Merge(Vec<Option<Change>>, Map<String, Json>),
+    /// Append items to a collection (a null collection is empty): a documented history entry
+    /// (see [`crate::model::entity::StateUpdate`]). `stamp`: the member of each (complex) item
+    /// that gets the write's time.
+    Append(Vec<Value>, Option<usize>),
 }
 
-/// `change` applied to a value of `ty` (see [`Record::apply`]). A merge that would leave a
-/// non-nullable member null is refused, naming it (`place` is the property path).
-fn changed(ty: &EdmType, current: Value, change: Change, place: &str) -> Result<Value, String> {
+/// `change` applied to a value of `ty` (see [`Record::apply`]; `now` is the write's time). A
+/// merge that would leave a non-nullable member null is refused, naming it (`place` is the
+/// property path).
+fn changed(
+    ty: &EdmType,
+    current: Value,
+    change: Change,
+    place: &str,
+    now: i64,
+) -> Result<Value, String> {
     let (c, members, extra) = match (ty, change) {
         (_, Change::Set(v)) => return Ok(v),
+        (EdmType::Collection(_), Change::Append(mut items, stamp)) => {
+            let mut out = match current {
+                Value::Collection(v) => v,
+                _ => Vec::new(),
+            };
+            if let Some(m) = stamp {
+                for item in &mut items {
+                    if let Value::Complex(members) = item
+                        && let Some(slot) = members.get_mut(m)
+                    {
+                        *slot = Value::DateTime(now);
+                    }
+                }
+            }
+            out.extend(items);
+            return Ok(Value::Collection(out));
+        }
+        (ty, Change::Append(..)) => {
+            return Err(format!(
+                "'{place}' ({}) is not a collection",
+                ty.csdl_name()
+            ));
+        }
         (EdmType::Complex(c), Change::Merge(members, extra)) => (*c, members, extra),
         (ty, Change::Merge(..)) => {
             return Err(format!(
@@ -105,8 +139,8 @@ fn changed(ty: &EdmType, current: Value, change: Change, place: &str) -> Result<
             continue;
         };
         let here = format!("{place}/{}", m.name);
-        let now = std::mem::replace(&mut values[i], Value::Null);
-        values[i] = changed(&m.ty, now, change, &here)?;
+        let was = std::mem::replace(&mut values[i], Value::Null);
+        values[i] = changed(&m.ty, was, change, &here, now)?;
     }
     for (m, v) in c.members.iter().zip(&values) {
         if !m.nullable && *v == Value::Null {
@@ -128,6 +162,9 @@ pub struct Changes {
     /// One per declared property; `None` = absent from the body.
     pub props: Vec<Option<Change>>,
     pub dynamic: Map<String, Json>,
+    /// Properties a create sets to its own time (a documented server value, see
+    /// [`crate::model::entity::CallerValue::Now`]).
+    pub stamp_now: Vec<usize>,
 }
 
 impl Changes {
@@ -136,6 +173,7 @@ impl Changes {
             entity,
             props: vec![None; entity.properties.len()],
             dynamic: Map::new(),
+            stamp_now: Vec::new(),
         }
     }
 
@@ -167,7 +205,11 @@ impl Record {
             dynamic: Map::new(),
             version: 0,
         };
+        let stamps = changes.stamp_now.clone();
         record.apply(changes, now)?;
+        for i in stamps {
+            record.values[i] = Value::DateTime(now);
+        }
         record.values[entity.key_index()] = Value::String(id);
         if let Some(i) = entity.managed_index(Managed::Created) {
             record.values[i] = Value::DateTime(now);
@@ -190,7 +232,7 @@ impl Record {
             }
             if let Some(change) = change {
                 let current = std::mem::replace(&mut values[i], Value::Null);
-                values[i] = changed(&prop.ty, current, change, prop.name)?;
+                values[i] = changed(&prop.ty, current, change, prop.name, now)?;
             }
         }
         self.values = values;
@@ -377,7 +419,11 @@ mod tests {
         assert_eq!(v["parameters"].as_array().unwrap().len(), 1);
         // A merge onto a null value must give every non-nullable member a value.
         let mut empty = Record::create(
-            changes("securityActions", Mode::Create, json!({})),
+            changes(
+                "securityActions",
+                Mode::Create,
+                json!({"parameters": [{"name": "a"}]}),
+            ),
             "y".into(),
             1,
         )

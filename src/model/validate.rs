@@ -6,7 +6,7 @@ use std::fmt::{self, Display};
 use serde_json::{Map, Value as Json};
 
 use super::edm::{self, ComplexType, EdmType, EnumType, Primitive};
-use super::entity::{EntityType, Managed};
+use super::entity::{CallerValue, EntityType, Managed, OnCreate, StateUpdate, ValueRule};
 use super::record::{Change, Changes, Value};
 
 /// Why a body was refused (rendered as 400 BadRequest).
@@ -273,7 +273,7 @@ fn whole(ty: &EdmType, v: &Json, place: &dyn Display) -> Result<Value, BodyError
                 let value = match change {
                     Some(Change::Set(v)) => v,
                     // Nested merges only come from PATCH bodies.
-                    Some(Change::Merge(..)) | None => Value::Null,
+                    Some(Change::Merge(..) | Change::Append(..)) | None => Value::Null,
                 };
                 if value == Value::Null && !m.nullable {
                     return Err(null_refused(&At(place, Step::Member(m.name)), &m.ty));
@@ -450,6 +450,8 @@ fn changes_from_map(
         ));
     }
     let mut changes = Changes::empty(entity);
+    // The documented state members a PATCH carries at the top level (see `state_entry`).
+    let mut state: Vec<(&str, &[&str], &Json)> = Vec::new();
     for (name, v) in obj {
         if name == "@odata.type" {
             check_type_annotation(v, &entity.qualified_name(), &"the request body")?;
@@ -457,6 +459,13 @@ fn changes_from_map(
         }
         // Control information and instance/property annotations: SDKs echo what they read.
         if name.contains('@') {
+            continue;
+        }
+        if matches!(mode, Mode::Patch)
+            && let Some(su) = entity.rules.state_update
+            && let Some((member, allowed)) = su.members.iter().find(|(m, _)| m == name)
+        {
+            state.push((member, allowed, v));
             continue;
         }
         let Some(i) = entity.index_of(name) else {
@@ -509,7 +518,10 @@ fn changes_from_map(
         if v.is_null() && !prop.nullable && prop.managed == Managed::Client {
             return Err(null_refused(name, &prop.ty));
         }
-        let change = declared(&prop.ty, v, name, mode)?;
+        let mut change = declared(&prop.ty, v, name, mode)?;
+        if let Some(rule) = entity.rules.values.iter().find(|r| r.property == i) {
+            check_value(entity, rule, &mut change)?;
+        }
         if matches!(mode, Mode::Patch) && entity.rules.read_only.contains(&i) {
             // Not updatable (the overlay cites Graph's rule): OData 4.01 §11.4.3 has a service
             // ignore values of non-updatable properties, after the type check above.
@@ -532,11 +544,188 @@ fn changes_from_map(
             Managed::Client => changes.props[i] = change,
         }
     }
+    if !state.is_empty()
+        && let Some(su) = entity.rules.state_update
+    {
+        changes.props[su.property] = Some(state_entry(entity, su, &state)?);
+    }
     match mode {
-        Mode::Create => check_create(entity, &changes)?,
+        Mode::Create => {
+            for rule in entity.rules.values {
+                if let Some(default) = rule.default
+                    && changes.props[rule.property].is_none()
+                {
+                    let p = &entity.properties[rule.property];
+                    changes.props[rule.property] = declared(&p.ty, default, &p.name, mode)?;
+                }
+            }
+            check_create(entity, &changes)?
+        }
         Mode::Patch => check_update(entity, obj)?,
     }
     Ok(changes)
+}
+
+/// A documented value rule (the overlay's `values`) on a value just type-checked: a number in
+/// its bounds, a string of the documented list (matched ignoring ASCII case and stored as
+/// listed: the MISP sample sends `watchlist` for `WatchList`) and not too long. Null passes
+/// (nullability is checked apart).
+fn check_value(
+    entity: &EntityType,
+    rule: &ValueRule,
+    change: &mut Option<Change>,
+) -> Result<(), BodyError> {
+    let name = entity.properties[rule.property].name;
+    let Some(Change::Set(v)) = change else {
+        return Ok(());
+    };
+    let number = match v {
+        Value::Int(n) => Some(*n as f64),
+        Value::Double(f) => Some(*f),
+        _ => None,
+    };
+    if let Some(n) = number
+        && (rule.min.is_some_and(|m| n < m) || rule.max.is_some_and(|m| n > m))
+    {
+        return err(format!(
+            "Invalid value {n} for property '{name}': {} accepts {} to {} (Graph's documented rule: {}).",
+            entity.qualified_name(),
+            rule.min.map_or("any".into(), |m| m.to_string()),
+            rule.max.map_or("any".into(), |m| m.to_string()),
+            rule.source
+        ));
+    }
+    if let Value::String(text) = v {
+        if !rule.one_of.is_empty() {
+            match rule.one_of.iter().find(|o| o.eq_ignore_ascii_case(text)) {
+                Some(listed) => *text = (*listed).to_string(),
+                None => {
+                    return err(format!(
+                        "Invalid value '{text}' for property '{name}'. Valid values: {} (Graph's documented rule: {}).",
+                        rule.one_of.join(", "),
+                        rule.source
+                    ));
+                }
+            }
+        }
+        if let Some(max) = rule.max_length
+            && text.chars().count() > max
+        {
+            return err(format!(
+                "The value of '{name}' has {} characters; at most {max} are accepted (Graph's documented rule: {}).",
+                text.chars().count(),
+                rule.source
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The new entry a PATCH's state members make (secureScoreControlProfile: `assignedTo`,
+/// `comment`, `state` -> one `controlStateUpdates` item; `by` and `at` are filled by
+/// [`caller_values`] and the write's time).
+fn state_entry(
+    entity: &EntityType,
+    su: &StateUpdate,
+    given: &[(&str, &[&str], &Json)],
+) -> Result<Change, BodyError> {
+    let EdmType::Collection(EdmType::Complex(c)) = &entity.properties[su.property].ty else {
+        return err("the state collection is not a collection of a complex type"); // the catalog checks
+    };
+    let mut members = vec![Value::Null; c.members.len()];
+    for (name, allowed, v) in given {
+        let Some(i) = c.member_index(name) else {
+            continue;
+        };
+        let value = match v {
+            Json::Null => Value::Null,
+            Json::String(text) if allowed.is_empty() => Value::String(text.clone()),
+            Json::String(text) => match allowed.iter().find(|a| a.eq_ignore_ascii_case(text)) {
+                Some(listed) => Value::String((*listed).to_string()),
+                None => {
+                    return err(format!(
+                        "Invalid value '{text}' for '{name}'. Valid values: {} (Graph's documented rule: {}).",
+                        allowed.join(", "),
+                        su.source
+                    ));
+                }
+            },
+            other => {
+                return err(format!(
+                    "Invalid value for '{name}': expected Edm.String, got {}.",
+                    json_kind(other)
+                ));
+            }
+        };
+        members[i] = value;
+    }
+    Ok(Change::Append(
+        vec![Value::Complex(members)],
+        c.member_index(su.at),
+    ))
+}
+
+/// Who writes, for the values the service takes from the caller (the overlay's `from`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The caller's tenant (`tid`).
+    pub tenant: String,
+    /// The calling application (`azp`/`appid`).
+    pub app: Option<String>,
+    /// The signed-in user (`oid`/`sub` of a delegated token); `None` for an application.
+    pub user: Option<String>,
+}
+
+/// Sets what the service owns in a validated body from the API (not on import, which keeps
+/// the exported values): at create, each documented `set`/`from` value (a body's value was
+/// type-checked and is replaced, as for the created timestamp); on a PATCH, who made a state
+/// entry.
+pub fn caller_values(changes: &mut Changes, mode: Mode, caller: &Caller) -> Result<(), BodyError> {
+    let entity = changes.entity;
+    let from = |c: CallerValue| -> Value {
+        let text = match c {
+            CallerValue::Tenant => Some(caller.tenant.clone()),
+            CallerValue::App => caller.app.clone(),
+            CallerValue::User => caller.user.clone(),
+            CallerValue::Now => None,
+        };
+        text.map_or(Value::Null, Value::String)
+    };
+    match mode {
+        Mode::Create => {
+            for rule in entity.rules.values {
+                let p = &entity.properties[rule.property];
+                match rule.on_create {
+                    None => {}
+                    Some(OnCreate::From(CallerValue::Now)) => {
+                        changes.props[rule.property] = None;
+                        changes.stamp_now.push(rule.property);
+                    }
+                    Some(OnCreate::From(c)) => {
+                        changes.props[rule.property] = Some(Change::Set(from(c)));
+                    }
+                    Some(OnCreate::Value(v)) => {
+                        changes.props[rule.property] = declared(&p.ty, v, &p.name, mode)?;
+                    }
+                }
+            }
+        }
+        Mode::Patch => {
+            if let Some(su) = entity.rules.state_update
+                && let Some(Change::Append(items, _)) = &mut changes.props[su.property]
+                && let EdmType::Collection(EdmType::Complex(c)) = &entity.properties[su.property].ty
+                && let Some(by) = c.member_index(su.by)
+            {
+                let who = caller.user.clone().or_else(|| caller.app.clone());
+                for item in items {
+                    if let Value::Complex(members) = item {
+                        members[by] = who.clone().map_or(Value::Null, Value::String);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The set's documented paths an update must carry (the overlay's `requiredOnUpdate`).
@@ -587,6 +776,12 @@ fn check_create(entity: &EntityType, changes: &Changes) -> Result<(), BodyError>
             p.managed == Managed::Client
                 && (!p.nullable || entity.rules.required_on_create.contains(i))
                 && !given(changes, *i)
+                // The service sets it (see `caller_values`).
+                && !entity
+                    .rules
+                    .values
+                    .iter()
+                    .any(|r| r.property == *i && r.on_create.is_some())
         })
         .map(|(_, p)| p.name)
         .collect();
@@ -957,7 +1152,12 @@ mod tests {
 
     #[test]
     fn per_resource_rules_from_the_overlay() {
-        let e = on("tiIndicators", Mode::Create, json!({"targetProduct": "x"})).unwrap_err();
+        let e = on(
+            "tiIndicators",
+            Mode::Create,
+            json!({"targetProduct": "Azure Sentinel"}),
+        )
+        .unwrap_err();
         for name in [
             "action",
             "description",

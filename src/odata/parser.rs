@@ -278,13 +278,33 @@ impl Lexer<'_> {
         });
         let text = self.src.get(start..self.pos).unwrap_or("");
         if text.contains(['T', 't']) {
+            // `…T10:00:00 01:00`: the offset's '+' arrived as a space, because a query string
+            // decodes '+' as a space (HTML forms, ASP.NET): say so, the cause is not visible.
+            let rest = self.src.get(self.pos..).unwrap_or("").as_bytes();
+            let plus_became_space = rest.len() >= 6
+                && rest[0] == b' '
+                && rest[1..3].iter().all(u8::is_ascii_digit)
+                && rest[3] == b':'
+                && rest[4..6].iter().all(u8::is_ascii_digit);
             return edm::parse_datetime(text)
                 .map(|t| Tok::Lit(Literal::DateTime(t)))
                 .map_err(|e| {
+                    let hint = if plus_became_space {
+                        format!(
+                            ". The offset's '+' arrived as a space: in a URL's query a '+' means a space, so encode it as %2B ({text}%2B{})",
+                            String::from_utf8_lossy(&rest[1..6])
+                        )
+                    } else {
+                        String::new()
+                    };
                     syntax_error(
                         self.src,
                         start,
-                        format!("'{}' is not a valid DateTimeOffset: {}", shorten(text), e.0),
+                        format!(
+                            "'{}' is not a valid DateTimeOffset: {}{hint}",
+                            shorten(text),
+                            e.0
+                        ),
                     )
                 });
         }
@@ -1039,6 +1059,12 @@ mod tests {
         assert!(err("x gt 2020-13-01T00:00:00Z").contains("not a valid DateTimeOffset"));
         assert!(err("x gt 2020-01-01T00:00:00").contains("not a valid DateTimeOffset"));
         assert!(err("x gt 2020-01-01T00:00:00.5").contains("time zone is required"));
+        // A '+' sent unencoded in a query string arrives as a space.
+        let m = err("x gt 2020-01-01T00:00:00 01:00");
+        assert!(
+            m.contains("%2B") && m.contains("2020-01-01T00:00:00%2B01:00"),
+            "{m}"
+        );
         assert!(err("x gt 2020-02-30").contains("not a valid date"));
         assert!(err("x eq a.b").contains("'a.b' is not supported here"));
         assert!(err("x in 'a'").contains("expected '(' to start the 'in' list but found ''a''"));

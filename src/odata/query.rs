@@ -198,6 +198,15 @@ pub fn parse_list_query(
     Ok(out)
 }
 
+/// The order of a list that names no `$orderby`: the set's documented one (secure scores:
+/// newest first, [`crate::model::entity::Rules::default_order`]), else none (by id).
+pub fn default_order(entity: &'static EntityType) -> Result<Vec<OrderKey>, QueryError> {
+    match entity.rules.default_order {
+        Some(order) => parse_order_by(entity, order),
+        None => Ok(Vec::new()),
+    }
+}
+
 fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')

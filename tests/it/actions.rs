@@ -313,7 +313,7 @@ async fn delete_ti_indicators_by_external_id_deletes_every_match() {
     assert!(external_ids(&s).await.is_empty());
     // Another tenant's indicators are out of reach.
     submit(&s, vec![ti("theirs")]).await;
-    let other = s.client_with(&s.token_for("tenant-b", &[crate::support::READ_WRITE], &[]));
+    let other = s.client_with(&s.token_for("tenant-b", &[crate::support::TI], &[]));
     let r = other
         .post(s.url(&url))
         .json(&json!({"value": ["theirs"]}))
@@ -391,7 +391,8 @@ async fn cancel_security_action_answers_200_without_a_body() {
     let r = s
         .post(
             SECURITY_ACTIONS,
-            &json!({"name": "blockIp", "status": "Running", "azureTenantId": TENANT_A}),
+            &json!({"name": "blockIp", "status": "Running", "azureTenantId": TENANT_A,
+                    "parameters": [{"name": "IP", "value": "1.2.3.4"}]}),
         )
         .await;
     assert_eq!(r.status(), 201);

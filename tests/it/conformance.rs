@@ -135,6 +135,21 @@ impl Gen {
         }
     }
 
+    /// A valid wire value of the property at `i`: of its type, and within the set's documented
+    /// value rules (bounds, lists of strings; the catalog's `values`).
+    fn property_value(&mut self, entity: &EntityType, i: usize, full: bool) -> Value {
+        let p = &entity.properties[i];
+        match entity.rules.values.iter().find(|r| r.property == i) {
+            Some(rule) if !rule.one_of.is_empty() => json!(self.pick(rule.one_of)),
+            Some(rule) if rule.min.is_some() || rule.max.is_some() => {
+                let lo = rule.min.unwrap_or(-1000.0) as i64;
+                let hi = rule.max.unwrap_or(1000.0) as i64;
+                json!(self.rng.i64(lo..=hi))
+            }
+            _ => self.value(&p.ty, full, 0),
+        }
+    }
+
     /// A create body for `entity` with this id: every required property, the others sometimes
     /// null, sometimes absent.
     fn body(&mut self, entity: &EntityType, id: &str) -> Value {
@@ -148,7 +163,7 @@ impl Gen {
                 Managed::Created | Managed::Modified => {}
                 Managed::Client => {
                     if !p.nullable || required(i) || self.chance(65) {
-                        m.insert(p.name.into(), self.value(&p.ty, false, 0));
+                        m.insert(p.name.into(), self.property_value(entity, i, false));
                     } else if self.chance(50) {
                         m.insert(p.name.into(), Value::Null);
                     }
@@ -171,7 +186,7 @@ impl Gen {
             });
             if !present {
                 let p = &entity.properties[*first];
-                m.insert(p.name.into(), self.value(&p.ty, false, 0));
+                m.insert(p.name.into(), self.property_value(entity, *first, false));
             }
         }
         Value::Object(m)
@@ -818,6 +833,42 @@ async fn walk(
         .collect())
 }
 
+/// What the service sets at create (the catalog's documented defaults and values), checked
+/// against the created entity and written into the expected body.
+fn server_values(entity: &EntityType, body: &mut Value, got: &Value) -> Result<(), String> {
+    use graphsec::model::entity::{CallerValue, OnCreate};
+    for rule in entity.rules.values {
+        let name = entity.properties[rule.property].name;
+        let absent = body.get(name).is_none();
+        let want = match (rule.on_create, rule.default) {
+            (Some(OnCreate::Value(v)), _) => Some(v.clone()),
+            (Some(OnCreate::From(CallerValue::Tenant)), _) => Some(json!(crate::support::TENANT_A)),
+            (Some(OnCreate::From(CallerValue::Now)), _) => {
+                let created = entity
+                    .properties
+                    .iter()
+                    .find(|p| p.managed == Managed::Created)
+                    .map(|p| got[p.name].clone());
+                Some(created.unwrap_or(Value::Null))
+            }
+            // The caller's app or user: whatever the token carries.
+            (Some(OnCreate::From(_)), _) => Some(got[name].clone()),
+            (None, Some(d)) if absent => Some(d.clone()),
+            (None, _) => None,
+        };
+        if let Some(want) = want {
+            if got[name] != want {
+                return Err(format!(
+                    "{name}: the service should set {want}, got {}",
+                    got[name]
+                ));
+            }
+            body[name] = want;
+        }
+    }
+    Ok(())
+}
+
 /// Properties a PATCH may change.
 fn patchable(entity: &EntityType) -> Vec<usize> {
     entity
@@ -852,6 +903,10 @@ async fn run_set(s: &Server, entity: &'static EntityType, g: &mut Gen) -> Vec<St
             failures.push(format!("create {body}: {status} {got}"));
             continue;
         }
+        let mut body = body;
+        if let Err(e) = server_values(entity, &mut body, &got) {
+            failures.push(format!("create {body}: {e}"));
+        }
         if let Err(e) = same_entity(entity, &body, &got) {
             failures.push(format!("create {body}: response differs: {e}"));
         }
@@ -872,11 +927,12 @@ async fn run_set(s: &Server, entity: &'static EntityType, g: &mut Gen) -> Vec<St
         let id = body[key].as_str().unwrap_or_default().to_string();
         let mut patch = Map::new();
         for _ in 0..g.rng.usize(1..4) {
-            let p = &entity.properties[*g.pick(&targets)];
+            let i = *g.pick(&targets);
+            let p = &entity.properties[i];
             let v = if p.nullable && g.chance(20) {
                 Value::Null
             } else {
-                g.value(&p.ty, true, 0)
+                g.property_value(entity, i, true)
             };
             patch.insert(p.name.into(), v);
         }
@@ -888,7 +944,8 @@ async fn run_set(s: &Server, entity: &'static EntityType, g: &mut Gen) -> Vec<St
             };
             let member = parts.next();
             let current = patch.get(p.name).filter(|v| !v.is_null()).cloned();
-            let mut v = current.unwrap_or_else(|| g.value(&p.ty, true, 0));
+            let index = entity.index_of(p.name).unwrap_or_default();
+            let mut v = current.unwrap_or_else(|| g.property_value(entity, index, true));
             if let (Some(m), EdmType::Complex(c), Some(obj)) = (member, &p.ty, v.as_object_mut())
                 && let Some(decl) = c.members.iter().find(|d| d.name == m)
                 && obj.get(m).is_none_or(Value::is_null)
@@ -907,7 +964,13 @@ async fn run_set(s: &Server, entity: &'static EntityType, g: &mut Gen) -> Vec<St
             continue;
         }
         for (k, v) in patch {
-            body[&k] = v;
+            // A required but not updatable property (tiIndicator targetProduct) is ignored.
+            if entity
+                .index_of(&k)
+                .is_some_and(|i| !entity.rules.read_only.contains(&i))
+            {
+                body[&k] = v;
+            }
         }
         let got: Value = s
             .get(&format!("{path}/{id}"))

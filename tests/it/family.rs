@@ -112,10 +112,14 @@ fn cases() -> Vec<Case> {
                 "controlStateUpdates": [{"state": "Default"}],
                 "threats": ["a"]
             }),
-            patch: json!({"rank": 2, "controlStateUpdates": [{"state": "Ignored", "comment": "n/a"}]}),
+            // The update page's body: the state members become a controlStateUpdates entry;
+            // the other properties are not updatable (rank stays).
+            patch: json!({"assignedTo": "a@contoso.com", "comment": "n/a", "state": "ignored", "rank": 2,
+                          "vendorInformation": {"provider": "SecureScore", "vendor": "Microsoft"}}),
             after: json!({
-                "rank": 2, "controlCategory": "Identity", "maxScore": 10.0,
-                "controlStateUpdates": [{"state": "Ignored", "comment": "n/a"}],
+                "rank": 1, "controlCategory": "Identity", "maxScore": 10.0,
+                "controlStateUpdates": [{"state": "Default"},
+                    {"state": "Ignored", "comment": "n/a", "assignedTo": "a@contoso.com"}],
                 "complianceInformation": [{"certificationName": "ISO",
                     "certificationControls": [{"name": "A.9", "url": "https://x", "extra": "kept"}]}]
             }),
@@ -222,7 +226,17 @@ async fn every_set_goes_through_create_get_list_patch_delete() {
             .filter_map(|e| e["id"].as_str())
             .collect();
         assert_eq!(ids, [id.as_str()], "{}: {}", case.set, case.filter);
-        let patched = json_of(s.patch(&format!("{coll}/{id}"), &case.patch).await, 200).await;
+        // Each set answers a PATCH as its update page says (204 for alerts, tiIndicators,
+        // control profiles and the 2018 profiles), and 200 with the entity when asked.
+        let entity = graphsec::model::catalog().set(case.set).expect("set");
+        let r = s.patch(&format!("{coll}/{id}"), &case.patch).await;
+        assert_eq!(
+            r.status().as_u16(),
+            entity.rules.update_status,
+            "{}",
+            case.set
+        );
+        let patched = json_of(s.get(&format!("{coll}/{id}")).await, 200).await;
         assert!(contains(&patched, &case.after), "{}: {patched}", case.set);
         let again = json_of(s.get(&format!("{coll}('{id}')")).await, 200).await;
         assert_eq!(again, patched, "{}", case.set);
@@ -413,11 +427,13 @@ async fn graph_rules_per_resource() {
     .await;
     assert!(msg.contains("'vendorInformation/provider'"), "{msg}");
     let patched = json_of(
-        s.patch(
-            &url,
-            &json!({"title": "changed", "comments": ["c"], "vendorInformation": vendor}),
-        )
-        .await,
+        s.client
+            .patch(s.url(&url))
+            .header("Prefer", "return=representation")
+            .json(&json!({"title": "changed", "comments": ["c"], "vendorInformation": vendor}))
+            .send()
+            .await
+            .unwrap(),
         200,
     )
     .await;
@@ -425,8 +441,11 @@ async fn graph_rules_per_resource() {
     assert_eq!(patched["comments"], json!(["c"]));
     // securityAction.errorInfo (resultInfo): a merge must leave code and subcode set.
     let action = json_of(
-        s.post("/beta/security/securityActions", &json!({"name": "a"}))
-            .await,
+        s.post(
+            "/beta/security/securityActions",
+            &json!({"name": "a", "parameters": [{"name": "IP", "value": "1.2.3.4"}]}),
+        )
+        .await,
         201,
     )
     .await;

@@ -6,6 +6,7 @@ mod auth;
 mod batch;
 mod cluster;
 mod conformance;
+mod documented;
 mod documents;
 mod durability;
 mod etag;

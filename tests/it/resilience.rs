@@ -25,7 +25,7 @@ fn client_of(s: &Server, tenant: &str, app: &str) -> reqwest::Client {
     let token = graphsec::auth::issue_dev_token(
         &s.data_dir,
         tenant,
-        &[READ_WRITE.to_string()],
+        &[READ_WRITE.to_string(), crate::support::TI.to_string()],
         &[],
         3600,
         Some(app),

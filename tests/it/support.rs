@@ -18,13 +18,20 @@ pub const COLLECTION: &str = "/beta/security/cloudAppSecurityProfiles";
 pub const TENANT_A: &str = "tenant-a";
 pub const READ_WRITE: &str = "SecurityEvents.ReadWrite.All";
 pub const READ: &str = "SecurityEvents.Read.All";
+/// The permission Graph's tiIndicator pages name (delegated and application).
+pub const TI: &str = "ThreatIndicators.ReadWrite.OwnedBy";
+/// The permissions Graph's securityAction pages name (application only).
+pub const SA_READ: &str = "SecurityActions.Read.All";
+pub const SA_RW: &str = "SecurityActions.ReadWrite.All";
+/// The default client's application roles: every set's documented write permission.
+pub const EVERY_ROLE: [&str; 3] = [READ_WRITE, TI, SA_RW];
 
 /// A running graphsec process.
 pub struct Server {
     child: Option<Child>,
     pub base: String,
     pub data_dir: std::path::PathBuf,
-    /// A delegated read-write token for [`TENANT_A`] (empty with `--auth none`).
+    /// An application token for [`TENANT_A`] with [`EVERY_ROLE`] (empty with `--auth none`).
     pub token: String,
     // Held so the directory outlives the server; `None` when the caller owns the directory.
     _temp: Option<tempfile::TempDir>,
@@ -98,7 +105,7 @@ impl Server {
         let token = match printed_token {
             Some(t) => t,
             None if auth_off => String::new(),
-            None => dev_token(dir, TENANT_A, &[READ_WRITE], &[]),
+            None => dev_token(dir, TENANT_A, &[], &EVERY_ROLE),
         };
         let client = client_for(
             dir,
