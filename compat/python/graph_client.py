@@ -1,11 +1,12 @@
-"""Builds the official beta SDK's GraphServiceClient pointed at a graphsec server.
+"""Builds the official beta SDK's GraphServiceClient pointed at a graphsec server (graph_client_v1.py
+builds the v1.0 SDK's from the same parts).
 
 This is the code a user writes to point the SDK somewhere other than graph.microsoft.com, and
 nothing more: the SDK's own request adapter, its own default middleware (retry, redirect, telemetry,
 parameter-name decoding...), kiota's own bearer-token provider. Only three things differ from the
 SDK's defaults:
 
-- base_url is graphsec's `/beta` root instead of https://graph.microsoft.com/beta;
+- base_url is graphsec's `/beta` root instead of https://graph.microsoft.com/beta (`/v1.0` for v1.0);
 - the httpx client trusts graphsec's self-signed certificate (when graphsec runs TLS);
 - the token comes from `graphsec token` instead of Entra ID (azure-identity credentials only
   talk to login.microsoftonline.com), via a minimal AccessTokenProvider.
@@ -59,16 +60,21 @@ class StaticTokenProvider(AccessTokenProvider):
         return self._hosts
 
 
-def make_client(server: GraphsecServer, token: str | None = None) -> GraphServiceClient:
-    """A GraphServiceClient for `server`; with `token`, every request carries it as a bearer."""
-    auth: AuthenticationProvider
+def auth_provider(server: GraphsecServer, token: str | None) -> AuthenticationProvider:
+    """kiota's own bearer-token provider with `token` (anonymous without one)."""
     if token is None:
-        auth = AnonymousAuthenticationProvider()
-    else:
-        auth = BaseBearerTokenAuthenticationProvider(
-            StaticTokenProvider(token, urlparse(server.base_url).hostname or "")
-        )
+        return AnonymousAuthenticationProvider()
+    return BaseBearerTokenAuthenticationProvider(
+        StaticTokenProvider(token, urlparse(server.base_url).hostname or "")
+    )
 
+
+def sdk_http_client(
+    server: GraphsecServer, api_version: APIVersion, sdk_options: dict[str, Any]
+) -> httpx.AsyncClient:
+    """The SDK's own default middleware pipeline over an httpx client that trusts graphsec's
+    certificate, exactly as an SDK's GraphRequestAdapter builds it when given no client (with that
+    SDK's `api_version` and `options`)."""
     # Same shape as KiotaClientFactory.get_default_client() (timeouts, HTTP/2 allowed), plus trust
     # in graphsec's certificate: the only transport setting a user pointing at graphsec changes.
     verify: ssl.SSLContext | bool = True
@@ -79,11 +85,15 @@ def make_client(server: GraphsecServer, token: str | None = None) -> GraphServic
         http2=True,
         verify=verify,
     )
-    # The SDK's own default middleware pipeline, with the beta SDK's own options, exactly as
-    # GraphRequestAdapter builds it when given no client.
-    http = GraphClientFactory.create_with_default_middleware(
-        api_version=APIVersion.beta, client=http, options=sdk_default_options
+    return GraphClientFactory.create_with_default_middleware(
+        api_version=api_version, client=http, options=sdk_options
     )
-    adapter = GraphRequestAdapter(auth, client=http)
+
+
+def make_client(server: GraphsecServer, token: str | None = None) -> GraphServiceClient:
+    """A beta GraphServiceClient for `server`; with `token`, every request carries it as a bearer.
+    (The v1.0 SDK's client: graph_client_v1.py.)"""
+    http = sdk_http_client(server, APIVersion.beta, sdk_default_options)
+    adapter = GraphRequestAdapter(auth_provider(server, token), client=http)
     adapter.base_url = server.version_root
     return GraphServiceClient(request_adapter=adapter)

@@ -126,6 +126,11 @@ class GraphsecServer:
         return f"{self.base_url}/beta"
 
     @property
+    def v1_root(self) -> str:
+        """The v1.0 SDK's base URL: graphsec serves Graph v1.0's paths of the family under /v1.0."""
+        return f"{self.base_url}/v1.0"
+
+    @property
     def cert_path(self) -> Path:
         """The self-signed certificate clients must trust. Its location relative to the data dir
         is set once, in compat/run (GRAPHSEC_COMPAT_TLS_CERT)."""

@@ -97,10 +97,13 @@ async def read_all(client: GraphServiceClient, first_page) -> list[CloudAppSecur
 
 
 @contextlib.contextmanager
-def raises_odata_error(status: int, code: str) -> Iterator[pytest.ExceptionInfo[ODataError]]:
+def raises_odata_error(
+    status: int, code: str, error_type: type[Exception] = ODataError
+) -> Iterator[pytest.ExceptionInfo[ODataError]]:
     """Asserts the block raises the SDK's ODataError with this HTTP status and Graph error code,
-    and that the SDK could parse the rest of Graph's error envelope."""
-    with pytest.raises(ODataError) as info:
+    and that the SDK could parse the rest of Graph's error envelope. `error_type` is the SDK's own
+    class: the beta SDK's by default, `msgraph`'s ODataError for the v1.0 SDK."""
+    with pytest.raises(error_type) as info:
         yield info
     err = info.value
     assert err.response_status_code == status, f"status {err.response_status_code}: {err.error}"
