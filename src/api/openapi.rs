@@ -49,12 +49,18 @@ fn entity_schema(e: &EntityType) -> Json {
         "@odata.type".into(),
         json!({ "type": "string", "enum": [format!("#{ty}"), ty] }),
     );
-    for p in e.declared() {
+    for (i, p) in e.properties.iter().enumerate().filter(|(_, p)| p.declared) {
         let mut s = property_schema(&p.ty, p.nullable);
-        if matches!(p.managed, Managed::Created | Managed::Modified)
+        let rule = e.rules.values.iter().find(|r| r.property == i);
+        if let Some(rule) = rule {
+            documented(&mut s, rule);
+        }
+        let server_set = rule.is_some_and(|r| r.on_create.is_some());
+        if (server_set || matches!(p.managed, Managed::Created | Managed::Modified))
             && let Some(o) = s.as_object_mut()
         {
-            // Sent values are type-checked, then the server's clock wins.
+            // Sent values are type-checked, then the server's clock (or the documented value
+            // the service sets) wins.
             o.insert("readOnly".into(), json!(true));
         }
         props.insert(p.name.into(), s);
@@ -69,6 +75,45 @@ fn entity_schema(e: &EntityType) -> Json {
         // Open type: undeclared (dynamic) properties are stored and returned as sent.
         "additionalProperties": e.open,
     })
+}
+
+/// A property's documented value rule (the overlay's `values`) as JSON Schema: bounds, the
+/// listed strings, a length, a default, and the page it comes from. Constraints go on the
+/// non-null branch of a nullable property.
+fn documented(schema: &mut Json, rule: &crate::model::entity::ValueRule) {
+    if let Some(o) = schema.as_object_mut() {
+        o.insert("description".into(), json!(rule.source));
+        if let Some(d) = rule.default {
+            o.insert("default".into(), d.clone());
+        }
+    }
+    let target = match schema.get_mut("anyOf").and_then(|a| a.get_mut(0)) {
+        Some(inner) => inner,
+        None => schema,
+    };
+    let Some(o) = target.as_object_mut() else {
+        return;
+    };
+    // Whole bounds as integers (`0`, not `0.0`): they bound Int32 properties.
+    let bound = |x: f64| {
+        if x.fract() == 0.0 && x.abs() < 9.0e15 {
+            json!(x as i64)
+        } else {
+            json!(x)
+        }
+    };
+    if let Some(min) = rule.min {
+        o.insert("minimum".into(), bound(min));
+    }
+    if let Some(max) = rule.max {
+        o.insert("maximum".into(), bound(max));
+    }
+    if let Some(len) = rule.max_length {
+        o.insert("maxLength".into(), json!(len));
+    }
+    if !rule.one_of.is_empty() {
+        o.insert("enum".into(), json!(rule.one_of));
+    }
 }
 
 /// The `$select` values: declared properties of the type.
