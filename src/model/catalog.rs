@@ -238,7 +238,7 @@ struct SetOverlay {
     capabilities: Option<String>,
     deprecation: Option<String>,
     #[serde(rename = "//rules")]
-    _rules_note: Option<String>,
+    rules_note: Option<String>,
     /// 200 or 204: a PATCH's status without `Prefer` (see [`Rules::update_status`]).
     update_status: Option<u16>,
     /// An `$orderby` value applied when a list names none.
@@ -250,7 +250,7 @@ struct SetOverlay {
     permissions: Option<SetPermissions>,
     state_update: Option<StateUpdateOverlay>,
     #[serde(rename = "//source")]
-    _source_note: Option<String>,
+    source_note: Option<String>,
 }
 
 /// One property's documented value rules (every field optional but `source`).
@@ -629,6 +629,13 @@ impl<'a> Builder<'a> {
                 ));
             }
             let rules = Rules {
+                sources: leak_slice(
+                    [&o.rules_note, &o.source_note]
+                        .into_iter()
+                        .flatten()
+                        .map(|n| leak_str(n))
+                        .collect(),
+                ),
                 update_status,
                 default_order: o.default_order.as_deref().map(leak_str),
                 values: leak_slice(values),
@@ -1027,7 +1034,13 @@ mod tests {
         assert_eq!(d.date, Some("2024-04-10"));
         assert_eq!(d.removal_date, Some("2026-04-10"));
         assert!(e.actions.is_empty());
-        assert_eq!(e.rules, Rules::NONE);
+        assert_eq!(
+            e.rules,
+            Rules {
+                sources: e.rules.sources,
+                ..Rules::NONE
+            }
+        );
     }
 
     #[test]

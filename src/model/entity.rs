@@ -115,6 +115,9 @@ pub struct Rules {
     /// service-specific throttling limits", security detections and incidents): every one
     /// applies (`--throttle graph`). Empty: the family's general figure.
     pub graph_throttle: &'static [RateLimit],
+    /// The overlay's citations for the set's rules (its `//rules` and `//source` notes), for
+    /// `docs/FAMILY.md`.
+    pub sources: &'static [&'static str],
     /// The status of a successful PATCH without a `Prefer` header: `204` (No Content) where
     /// the set's update page says so ("If successful, this method returns a 204 No Content
     /// response code"), else `200` with the entity. `Prefer: return=representation` always
@@ -228,6 +231,7 @@ impl Rules {
         max_top: None,
         max_skip: None,
         graph_throttle: &[],
+        sources: &[],
         update_status: 200,
         default_order: None,
         values: &[],

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod csdl;
 pub mod edm;
 pub mod entity;
+pub mod family_doc;
 pub mod record;
 pub mod validate;
 
