@@ -194,7 +194,15 @@ async fn seed_store(store: Arc<dyn Store>, path: &str, strict: bool) -> Result<(
 /// The PostgreSQL store when --database-url is given, else the embedded SQLite store.
 async fn open_store(args: &ServeArgs) -> Result<Arc<dyn Store>, String> {
     if let Some(url) = &args.database.database_url {
-        return Ok(Arc::new(PostgresStore::open(&args.database, url).await?));
+        // A statement never outlives its request: PostgreSQL's own limit is at most the
+        // request timeout (a request that ends early also cancels its statement).
+        let mut database = args.database.clone();
+        let request_ms = u64::try_from(args.limits.request_timeout.as_millis()).unwrap_or(u64::MAX);
+        if request_ms > 0 {
+            database.database_statement_timeout_ms =
+                database.database_statement_timeout_ms.min(request_ms);
+        }
+        return Ok(Arc::new(PostgresStore::open(&database, url).await?));
     }
     let location = if args.in_memory {
         Location::Memory

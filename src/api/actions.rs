@@ -119,6 +119,11 @@ pub async fn invoke(
             items.len()
         )));
     }
+    // From the first item on, the action runs to its end and reports every item: a 408 with
+    // some items written would make a retrying client duplicate them.
+    if let Some(c) = parts.extensions.get::<super::limits::Committed>() {
+        c.set();
+    }
     let mut outcomes = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         outcomes.push(apply(state, ctx, action, i, item).await);

@@ -18,7 +18,8 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
-use serde_json::{Map, Value as Json, json};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value as Json};
 use tower::ServiceExt;
 
 use super::AppState;
@@ -68,11 +69,28 @@ struct Item {
     depends_on: Vec<usize>,
 }
 
-/// A finished sub-request, as it appears in `responses`.
+/// A finished sub-request, as it appears in `responses`. The body is passed through as the
+/// sub-response wrote it, never parsed into a tree again (a parse would refuse what the
+/// direct answer carried, e.g. a dynamic value nested past serde_json's depth limit).
 struct Outcome {
     status: StatusCode,
     headers: Map<String, Json>,
-    body: Option<Json>,
+    body: Option<Box<RawValue>>,
+}
+
+/// One entry of `responses`, serialized straight into the answer.
+#[derive(serde::Serialize)]
+struct SubResponse<'a> {
+    id: &'a str,
+    status: u16,
+    headers: &'a Map<String, Json>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a RawValue>,
+}
+
+#[derive(serde::Serialize)]
+struct Responses<'a> {
+    responses: Vec<SubResponse<'a>>,
 }
 
 fn bad(message: impl Into<String>) -> GraphError {
@@ -108,22 +126,33 @@ async fn run(target: &Target, req: Request) -> Result<Response, GraphError> {
     if let Some(h) = parts.headers.get(header::HOST) {
         outer.insert(header::HOST, h.clone());
     }
-    let outcomes = execute(target, &items, &order, &prefix, &outer).await;
-    let responses: Vec<Json> = items
+    // A batch with a write runs to its end once it starts: it reports every sub-request
+    // rather than answering 408 with some of them written.
+    if items
         .iter()
-        .zip(outcomes)
-        .map(|(item, o)| {
-            let mut r = Map::new();
-            r.insert("id".into(), Json::String(item.id.clone()));
-            r.insert("status".into(), json!(o.status.as_u16()));
-            r.insert("headers".into(), Json::Object(o.headers));
-            if let Some(b) = o.body {
-                r.insert("body".into(), b);
-            }
-            Json::Object(r)
-        })
-        .collect();
-    let mut resp = Response::new(Body::from(json!({ "responses": responses }).to_string()));
+        .any(|it| it.method != Method::GET && it.method != Method::HEAD)
+        && let Some(c) = parts.extensions.get::<super::limits::Committed>()
+    {
+        c.set();
+    }
+    let outcomes = execute(target, &items, &order, &prefix, &outer).await;
+    let responses = Responses {
+        responses: items
+            .iter()
+            .zip(&outcomes)
+            .map(|(item, o)| SubResponse {
+                id: &item.id,
+                status: o.status.as_u16(),
+                headers: &o.headers,
+                body: o.body.as_deref(),
+            })
+            .collect(),
+    };
+    let text = serde_json::to_string(&responses).map_err(|e| {
+        tracing::error!(error = %e, "batch response serialization failed");
+        GraphError::Internal
+    })?;
+    let mut resp = Response::new(Body::from(text));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(super::envelope::ODATA_JSON),
@@ -501,12 +530,16 @@ async fn outcome(resp: Response) -> Outcome {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
+    let text = String::from_utf8_lossy(&bytes).into_owned();
     let body = if bytes.is_empty() {
         None
     } else if is_json {
-        serde_json::from_slice(&bytes).ok()
+        // The server's own JSON; a body that is not (a bug) is passed as a string instead.
+        RawValue::from_string(text.clone())
+            .or_else(|_| RawValue::from_string(Json::String(text).to_string()))
+            .ok()
     } else {
-        Some(Json::String(String::from_utf8_lossy(&bytes).into_owned()))
+        RawValue::from_string(Json::String(text).to_string()).ok()
     };
     Outcome {
         status: parts.status,
@@ -518,6 +551,20 @@ async fn outcome(resp: Response) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// A sub-response's body is passed through as written: a value nested deeper than
+    /// serde_json's parse limit (128) still comes back whole.
+    #[test]
+    fn deep_bodies_pass_through() {
+        let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+        let raw = RawValue::from_string(deep.clone()).expect("passed through");
+        assert_eq!(raw.get(), deep);
+        assert!(
+            serde_json::from_str::<Json>(&deep).is_err(),
+            "a tree parse refuses it"
+        );
+    }
 
     #[test]
     fn urls_are_taken_relative_to_the_version_root() {

@@ -59,6 +59,24 @@ pub struct LimitArgs {
     pub shutdown_timeout: Duration,
 }
 
+/// Set (in the request's extensions) by a handler that has begun a write of several items (a
+/// bound action over a collection, a `$batch` with writes): from then on the request timeout
+/// no longer ends the request, so it finishes and reports every item instead of answering 408
+/// while some items were written (a client that retries would duplicate them).
+#[derive(Debug, Clone, Default)]
+pub struct Committed(Arc<std::sync::atomic::AtomicBool>);
+
+impl Committed {
+    /// Marks the request as writing: it runs to its end.
+    pub fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// Retry-After sent with the concurrency cap's 503.
 const BUSY_RETRY_AFTER_SECS: u64 = 1;
 
@@ -82,7 +100,11 @@ impl Guard {
     /// Runs `work` holding one of the permits (503 with Retry-After when none is free: load is
     /// shed at once, never queued) and within the timeout (408). The timeout runs inside the
     /// slot, so a timed-out request frees it.
-    pub async fn run(&self, work: impl Future<Output = Response>) -> Response {
+    pub async fn run(
+        &self,
+        work: impl Future<Output = Response>,
+        committed: &Committed,
+    ) -> Response {
         let Ok(_permit) = self.permits.try_acquire() else {
             record(Refusal::Overloaded, None);
             return GraphError::ServiceUnavailable {
@@ -91,10 +113,13 @@ impl Guard {
             }
             .into_response();
         };
-        // Dropping the handler future on timeout is safe for writes: a write already handed to
-        // the store's writer commits or not as a whole, and it was never acknowledged.
-        match tokio::time::timeout(self.timeout, work).await {
+        // Dropping the handler future on timeout is safe for a single write: a write already
+        // handed to the store's writer commits or not as a whole, and it was never acknowledged.
+        // A write of several items that has begun runs to its end (see `Committed`).
+        let mut work = std::pin::pin!(work);
+        match tokio::time::timeout(self.timeout, &mut work).await {
             Ok(resp) => resp,
+            Err(_) if committed.is_set() => work.await,
             Err(_) => {
                 record(Refusal::TimedOut, None);
                 GraphError::RequestTimeout(format!(

@@ -109,12 +109,14 @@ impl tower::Service<Request> for Graph {
         std::task::Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
+    fn call(&mut self, mut req: Request) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
             let Some(outer) = &this.outer else {
                 return Ok(dispatch(State(this.state), req).await);
             };
+            let committed = limits::Committed::default();
+            req.extensions_mut().insert(committed.clone());
             let work = async {
                 if req.method() == Method::POST && routes::may_be_batch(req.uri().path()) {
                     use tower::ServiceExt;
@@ -124,7 +126,7 @@ impl tower::Service<Request> for Graph {
                     dispatch(State(this.state.clone()), req).await
                 }
             };
-            Ok(outer.guard.run(work).await)
+            Ok(outer.guard.run(work, &committed).await)
         })
     }
 }

@@ -114,13 +114,21 @@ fn decode(seg: &str) -> Result<Cow<'_, str>, GraphError> {
     if !seg.contains('%') {
         return Ok(Cow::Borrowed(seg));
     }
-    percent_encoding::percent_decode_str(seg)
+    let decoded = percent_encoding::percent_decode_str(seg)
         .decode_utf8()
         .map_err(|_| {
             GraphError::BadRequest(format!(
                 "The path segment '{seg}' is not valid UTF-8 once decoded."
             ))
-        })
+        })?;
+    // No id or name holds U+0000 (bodies refuse it), and PostgreSQL cannot bind it: a 400 on
+    // every store alike.
+    if decoded.contains('\0') {
+        return Err(GraphError::BadRequest(format!(
+            "The path segment '{seg}' contains the character U+0000 (%00), which is not supported."
+        )));
+    }
+    Ok(decoded)
 }
 
 /// Parses an OData key predicate body: `'abc'`, `'it''s'` or `id='abc'`.

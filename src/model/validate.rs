@@ -9,6 +9,11 @@ use super::edm::{self, ComplexType, EdmType, EnumType, Primitive};
 use super::entity::{CallerValue, EntityType, Managed, OnCreate, StateUpdate, ValueRule};
 use super::record::{Change, Changes, Value};
 
+/// The most bytes (UTF-8) a string of an indexed property may have, on every store alike:
+/// PostgreSQL's btree refuses index entries over about 2,700 bytes (tenant, value and id
+/// together), SQLite has no such limit; one rule keeps `export | import` between them working.
+pub const MAX_INDEXED_STRING_BYTES: usize = 1024;
+
 /// Why a body was refused (rendered as 400 BadRequest).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BodyError(pub String);
@@ -519,6 +524,15 @@ fn changes_from_map(
             return Err(null_refused(name, &prop.ty));
         }
         let mut change = declared(&prop.ty, v, name, mode)?;
+        if prop.indexed
+            && let Some(Change::Set(Value::String(text))) = &change
+            && text.len() > MAX_INDEXED_STRING_BYTES
+        {
+            return err(format!(
+                "The value of '{name}' has {} bytes; an indexed property accepts at most {MAX_INDEXED_STRING_BYTES} bytes (UTF-8).",
+                text.len()
+            ));
+        }
         if let Some(rule) = entity.rules.values.iter().find(|r| r.property == i) {
             check_value(entity, rule, &mut change)?;
         }

@@ -145,6 +145,14 @@ pub fn parse_list_query(
     let mut seen: Vec<(Opt, &str)> = Vec::new();
     let mut out = ListQuery::default();
     for (raw_name, value) in params {
+        // U+0000 has no place in a query, and PostgreSQL cannot even bind it: refused here, on
+        // every store alike.
+        if value.contains('\0') || raw_name.contains('\0') {
+            return Err(QueryError::new(format!(
+                "The query option '{}' contains the character U+0000 (%00), which is not supported.",
+                super::parser::shorten(&raw_name.replace('\0', "\\u0000"))
+            )));
+        }
         let lower = raw_name.to_ascii_lowercase();
         let (has_dollar, bare) = match lower.strip_prefix('$') {
             Some(rest) => (true, rest),

@@ -82,6 +82,8 @@ pub struct DatabaseArgs {
 /// The PostgreSQL store.
 pub struct PostgresStore {
     pool: Pool,
+    /// For cancel requests ([`CancelOnDrop`]), which open a connection of their own.
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     analyze: Analyze,
     /// One per entity set of the catalog.
     sql: Arc<PerSet<Arc<Statements>>>,
@@ -263,10 +265,15 @@ fn transient(code: &SqlState) -> bool {
 }
 
 fn map_pg(e: tokio_postgres::Error) -> StoreError {
+    // `db error` alone says nothing: the server's own message and SQLSTATE go into the log.
+    let text = match e.as_db_error() {
+        Some(db) => format!("{e}: {} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    };
     match e.code() {
         Some(code) if *code == SqlState::UNIQUE_VIOLATION => StoreError::Duplicate,
-        Some(code) if transient(code) => StoreError::Unavailable(e.to_string()),
-        Some(_) => StoreError::Internal(e.to_string()),
+        Some(code) if transient(code) => StoreError::Unavailable(text),
+        Some(_) => StoreError::Internal(text),
         // No SQLSTATE: the connection broke or could not be made (I/O, closed, timeout).
         None if e.is_closed() || e.source().is_some_and(|s| s.is::<std::io::Error>()) => {
             StoreError::Unavailable(e.to_string())
@@ -527,6 +534,7 @@ impl PostgresStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        let cancel_tls = tls_connector()?;
         let pool = Pool::builder(manager)
             .max_size(args.database_pool_size.max(1))
             .runtime(Runtime::Tokio1)
@@ -559,6 +567,7 @@ impl PostgresStore {
         tracing::info!(database = %target, pool = args.database_pool_size, "PostgreSQL store");
         Ok(PostgresStore {
             pool,
+            tls: cancel_tls,
             analyze: Analyze::default(),
             sql: Arc::new(PerSet::new(|e| Arc::new(Statements::new(e)))),
             secret,
@@ -572,6 +581,70 @@ impl PostgresStore {
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(map_pool)
+    }
+
+    /// A pooled connection whose guarded statements are cancelled with their request.
+    async fn leased(&self) -> Result<Leased, StoreError> {
+        Ok(Leased {
+            client: Some(self.client().await?),
+            armed: std::sync::atomic::AtomicBool::new(false),
+            tls: self.tls.clone(),
+        })
+    }
+}
+
+/// A pooled connection that cancels the statement it runs when the request awaiting it goes
+/// away (timeout, client gone, shutdown). Without it the query runs on for up to
+/// `statement_timeout`, and the connection, back in the pool, makes the next request wait
+/// behind it. While armed, dropping it sends PostgreSQL a cancel request and takes the
+/// connection out of the pool (closed once the cancel is sent), so the cancel can never hit
+/// another request's statement.
+struct Leased {
+    client: Option<deadpool_postgres::Object>,
+    armed: std::sync::atomic::AtomicBool,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+}
+
+impl Leased {
+    /// Runs `query` armed: cancelled if this future is dropped before it answers.
+    async fn guarded<T>(
+        &self,
+        query: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.armed.store(true, Relaxed);
+        let r = query.await;
+        self.armed.store(false, Relaxed);
+        r
+    }
+}
+
+impl std::ops::Deref for Leased {
+    type Target = deadpool_postgres::Object;
+    fn deref(&self) -> &deadpool_postgres::Object {
+        // Present until drop.
+        self.client.as_ref().expect("a leased connection")
+    }
+}
+
+impl Drop for Leased {
+    fn drop(&mut self) {
+        if !self.armed.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let (Some(client), Ok(rt)) = (self.client.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let token = client.cancel_token();
+        let detached = deadpool_postgres::Object::take(client);
+        let tls = self.tls.clone();
+        rt.spawn(async move {
+            if let Err(e) = token.cancel_query(tls).await {
+                tracing::warn!(error = %e, "could not cancel an abandoned query");
+            }
+            drop(detached);
+        });
     }
 }
 
@@ -614,8 +687,10 @@ impl Store for PostgresStore {
         let sql = try_or_fail!(self.sql(entity));
         let params = vec![text(tenant), text(id)];
         Box::pin(async move {
-            let client = self.client().await?;
-            let rows = query_cached(&client, &sql.get, &params).await?;
+            let client = self.leased().await?;
+            let rows = client
+                .guarded(query_cached(&*client, &sql.get, &params))
+                .await?;
             match rows.first() {
                 Some(row) => read_record(row, &sql),
                 None => Err(StoreError::NotFound),
@@ -689,12 +764,16 @@ impl Store for PostgresStore {
         Box::pin(async move {
             let q = compile::list_sql(entity, Dialect::Postgres, &sql.select_list, &tenant, &spec)
                 .map_err(|e| StoreError::Internal(format!("keyset: {}", e.0)))?;
-            let client = self.client().await?;
+            let client = self.leased().await?;
             let page: Vec<Param> = q.page_params.into_iter().map(Param).collect();
             let rows = client
-                .query(q.page.as_str(), &refs(&page))
-                .await
-                .map_err(map_pg)?;
+                .guarded(async {
+                    client
+                        .query(q.page.as_str(), &refs(&page))
+                        .await
+                        .map_err(map_pg)
+                })
+                .await?;
             // The row past the page only says that more remain: it is not decoded.
             let more = rows.len() > spec.limit;
             let records = rows
@@ -704,7 +783,11 @@ impl Store for PostgresStore {
                 .collect::<Result<Vec<_>, _>>()?;
             let count = if spec.count {
                 let params: Vec<Param> = q.count_params.into_iter().map(Param).collect();
-                Some(count_rows(&client, &q.count, &params).await?)
+                Some(
+                    client
+                        .guarded(count_rows(&client, &q.count, &params))
+                        .await?,
+                )
             } else {
                 None
             };
@@ -727,8 +810,8 @@ impl Store for PostgresStore {
             let (sql, params) =
                 compile::count_sql(entity, Dialect::Postgres, &tenant, filter.as_ref());
             let params: Vec<Param> = params.into_iter().map(Param).collect();
-            let client = self.client().await?;
-            count_rows(&client, &sql, &params).await
+            let client = self.leased().await?;
+            client.guarded(count_rows(&client, &sql, &params)).await
         })
     }
 

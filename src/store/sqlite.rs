@@ -38,6 +38,13 @@ use crate::odata::typecheck::TypedFilter;
 const MAX_BATCH: usize = 512;
 /// Read connections in the blocking pool (reads too long to run inline).
 const READERS: usize = 4;
+/// The blocking readers one tenant may hold at once: the others stay free for the other
+/// tenants, so one tenant's expensive queries cannot starve everyone's reads.
+const TENANT_SHARE: usize = READERS / 2;
+/// The longest a read waits for a blocking reader (its tenant's share, then the pool) before
+/// it is refused as `Unavailable` (503 with Retry-After): a busy pool sheds load instead of
+/// queueing requests until they time out.
+const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// SQLite VM steps between two calls of the inline connections' progress handler.
 const PROGRESS_STEP: i32 = 1000;
 /// Progress-handler calls an inline read may take (about 100,000 VM steps, well under a
@@ -70,6 +77,38 @@ struct InlineReader {
     ticks: Arc<AtomicU64>,
     /// Set when the handler interrupted the current read.
     interrupted: Arc<AtomicBool>,
+}
+
+/// A blocking-pool read connection, with the flag its progress handler checks: set when the
+/// request that runs a read on it ends early (timeout, client gone), which interrupts the
+/// statement so the connection comes back to the pool at once instead of running on.
+struct PooledReader {
+    conn: Connection,
+    cancelled: Arc<AtomicBool>,
+}
+
+/// Interrupts the read of a request whose future is dropped before the read finished. The
+/// mutex orders it with the read's end, so it never interrupts the next user of the
+/// connection.
+struct CancelOnDrop {
+    state: Arc<Mutex<ReadState>>,
+}
+
+#[derive(Default)]
+struct ReadState {
+    finished: bool,
+    cancelled: Option<Arc<AtomicBool>>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Ok(st) = self.state.lock()
+            && !st.finished
+            && let Some(flag) = &st.cancelled
+        {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Where the database lives.
@@ -140,8 +179,10 @@ pub struct WriteStats {
 pub struct SqliteStore {
     pub stats: Arc<WriteStats>,
     jobs: mpsc::Sender<Box<dyn Job>>,
-    readers: Arc<Mutex<Vec<Connection>>>,
+    readers: Arc<Mutex<Vec<PooledReader>>>,
     permits: Arc<Semaphore>,
+    /// Each tenant's share of the blocking readers ([`TENANT_SHARE`]), made on first use.
+    tenant_permits: Mutex<HashMap<String, Arc<Semaphore>>>,
     inline: Vec<InlineReader>,
     /// One per entity set of the catalog.
     sql: Arc<PerSet<Arc<Statements>>>,
@@ -428,10 +469,15 @@ impl SqliteStore {
         let secret = load_secret(&writer)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            let r = open(flags)?;
-            r.execute_batch("PRAGMA query_only=1")
+            let mut conn = open(flags)?;
+            conn.execute_batch("PRAGMA query_only=1")
                 .map_err(|e| e.to_string())?;
-            readers.push(r);
+            let cancelled = Arc::new(AtomicBool::new(false));
+            let flag = cancelled.clone();
+            // true interrupts the statement (SQLITE_INTERRUPT): its request has ended.
+            conn.progress_handler(PROGRESS_STEP, Some(move || flag.load(Ordering::Relaxed)))
+                .map_err(|e| e.to_string())?;
+            readers.push(PooledReader { conn, cancelled });
         }
         // One inline reader per async worker thread (tokio starts one per available core).
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -473,6 +519,7 @@ impl SqliteStore {
             jobs: tx,
             readers: Arc::new(Mutex::new(readers)),
             permits: Arc::new(Semaphore::new(READERS)),
+            tenant_permits: Mutex::new(HashMap::new()),
             inline,
             sql: Arc::new(PerSet::new(|e| Arc::new(Statements::new(e)))),
             secret,
@@ -535,8 +582,9 @@ impl SqliteStore {
     }
 
     /// Runs a read inline on this thread's own connection when it is short; a read that exceeds
-    /// the step budget (or finds the thread's connection busy) runs on the blocking pool.
-    async fn read<R, F>(&self, work: F) -> Result<R, StoreError>
+    /// the step budget (or finds the thread's connection busy) runs on the blocking pool, within
+    /// `tenant`'s share of it (`None`: an operator read of every tenant).
+    async fn read<R, F>(&self, tenant: Option<String>, work: F) -> Result<R, StoreError>
     where
         F: Fn(&Connection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
@@ -552,30 +600,80 @@ impl SqliteStore {
             }
             self.stats.slow_reads.fetch_add(1, Ordering::Relaxed);
         }
-        self.read_blocking(work).await
+        self.read_blocking(tenant.as_deref(), work).await
     }
 
-    async fn read_blocking<R, F>(&self, work: F) -> Result<R, StoreError>
+    /// The semaphore of `tenant`'s share of the blocking readers.
+    fn tenant_share(&self, tenant: &str) -> Result<Arc<Semaphore>, StoreError> {
+        let mut map = self
+            .tenant_permits
+            .lock()
+            .map_err(|_| internal("tenant shares poisoned"))?;
+        if map.len() > 4096 {
+            // Forget the idle tenants (every permit free) so the map stays small.
+            map.retain(|_, s| s.available_permits() < TENANT_SHARE);
+        }
+        Ok(map
+            .entry(tenant.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(TENANT_SHARE)))
+            .clone())
+    }
+
+    /// Runs `work` on a connection of the blocking pool. The pool permit and the connection
+    /// travel together into the blocking task and come back together when `work` ends, so a
+    /// request that ends early never leaves a permit without a connection; and its statement is
+    /// interrupted ([`CancelOnDrop`]), so the connection is free again at once.
+    async fn read_blocking<R, F>(&self, tenant: Option<&str>, work: F) -> Result<R, StoreError>
     where
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
-        let conn = self
+        let wait = |sem: Arc<Semaphore>, whose: &'static str| async move {
+            match tokio::time::timeout(POOL_WAIT, sem.acquire_owned()).await {
+                Ok(Ok(p)) => Ok(p),
+                Ok(Err(_)) => Err(StoreError::Unavailable("the store is shutting down".into())),
+                Err(_) => Err(StoreError::Unavailable(format!(
+                    "{whose} read connections stayed busy for {} s",
+                    POOL_WAIT.as_secs()
+                ))),
+            }
+        };
+        let share = match tenant {
+            Some(t) => Some(wait(self.tenant_share(t)?, "the tenant's share of the").await?),
+            None => None,
+        };
+        let permit = wait(self.permits.clone(), "all").await?;
+        let reader = self
             .readers
             .lock()
             .map_err(|_| internal("reader pool poisoned"))?
             .pop()
-            .ok_or_else(|| internal("no reader connection available"))?;
+            // A permit is only free while its connection is in the pool.
+            .ok_or_else(|| internal("the reader pool lost a connection"))?;
+        let state = Arc::new(Mutex::new(ReadState {
+            finished: false,
+            cancelled: Some(reader.cancelled.clone()),
+        }));
+        let _cancel = CancelOnDrop {
+            state: state.clone(),
+        };
         let pool = self.readers.clone();
         tokio::task::spawn_blocking(move || {
-            let r = work(&conn);
+            reader.cancelled.store(false, Ordering::Relaxed);
+            let r = work(&reader.conn);
+            if let Ok(mut st) = state.lock() {
+                st.finished = true;
+            }
+            let interrupted = reader.cancelled.swap(false, Ordering::Relaxed);
             if let Ok(mut p) = pool.lock() {
-                p.push(conn);
+                p.push(reader);
+            }
+            drop(permit);
+            drop(share);
+            if interrupted {
+                return Err(StoreError::Unavailable(
+                    "the read was interrupted: its request ended".into(),
+                ));
             }
             r
         })
@@ -727,7 +825,9 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, Result<Record, StoreError>> {
         let sql = try_or_fail!(self.sql(entity));
         let (tenant, id) = (tenant.to_string(), id.to_string());
-        Box::pin(self.read(move |conn| fetch_one(conn, &sql, &tenant, &id)))
+        Box::pin(self.read(Some(tenant.clone()), move |conn| {
+            fetch_one(conn, &sql, &tenant, &id)
+        }))
     }
 
     fn update(
@@ -830,7 +930,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, Result<Page, StoreError>> {
         let statements = try_or_fail!(self.sql(entity));
         let tenant = tenant.to_string();
-        Box::pin(self.read(move |conn| {
+        Box::pin(self.read(Some(tenant.clone()), move |conn| {
             let q = compile::list_sql(
                 entity,
                 Dialect::Sqlite,
@@ -883,7 +983,7 @@ impl Store for SqliteStore {
         filter: Option<TypedFilter>,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
         let tenant = tenant.to_string();
-        Box::pin(self.read(move |conn| {
+        Box::pin(self.read(Some(tenant.clone()), move |conn| {
             let (sql, params) =
                 compile::count_sql(entity, Dialect::Sqlite, &tenant, filter.as_ref());
             let n: i64 = conn
@@ -909,7 +1009,7 @@ impl Store for SqliteStore {
                 .map(|_| ())
                 .map_err(map_sqlite)
             };
-            self.read(probe).await?;
+            self.read(None, probe).await?;
             // Through the writer: a database another process holds the write lock of is not
             // ready, though its readers still answer.
             self.write_one(probe).await
@@ -943,7 +1043,7 @@ impl Store for SqliteStore {
         &self,
         entity: &'static EntityType,
     ) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
-        Box::pin(self.read(move |conn| {
+        Box::pin(self.read(None, move |conn| {
             let tenant = quote(schema::TENANT_COLUMN);
             let mut stmt = conn
                 .prepare(&format!(
@@ -969,7 +1069,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, Result<Vec<TenantRecord>, StoreError>> {
         let statements = try_or_fail!(self.sql(entity));
         let tenant = tenant.map(str::to_string);
-        Box::pin(self.read(move |conn| {
+        Box::pin(self.read(None, move |conn| {
             let sql = schema::export_page_sql(
                 entity,
                 Dialect::Sqlite,
@@ -1086,7 +1186,7 @@ mod tests {
         assert_eq!(store.stats.slow_reads.load(Ordering::Relaxed), 0);
         // Far more VM steps than the inline budget: interrupted inline, then run to the end.
         let n: i64 = store
-            .read(|conn| {
+            .read(Some("t".into()), |conn: &Connection| {
                 conn.query_row(
                     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000) \
                      SELECT count(*) FROM c",
@@ -1099,6 +1199,70 @@ mod tests {
             .unwrap();
         assert_eq!(n, 300_000);
         assert_eq!(store.stats.slow_reads.load(Ordering::Relaxed), 1);
+    }
+
+    /// Issue 24: a read whose request ends early is interrupted and gives its connection back
+    /// at once, so the pool never runs dry behind abandoned statements; one tenant holds at
+    /// most its share of the readers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn abandoned_reads_are_interrupted_and_tenants_share_the_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&Location::File(dir.path().to_path_buf())).unwrap());
+        // Endless statements (a recursive CTE without a bound), far past the inline budget.
+        let endless = |conn: &Connection| {
+            conn.query_row(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(map_sqlite)
+        };
+        // Tenant "noisy" starts more endless reads than the pool has readers; each is
+        // abandoned after a short while, as a request timeout would.
+        let mut noisy = Vec::new();
+        for _ in 0..READERS * 2 {
+            let s = store.clone();
+            noisy.push(tokio::spawn(async move {
+                tokio::time::timeout(
+                    std::time::Duration::from_millis(300),
+                    s.read(Some("noisy".into()), endless),
+                )
+                .await
+            }));
+        }
+        // Meanwhile another tenant's long read still gets a reader (the noisy tenant holds at
+        // most its share).
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let other = store
+            .read(Some("quiet".into()), |conn: &Connection| {
+                conn.query_row(
+                    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000) \
+                     SELECT count(*) FROM c",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(map_sqlite)
+            })
+            .await;
+        assert_eq!(other, Ok(300_000));
+        for t in noisy {
+            assert!(t.await.unwrap().is_err(), "abandoned");
+        }
+        // Every connection came back: READERS reads at once all find one.
+        let mut again = Vec::new();
+        for i in 0..READERS {
+            let s = store.clone();
+            again.push(tokio::spawn(async move {
+                s.read_blocking(Some(&format!("t{i}")), |conn: &Connection| {
+                    conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                        .map_err(map_sqlite)
+                })
+                .await
+            }));
+        }
+        for t in again {
+            assert_eq!(t.await.unwrap(), Ok(1));
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod actions;
 mod auth;
 mod batch;
+mod bounded;
 mod cluster;
 mod conformance;
 mod documented;
