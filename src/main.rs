@@ -30,6 +30,13 @@ fn main() -> std::process::ExitCode {
         },
         Command::Serve(args) => {
             init_tracing(&args.log, args.log_format);
+            // Every connection is a file descriptor: raise the soft limit as far as the hard
+            // limit allows (the common soft 1,024 is below the default --max-connections plus
+            // pending TLS handshakes), so a burst of sockets cannot make accept fail (EMFILE).
+            match rlimit::increase_nofile_limit(u64::MAX) {
+                Ok(n) => tracing::debug!(limit = n, "open files limit"),
+                Err(e) => tracing::warn!(error = %e, "could not raise the open files limit"),
+            }
             block_on("graphsec", graphsec::server::run(*args))
         }
         Command::Export(args) => {

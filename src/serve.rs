@@ -3,6 +3,11 @@
 //! idle keep-alive timeout, maximum open connections), and a graceful shutdown bounded in time:
 //! on the signal, stop accepting, let every connection finish its in-flight request (hyper
 //! then closes it), and give up after the shutdown timeout.
+//!
+//! Silent sockets never keep a real client out: a connection that sends no request within the
+//! header read timeout of its accept is closed (HTTP/1.1 and HTTP/2 alike), and when every
+//! connection slot is taken the connection idle the longest (no request in flight) is closed
+//! to make room, instead of leaving the new client in the listen backlog.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -36,31 +41,45 @@ where
     L: Listener,
 {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let registry = Arc::new(Registry::default());
     // Connections watch `stop`; each holds a clone of `open_rx`, so `open_tx.closed()` resolves
     // once the last one has ended.
     let (stop_tx, stop_rx) = watch::channel(false);
     let (open_tx, open_rx) = watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let slot = tokio::select! {
-            s = slots.clone().acquire_owned() => match s {
-                Ok(s) => s,
-                Err(_) => break,
-            },
-            _ = &mut shutdown => break,
-        };
+        // Wait for a free slot only while another connection is closing; with every slot held
+        // by open connections, accept the newcomer anyway and make room for it by closing the
+        // idlest connection (a silent socket first), so the newcomer never waits behind them.
         let (io, _addr) = tokio::select! {
             c = listener.accept() => c,
             _ = &mut shutdown => break,
         };
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(s) => s,
+            Err(_) => {
+                registry.evict_idlest();
+                tokio::select! {
+                    s = slots.clone().acquire_owned() => match s {
+                        Ok(s) => s,
+                        Err(_) => break,
+                    },
+                    _ = &mut shutdown => break,
+                }
+            }
+        };
+        let (id, activity) = registry.add();
         let conn = Connection {
             app: app.clone(),
             header_read_timeout: limits.header_read_timeout,
             keep_alive: limits.keep_alive_timeout,
+            activity,
         };
         let (stop, open) = (stop_rx.clone(), open_rx.clone());
+        let registry = registry.clone();
         tokio::spawn(async move {
             conn.run(io, stop).await;
+            registry.remove(id);
             drop((slot, open));
         });
     }
@@ -86,14 +105,78 @@ struct Connection {
     app: Router,
     header_read_timeout: Duration,
     keep_alive: Duration,
+    activity: Arc<Activity>,
 }
 
-/// Requests in flight on one connection and the time of its last activity, for the idle timer.
-#[derive(Default)]
+/// Requests in flight on one connection and the time of its last activity, for the idle timer
+/// and for eviction.
 struct Activity {
     in_flight: AtomicUsize,
-    /// Milliseconds since `Connection::run` started.
+    /// Requests started on the connection.
+    requests: AtomicU64,
+    /// When the connection was accepted.
+    started: Instant,
+    /// Milliseconds since `started` of the last request's end.
     last_ms: AtomicU64,
+    /// Set by [`Registry::evict_idlest`]: close now if idle.
+    evict: tokio::sync::Notify,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            in_flight: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
+            started: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            evict: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+/// The open connections, so that a full server can close the idlest one.
+#[derive(Default)]
+struct Registry {
+    next: AtomicU64,
+    open: std::sync::Mutex<std::collections::HashMap<u64, Arc<Activity>>>,
+}
+
+impl Registry {
+    fn add(&self) -> (u64, Arc<Activity>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let a = Arc::new(Activity::new());
+        if let Ok(mut m) = self.open.lock() {
+            m.insert(id, a.clone());
+        }
+        (id, a)
+    }
+
+    fn remove(&self, id: u64) {
+        if let Ok(mut m) = self.open.lock() {
+            m.remove(&id);
+        }
+    }
+
+    /// Asks the connection without a request in flight that has been idle the longest (a
+    /// socket that never sent one first) to close.
+    fn evict_idlest(&self) {
+        let Ok(m) = self.open.lock() else {
+            return;
+        };
+        let idlest = m
+            .values()
+            .filter(|a| a.in_flight.load(Ordering::Acquire) == 0)
+            .min_by_key(|a| {
+                (
+                    a.requests.load(Ordering::Acquire) > 0,
+                    a.started + Duration::from_millis(a.last_ms.load(Ordering::Acquire)),
+                )
+            });
+        if let Some(a) = idlest {
+            metrics::counter!(crate::ops::metrics::CONNECTIONS_EVICTED).increment(1);
+            a.evict.notify_one();
+        }
+    }
 }
 
 impl Connection {
@@ -101,14 +184,15 @@ impl Connection {
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let started = Instant::now();
-        let activity = Arc::new(Activity::default());
+        let activity = self.activity;
+        let started = activity.started;
         let app = self.app;
         let act = activity.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let app = app.clone();
             let act = act.clone();
             act.in_flight.fetch_add(1, Ordering::AcqRel);
+            act.requests.fetch_add(1, Ordering::AcqRel);
             async move {
                 let resp = app.oneshot(req.map(Body::new)).await;
                 act.last_ms
@@ -144,8 +228,22 @@ impl Connection {
         let watch_idle = !self.keep_alive.is_zero();
         let keep_alive = self.keep_alive;
         let mut idle_check = keep_alive;
+        // The first request must arrive within the header read timeout of the accept (hyper's
+        // own timer starts only once bytes arrive, and HTTP/2 has none).
+        let first_request = tokio::time::sleep(self.header_read_timeout);
+        let mut first_request = std::pin::pin!(first_request);
         loop {
             tokio::select! {
+                _ = &mut first_request, if activity.requests.load(Ordering::Acquire) == 0 => {
+                    tracing::debug!("closing a connection that sent no request");
+                    break;
+                }
+                _ = activity.evict.notified() => {
+                    if activity.in_flight.load(Ordering::Acquire) == 0 {
+                        tracing::debug!("closing an idle connection to make room for a new one");
+                        break;
+                    }
+                }
                 result = conn.as_mut() => {
                     if let Err(e) = result {
                         tracing::debug!(error = %e, "connection ended with an error");

@@ -161,7 +161,8 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             crate::serve::serve(listener, app, &args.limits, shutdown_signal()).await;
         }
         Some((config, _)) => {
-            let listener = tls::TlsListener::new(listener, config).map_err(|e| e.to_string())?;
+            let listener = tls::TlsListener::new(listener, config, args.limits.max_connections)
+                .map_err(|e| e.to_string())?;
             announce("https", addr);
             crate::serve::serve(listener, app, &args.limits, shutdown_signal()).await;
         }

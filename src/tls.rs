@@ -16,7 +16,7 @@
 //! ```no_run
 //! # async fn run(app: axum::Router, cfg: std::sync::Arc<rustls::ServerConfig>) -> std::io::Result<()> {
 //! let tcp = tokio::net::TcpListener::bind("127.0.0.1:8443").await?;
-//! let listener = graphsec::tls::TlsListener::new(tcp, cfg)?;
+//! let listener = graphsec::tls::TlsListener::new(tcp, cfg, 1000)?;
 //! axum::serve(listener, app)
 //!     .with_graceful_shutdown(async { let _ = tokio::signal::ctrl_c().await; })
 //!     .await
@@ -236,13 +236,21 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    /// Wraps a bound TCP listener. Must be called inside a Tokio runtime.
-    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> std::io::Result<Self> {
+    /// Wraps a bound TCP listener, with at most `max_handshakes` TLS handshakes under way at
+    /// once (sockets that never finish theirs count against it, so they cannot exhaust the
+    /// process's file descriptors; further connections wait in the listen backlog). Must be
+    /// called inside a Tokio runtime.
+    pub fn new(
+        tcp: TcpListener,
+        config: Arc<ServerConfig>,
+        max_handshakes: usize,
+    ) -> std::io::Result<Self> {
         let local_addr = tcp.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
         // A small buffer: connections wait here only until axum's accept loop takes them.
         let (tx, ready) = mpsc::channel(64);
-        let accept_task = tokio::spawn(accept_loop(tcp, acceptor, tx));
+        let pending = Arc::new(tokio::sync::Semaphore::new(max_handshakes.max(1)));
+        let accept_task = tokio::spawn(accept_loop(tcp, acceptor, tx, pending));
         Ok(TlsListener {
             ready,
             local_addr,
@@ -255,8 +263,31 @@ async fn accept_loop(
     tcp: TcpListener,
     acceptor: TlsAcceptor,
     tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+    pending: Arc<tokio::sync::Semaphore>,
 ) {
+    // The handshakes under way, oldest first: when all the places are taken, the oldest one
+    // (a socket that has been silent the longest) is dropped to make room, so silent sockets
+    // never keep a real client waiting.
+    let mut under_way: std::collections::VecDeque<tokio::task::AbortHandle> =
+        std::collections::VecDeque::new();
     loop {
+        under_way.retain(|h| !h.is_finished());
+        let permit = match pending.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if let Some(oldest) = under_way.pop_front() {
+                    tracing::debug!("dropping the oldest unfinished TLS handshake to make room");
+                    oldest.abort();
+                }
+                tokio::select! {
+                    () = tx.closed() => return,
+                    p = pending.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
+                }
+            }
+        };
         let accepted = tokio::select! {
             // The receiving TlsListener is gone (shutdown): stop accepting.
             () = tx.closed() => return,
@@ -266,16 +297,24 @@ async fn accept_loop(
             Ok((stream, peer)) => {
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                let task = tokio::spawn(async move {
+                    let handshake =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                    drop(permit);
+                    match handshake {
                         Ok(Ok(tls)) => {
-                            // Fails only when shutting down; the connection is then dropped.
-                            let _ = tx.send((tls, peer)).await;
+                            // Handed over by a task of its own, so this (abortable) task ends
+                            // with the handshake. Fails only when shutting down; the
+                            // connection is then dropped.
+                            tokio::spawn(async move {
+                                let _ = tx.send((tls, peer)).await;
+                            });
                         }
                         Ok(Err(e)) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
                         Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
                     }
                 });
+                under_way.push_back(task.abort_handle());
             }
             Err(e) => {
                 // Typically EMFILE: back off instead of spinning (as axum does for TCP).
@@ -472,7 +511,7 @@ mod tests {
                 }),
             );
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let listener = TlsListener::new(tcp, config).unwrap();
+        let listener = TlsListener::new(tcp, config, 16).unwrap();
         let port = axum::serve::Listener::local_addr(&listener).unwrap().port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {

@@ -28,6 +28,8 @@ pub const REJECTED_TOKENS: &str = "graphsec_rejected_tokens_total";
 /// Requests not admitted, by reason: `throttled` (429), `injected_fault` (with its status),
 /// `overloaded` (the concurrency cap's 503), `timed_out` (408).
 pub const REFUSED_REQUESTS: &str = "graphsec_refused_requests_total";
+/// Idle connections closed to make room for a new one when every connection slot was taken.
+pub const CONNECTIONS_EVICTED: &str = "graphsec_connections_evicted_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,

@@ -357,3 +357,48 @@ async fn bound_actions_never_cross_tenants() {
     .await;
     assert!(m.contains("vendorInformation/vendor"), "{m}");
 }
+
+/// Silent sockets never keep a real client out: with every connection slot taken by sockets
+/// that send nothing (plain TCP, or TLS handshakes that never start), a real client is still
+/// served, and the silent sockets are closed after the header read timeout.
+#[tokio::test]
+async fn silent_sockets_never_keep_a_real_client_out() {
+    use tokio::io::AsyncReadExt;
+    for tls in [false, true] {
+        let mut args = vec!["--max-connections", "8", "--header-read-timeout", "2s"];
+        if tls {
+            args.push("--tls-self-signed");
+        }
+        let s = Server::start_with(&args);
+        let addr = s
+            .base
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .to_string();
+        let mut silent = Vec::new();
+        for _ in 0..30 {
+            silent.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+        }
+        // A new client (its own connection) is served.
+        let fresh = s.client_with(&s.token);
+        let r = tokio::time::timeout(
+            Duration::from_secs(20),
+            fresh.get(s.url(PROFILES)).query(&[("$top", "1")]).send(),
+        )
+        .await
+        .expect("served while silent sockets fill every slot")
+        .unwrap();
+        assert_eq!(r.status(), 200, "tls {tls}");
+        // The silent sockets are closed by the server (EOF), within a bounded wait.
+        let mut closed = 0;
+        for mut sock in silent {
+            let mut buf = [0u8; 16];
+            if let Ok(Ok(0)) =
+                tokio::time::timeout(Duration::from_secs(15), sock.read(&mut buf)).await
+            {
+                closed += 1;
+            }
+        }
+        assert_eq!(closed, 30, "tls {tls}: every silent socket was closed");
+    }
+}
