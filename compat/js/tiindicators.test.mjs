@@ -5,7 +5,11 @@
 // reason, while graphsec does not serve /security/tiIndicators (and, per test, an action).
 //
 // Graph's tiIndicator create page: the body needs action, description, expirationDateTime,
-// targetProduct, threatType and tlpLevel, and at least one email, file or network observable.
+// targetProduct, threatType and tlpLevel, and at least one email, file or network observable. The
+// resource page (tiindicator.md): severity 0-5 (default 3), isActive true and passiveOnly false by
+// default, azureTenantId stamped with the caller's tenant; the update page (tiindicator-update.md):
+// 204 No Content (200 with `Prefer: return=representation`), expirationDateTime and targetProduct
+// required in every PATCH. The client's token holds ThreatIndicators.ReadWrite.OwnedBy.
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -50,7 +54,7 @@ function indicator(mark, i, overrides = {}) {
     fileHashType: "sha256",
     fileHashValue: i.toString(16).padStart(64, "0"),
     confidence: 50 + i,
-    severity: i, // an Int32 on tiIndicator (an enum on alert)
+    severity: i, // an Int32 on tiIndicator (an enum on alert), 0-5: i stays within it
     tags: ["canary"],
     ...overrides,
   };
@@ -64,7 +68,8 @@ async function mine(mark) {
 
 tiTest("create with the required properties and one observable", async () => {
   const mark = marker();
-  const created = await client.api(TI_INDICATORS).post(indicator(mark, 7));
+  // Severity 5, the most severe value tiindicator.md allows ("Acceptable values are 0 – 5").
+  const created = await client.api(TI_INDICATORS).post(indicator(mark, 5));
   assert.match(created.id, LOWERCASE_GUID);
   assert.equal(created["@odata.type"], "#microsoft.graph.tiIndicator");
   const got = await client.api(`${TI_INDICATORS}/${created.id}`).get();
@@ -75,7 +80,7 @@ tiTest("create with the required properties and one observable", async () => {
     );
     assert.deepEqual(
       [read.externalId, read.fileHashType, read.fileHashValue, read.confidence, read.severity, read.tags],
-      [`${mark}-7`, "sha256", (7).toString(16).padStart(64, "0"), 57, 7, ["canary"]],
+      [`${mark}-5`, "sha256", (5).toString(16).padStart(64, "0"), 55, 5, ["canary"]],
     );
   }
 });

@@ -5,7 +5,13 @@ builders, as threat-intelligence platforms use them: create with Graph's require
 `/security/tiIndicators` (and, per scenario, while a bound action is not served).
 
 Graph's tiIndicator create page: the body needs action, description, expirationDateTime,
-targetProduct, threatType and tlpLevel, and at least one email, file or network observable.
+targetProduct, threatType and tlpLevel, and at least one email, file or network observable. The
+resource page (tiindicator.md) adds the value rules graphsec applies (issue 21,
+src/model/overlay.json): severity 0-5 (default 3), confidence 0-100, isActive true and passiveOnly
+false by default, azureTenantId stamped with the caller's tenant; the update page
+(tiindicator-update.md) answers 204 No Content (200 with `Prefer: return=representation`) and
+requires expirationDateTime and targetProduct in every PATCH. The suite's token holds
+ThreatIndicators.ReadWrite.OwnedBy, the permission every tiIndicator page names.
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ def indicator(marker: str, i: int, **overrides) -> TiIndicator:
         file_hash_type=FileHashType.Sha256,
         file_hash_value=f"{i:064x}",
         confidence=50 + i,
-        severity=i,  # an Int32 on tiIndicator (an enum on alert)
+        severity=i,  # an Int32 on tiIndicator (an enum on alert), 0-5: i stays within it
         tags=["canary"],
     )
     fields.update(overrides)
@@ -70,7 +76,8 @@ async def mine(client, marker: str) -> list[TiIndicator]:
 
 
 async def test_create_with_the_required_properties(client, marker):
-    created = await client.security.ti_indicators.post(indicator(marker, 7))
+    # Severity 5, the most severe value tiindicator.md allows ("Acceptable values are 0 – 5").
+    created = await client.security.ti_indicators.post(indicator(marker, 5))
     assert created is not None
     assert LOWERCASE_GUID.match(created.id or ""), created.id
     assert created.odata_type == INDICATOR_TYPE
@@ -82,10 +89,10 @@ async def test_create_with_the_required_properties(client, marker):
             "WatchList",
             TlpLevel.Green,
         )
-        assert read.description == f"{marker} canary indicator 7: take no action"
+        assert read.description == f"{marker} canary indicator 5: take no action"
         assert read.expiration_date_time == EXPIRES
-        assert (read.file_hash_type, read.file_hash_value) == (FileHashType.Sha256, f"{7:064x}")
-        assert (read.external_id, read.confidence, read.severity, read.tags) == (f"{marker}-7", 57, 7, ["canary"])
+        assert (read.file_hash_type, read.file_hash_value) == (FileHashType.Sha256, f"{5:064x}")
+        assert (read.external_id, read.confidence, read.severity, read.tags) == (f"{marker}-5", 55, 5, ["canary"])
         # "ingestedDateTime: stamped when the indicator is ingested into the system" (Graph).
         assert read.ingested_date_time is not None and read.ingested_date_time > EXPIRES.replace(year=2025)
 
