@@ -158,6 +158,25 @@ alertsTest("GET, modify, PATCH the whole alert back (annotations inside complex 
   }
 });
 
+alertsTest("PATCH answers 204, or the alert with Prefer: return=representation", async () => {
+  // alert-update.md: "If the optional request header is used, the method returns a 200 OK response
+  // code and an updated alert object in the response body."
+  const mark = marker();
+  const [first] = await three(mark);
+  const item = `${ALERTS}/${first.id}`;
+  assert.equal(await client.api(item).patch({ status: "inProgress", vendorInformation: VENDOR }), undefined);
+  const patched = await client
+    .api(item)
+    .header("Prefer", "return=representation")
+    .patch({ assignedTo: "tier1", vendorInformation: VENDOR });
+  assert.ok(patched["@odata.context"].endsWith("#security/alerts/$entity"), patched["@odata.context"]);
+  assert.deepEqual(
+    [patched.id, patched.status, patched.assignedTo, patched.title, patched.confidence],
+    [first.id, "inProgress", "tier1", `${mark}-0`, 80],
+  );
+  assert.deepEqual(await client.api(item).get(), patched);
+});
+
 alertsTest("the updateAlerts action", async (t) => {
   const mark = marker();
   const alerts = await three(mark);

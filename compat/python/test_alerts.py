@@ -199,6 +199,28 @@ async def test_get_modify_patch_back_whole(client, marker, three):
         assert as_data(getattr(again, name), strip) == as_data(getattr(got, name), strip), name
 
 
+async def test_patch_answers_204_or_the_alert_when_asked(client, marker, three):
+    # alert-update.md (beta and v1.0): "If successful, this method returns a 204 No Content response
+    # code. If the optional request header is used, the method returns a 200 OK response code and an
+    # updated alert object in the response body." The optional header is `Prefer:
+    # return=representation`, sent through the SDK's own request configuration headers.
+    item = client.security.alerts.by_alert_id(three[0].id)
+    before = await item.get()
+    assert await item.patch(Alert(status=AlertStatus.InProgress, vendor_information=VENDOR)) is None
+    config = RequestConfiguration()
+    config.headers.add("Prefer", "return=representation")
+    patched = await item.patch(Alert(assigned_to="tier1", vendor_information=VENDOR), config)
+    assert isinstance(patched, Alert), patched
+    assert patched.additional_data["@odata.context"].endswith("#security/alerts/$entity")
+    # The updated alert: both PATCHes applied, everything else as created.
+    assert (patched.id, patched.status, patched.assigned_to) == (three[0].id, AlertStatus.InProgress, "tier1")
+    assert (patched.title, patched.severity, patched.confidence) == (f"{marker}-0", AlertSeverity.High, 80)
+    assert patched.last_modified_date_time > before.last_modified_date_time
+    got = await item.get()
+    strip = ("backing_store",)
+    assert as_data(got, strip) == as_data(patched, strip)
+
+
 async def test_update_alerts_action(client, marker, three):
     body = UpdateAlertsPostRequestBody(
         value=[
@@ -226,3 +248,15 @@ async def test_top_over_1000_is_400(client):
     with raises_odata_error(400, "BadRequest") as info:
         await client.security.alerts.get(query(top=1001))
     assert "top" in info.value.error.message.lower()
+
+
+@pytest.mark.parametrize("confidence", [0, 101])
+async def test_confidence_outside_1_to_100_is_400(client, marker, confidence):
+    # alert.md (beta and v1.0): "Confidence of the detection logic (percentage between 1-100)."
+    sent = alert(marker, 0, ["alice"])
+    sent.confidence = confidence
+    with raises_odata_error(400, "BadRequest") as info:
+        await client.security.alerts.post(sent)
+    assert "confidence" in info.value.error.message
+    page = await client.security.alerts.get(query(filter=f"azureTenantId eq '{marker}'"))
+    assert page.value == []  # nothing was written

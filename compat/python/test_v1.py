@@ -6,9 +6,10 @@ create through the beta SDK and read through the v1.0 one (and back).
 
 Seeding is by POST, which graphsec accepts on every set. PATCH: Microsoft's reference pages answer
 204 No Content by default (200 only with `Prefer: return=representation`), as graphsec does (issue
-21): the SDK returns None and the scenarios check the result with a follow-up GET. A control-profile
-PATCH takes assignedTo/comment/state at the top level and records them as a new controlStateUpdates
-entry (securescorecontrolprofile-update.md). Skipped, with the reason, while graphsec does not serve
+21): the SDK returns None and the scenarios check the result with a follow-up GET. secureScores list
+newest first (securescore.md), so `$top=1` is the current score. A control-profile PATCH takes
+assignedTo/comment/state at the top level and records them as a new controlStateUpdates entry
+(securescorecontrolprofile-update.md). Skipped, with the reason, while graphsec does not serve
 `/v1.0`.
 """
 
@@ -226,6 +227,17 @@ async def test_patch_status_feedback_assigned_to(v1_client, marker, five):
     assert await item.patch(Alert(comments=["Reopened"], vendor_information=VENDOR), minimal) is None
     got = await item.get()
     assert (got.comments, got.status) == (["Reopened"], AlertStatus.Resolved)
+    # "If the optional request header is used, the method returns a 200 OK response code and an
+    # updated alert object in the response body" (alert-update.md): the SDK returns the alert.
+    representation = RequestConfiguration()
+    representation.headers.add("Prefer", "return=representation")
+    patched = await item.patch(Alert(comments=["Reopened", "Escalated"], vendor_information=VENDOR), representation)
+    assert isinstance(patched, Alert), patched
+    assert context_of(patched).endswith("/v1.0/$metadata#security/alerts/$entity"), context_of(patched)
+    assert (patched.id, patched.comments, patched.status, patched.title) == (
+        five[1].id, ["Reopened", "Escalated"], AlertStatus.Resolved, f"{marker}-1"
+    )  # fmt: skip
+    assert as_data(await item.get(), ("backing_store",)) == as_data(patched, ("backing_store",))
 
 
 async def test_get_modify_patch_back_whole(v1_client, marker, five):
@@ -282,15 +294,19 @@ async def test_secure_scores_top_1(v1_client, marker):
     scores = v1_client.security.secure_scores
     mine = [await scores.post(score(marker, current)) for current in (27.5, 31.0)]
     params = SecureScoresRequestBuilder.SecureScoresRequestBuilderGetQueryParameters
-    # What Graph's "List secureScores" example sends: the latest score, whatever the order.
+    # What Graph's "List secureScores" example sends. securescore.md (v1.0): "This data is sorted by
+    # createdDateTime, from latest to earliest. This allows you to page responses by using
+    # $top=n": the newest snapshot on the server, the last one created here (scenarios run one
+    # after the other).
+    assert mine[0].created_date_time < mine[1].created_date_time
     page = await scores.get(query(params, top=1))
-    assert len(page.value) == 1 and isinstance(page.value[0], SecureScore)
+    assert [s.id for s in page.value] == [mine[1].id] and isinstance(page.value[0], SecureScore)
     assert context_of(page).endswith("/v1.0/$metadata#security/secureScores"), context_of(page)
     assert page.odata_next_link and "/v1.0/security/secureScores?" in page.odata_next_link
     page = await scores.get(query(params, top=1, filter=f"azureTenantId eq '{marker}'"))
-    [first] = page.value
-    assert first.id in {s.id for s in mine}
-    assert sorted(s.id for s in await read_all(v1_client, page)) == sorted(s.id for s in mine)
+    assert [s.id for s in page.value] == [mine[1].id]
+    # The next page, through the SDK's PageIterator, is the older one: newest first across pages.
+    assert [s.id for s in await read_all(v1_client, page)] == [mine[1].id, mine[0].id]
     got = await scores.by_secure_score_id(mine[0].id).get()
     assert (got.azure_tenant_id, got.current_score, got.max_score, got.enabled_services) == (
         marker, 27.5, 219.0, ["HasExchange", "HasSharePoint"]
