@@ -23,6 +23,15 @@ export const TENANT_A = "11111111-1111-4111-8111-111111111111";
 export const TENANT_B = "22222222-2222-4222-8222-222222222222";
 export const READ_WRITE = "SecurityEvents.ReadWrite.All";
 export const READ_ONLY = "SecurityEvents.Read.All";
+// Each set's pages: tiIndicators need ThreatIndicators.ReadWrite.OwnedBy (delegated or application;
+// SecurityEvents.* does not open them), securityActions the application roles SecurityActions.*
+// ("Currently security actions only support application permissions", securityaction.md).
+export const THREAT_INDICATORS = "ThreatIndicators.ReadWrite.OwnedBy";
+export const SECURITY_ACTIONS = "SecurityActions.ReadWrite.All";
+// The suite's default client: an application token (a SIEM/TIP connector) holding every set's
+// write role, with a client application id (azp).
+export const EVERY_SET_ROLES = [READ_WRITE, THREAT_INDICATORS, SECURITY_ACTIONS];
+export const COMPAT_APP_ID = "33333333-3333-4333-8333-333333333333";
 
 export const binary = process.env.GRAPHSEC_BIN ?? join(REPO_DIR, "target", "debug", "graphsec");
 
@@ -98,18 +107,22 @@ export class GraphsecServer {
     return join(this.dataDir, rel);
   }
 
-  /** A dev token from `graphsec token` (delegated with scope, application with role). */
-  token(tenant, { scope = READ_WRITE, role } = {}) {
+  /** A dev token from `graphsec token`: delegated with scope(s), application with role(s) (each a
+   * string or an array: the flags repeat), with the client application id `appId` if given. */
+  token(tenant, { scope = READ_WRITE, role, appId } = {}) {
     const args = ["token", "--data-dir", this.dataDir, "--tenant", tenant];
-    args.push(...(role ? ["--role", role] : ["--scope", scope]));
+    const each = (flag, names) => [names].flat().flatMap((n) => [flag, n]);
+    args.push(...(role ? each("--role", role) : each("--scope", scope)));
+    if (appId) args.push("--app-id", appId);
     const done = spawnSync(binary, args, { encoding: "utf8" });
     if (done.status !== 0) throw new Error(`graphsec ${args.join(" ")} failed: ${done.stderr}`);
     return done.stdout.trim();
   }
 
-  /** Tenant A read-write once graphsec has tokens; before that, no token (one default tenant). */
+  /** Tenant A, an application token with every set's write role (EVERY_SET_ROLES), once graphsec
+   * has tokens; before that, no token (one default tenant). */
   defaultToken() {
-    return capabilities.tokens ? this.token(TENANT_A) : undefined;
+    return capabilities.tokens ? this.token(TENANT_A, { role: EVERY_SET_ROLES, appId: COMPAT_APP_ID }) : undefined;
   }
 
   /** A Graph client for this server, authenticating with `token` (if any). This is what a user

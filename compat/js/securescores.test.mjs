@@ -1,7 +1,8 @@
 // secureScores (microsoft.graph.secureScore) through the Graph client's `.api()` chains, as security
 // dashboards read them: create (graphsec allows it on every set), get with the open complex
 // controlScores keeping their extra members, and lists ordered by a Double with `$top`, followed to
-// the end with the client's PageIterator. Skipped, with the reason, while graphsec does not serve
+// the end with the client's PageIterator; without $orderby the list is newest first, so `$top=1` is
+// the current score (securescore.md). Skipped, with the reason, while graphsec does not serve
 // /security/secureScores.
 
 import assert from "node:assert/strict";
@@ -98,6 +99,25 @@ scoresTest("$orderby currentScore desc with $top, then every page", async () => 
   assert.deepEqual(all.map((s) => s.currentScore), desc);
   const byScore = new Map(five.map((s) => [s.currentScore, s.id]));
   assert.deepEqual(all.map((s) => s.id), desc.map((c) => byScore.get(c)));
+});
+
+scoresTest("without $orderby the list is newest first, so $top=1 is the current score", async () => {
+  // securescore.md (beta and v1.0): "This data is sorted by createdDateTime, from latest to
+  // earliest. This allows you to page responses by using $top=n." createdDateTime is the server's
+  // stamp, in creation order.
+  const created = five.map((s) => s.createdDateTime);
+  assert.deepEqual(created, [...created].sort());
+  assert.equal(new Set(created).size, five.length);
+  const page = await client.api(SECURE_SCORES).filter(`azureTenantId eq '${mark}'`).top(1).get();
+  assert.deepEqual(page.value.map((s) => s.id), [five.at(-1).id]);
+  assert.ok(page["@odata.nextLink"], "older scores remain");
+  if (!server.tls) return; // the JS PageIterator follows only https nextLinks
+  const all = [];
+  await new PageIterator(client, page, (s) => {
+    all.push(s.id);
+    return true;
+  }).iterate();
+  assert.deepEqual(all, five.map((s) => s.id).reverse());
 });
 
 scoresTest("numeric $filter and a two-key $orderby", async () => {

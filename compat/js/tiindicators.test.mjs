@@ -5,12 +5,16 @@
 // reason, while graphsec does not serve /security/tiIndicators (and, per test, an action).
 //
 // Graph's tiIndicator create page: the body needs action, description, expirationDateTime,
-// targetProduct, threatType and tlpLevel, and at least one email, file or network observable.
+// targetProduct, threatType and tlpLevel, and at least one email, file or network observable. The
+// resource page (tiindicator.md): severity 0-5 (default 3), isActive true and passiveOnly false by
+// default, azureTenantId stamped with the caller's tenant; the update page (tiindicator-update.md):
+// 204 No Content (200 with `Prefer: return=representation`), expirationDateTime and targetProduct
+// required in every PATCH. The client's token holds ThreatIndicators.ReadWrite.OwnedBy.
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { startServer } from "./graphsec.mjs";
+import { TENANT_A, startServer } from "./graphsec.mjs";
 import {
   LOWERCASE_GUID,
   TI_INDICATORS,
@@ -50,7 +54,7 @@ function indicator(mark, i, overrides = {}) {
     fileHashType: "sha256",
     fileHashValue: i.toString(16).padStart(64, "0"),
     confidence: 50 + i,
-    severity: i, // an Int32 on tiIndicator (an enum on alert)
+    severity: i, // an Int32 on tiIndicator (an enum on alert), 0-5: i stays within it
     tags: ["canary"],
     ...overrides,
   };
@@ -64,7 +68,8 @@ async function mine(mark) {
 
 tiTest("create with the required properties and one observable", async () => {
   const mark = marker();
-  const created = await client.api(TI_INDICATORS).post(indicator(mark, 7));
+  // Severity 5, the most severe value tiindicator.md allows ("Acceptable values are 0 – 5").
+  const created = await client.api(TI_INDICATORS).post(indicator(mark, 5));
   assert.match(created.id, LOWERCASE_GUID);
   assert.equal(created["@odata.type"], "#microsoft.graph.tiIndicator");
   const got = await client.api(`${TI_INDICATORS}/${created.id}`).get();
@@ -75,9 +80,70 @@ tiTest("create with the required properties and one observable", async () => {
     );
     assert.deepEqual(
       [read.externalId, read.fileHashType, read.fileHashValue, read.confidence, read.severity, read.tags],
-      [`${mark}-7`, "sha256", (7).toString(16).padStart(64, "0"), 57, 7, ["canary"]],
+      [`${mark}-5`, "sha256", (5).toString(16).padStart(64, "0"), 55, 5, ["canary"]],
     );
   }
+});
+
+tiTest("defaults and the values the service sets", async () => {
+  // tiindicator.md: isActive "By default, any indicator submitted is set as active", passiveOnly
+  // "Default value is false", severity "Default value is 3"; azureTenantId "Stamped by the system
+  // when the indicator is ingested" (the token's tenant, whatever the body says); threatType and
+  // targetProduct matched ignoring case, stored as the page lists them.
+  const mark = marker();
+  const { severity: _s, ...body } = indicator(mark, 0, {
+    azureTenantId: "someone-else",
+    threatType: "phishing",
+    targetProduct: "microsoft defender atp",
+  });
+  const created = await client.api(TI_INDICATORS).post(body);
+  const got = await client.api(`${TI_INDICATORS}/${created.id}`).get();
+  for (const read of [created, got]) {
+    assert.deepEqual(
+      [read.isActive, read.passiveOnly, read.severity, read.azureTenantId, read.threatType, read.targetProduct],
+      [true, false, 3, TENANT_A, "Phishing", "Microsoft Defender ATP"],
+    );
+  }
+});
+
+for (const [property, value] of [["severity", 6], ["severity", -1], ["confidence", 101], ["targetProduct", "Splunk"], ["threatType", "Ransomware"], ["description", "x".repeat(101)]]) {
+  tiTest(`${property} ${JSON.stringify(value).slice(0, 12)} (outside tiindicator.md's rule) is 400 and writes nothing`, async () => {
+    const mark = marker();
+    const e = await rejectsWithGraphError(client.api(TI_INDICATORS).post(indicator(mark, 0, { [property]: value })), 400, "BadRequest");
+    assert.match(e.message, new RegExp(property));
+    assert.deepEqual(await mine(mark), []);
+  });
+}
+
+tiTest("PATCH answers 204, or the indicator with Prefer: return=representation", async () => {
+  // tiindicator-update.md: "204 No Content ... If the optional request header is used, the method
+  // returns a 200 OK response code and the updated tiIndicator object"; "Required fields are: id,
+  // expirationDateTime, targetProduct"; properties outside its table are ignored.
+  const mark = marker();
+  const created = await client.api(TI_INDICATORS).post(indicator(mark, 1));
+  const item = `${TI_INDICATORS}/${created.id}`;
+  const later = "2028-03-01T21:44:03.1668987Z";
+  const required = { expirationDateTime: later, targetProduct: "Azure Sentinel" };
+  const patched = await client.api(item).patch({
+    ...required,
+    confidence: 90,
+    isActive: false,
+    fileHashValue: (99).toString(16).padStart(64, "0"), // not updatable: ignored
+  });
+  assert.equal(patched, undefined, "204 No Content: the client resolves with no body");
+  let got = await client.api(item).get();
+  assert.deepEqual(
+    [got.expirationDateTime, got.confidence, got.isActive, got.fileHashValue, got.severity],
+    [later, 90, false, (1).toString(16).padStart(64, "0"), 1],
+  );
+  const represented = await client.api(item).header("Prefer", "return=representation").patch({ ...required, severity: 0 });
+  assert.ok(represented["@odata.context"].endsWith("#security/tiIndicators/$entity"), represented["@odata.context"]);
+  assert.deepEqual([represented.id, represented.severity, represented.confidence], [created.id, 0, 90]);
+  got = await client.api(item).get();
+  assert.deepEqual(got, represented);
+  const e = await rejectsWithGraphError(client.api(item).patch({ expirationDateTime: later, severity: 4 }), 400, "BadRequest");
+  assert.match(e.message, /targetProduct/);
+  assert.equal((await client.api(item).get()).severity, 0);
 });
 
 for (const missing of ["tlpLevel", "targetProduct", "expirationDateTime", "action", "description", "threatType"]) {

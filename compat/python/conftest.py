@@ -1,9 +1,12 @@
 """Fixtures shared by the Python compatibility scenarios.
 
 Servers are real graphsec processes (graphsec_server.py). Clients are the official beta SDK's
-GraphServiceClient (graph_client.py), and for `/v1.0` the official v1.0 SDK's (graph_client_v1.py). When the binary supports dev tokens, every default client
-authenticates as tenant A with SecurityEvents.ReadWrite.All; otherwise graphsec has one default
-tenant and the client sends no token. Scenarios that need a feature graphsec lacks are skipped by a
+GraphServiceClient (graph_client.py), and for `/v1.0` the official v1.0 SDK's (graph_client_v1.py).
+When the binary supports dev tokens, every default client authenticates as tenant A with an
+application token holding the roles each set's pages require (SecurityEvents.ReadWrite.All,
+ThreatIndicators.ReadWrite.OwnedBy for tiIndicators, SecurityActions.ReadWrite.All for
+securityActions: graphsec_server.EVERY_SET_ROLES); otherwise graphsec has one default tenant and the
+client sends no token. Scenarios that need a feature graphsec lacks are skipped by a
 capability probe, with the reason, so they turn on by themselves when the feature lands.
 """
 
@@ -83,7 +86,7 @@ def served_sets(server: GraphsecServer) -> dict[str, str | None]:
     if token:
         headers["Authorization"] = f"Bearer {token}"
     verify = ssl.create_default_context(cafile=str(server.cert_path)) if server.tls else True
-    for name in ("alerts", "tiIndicators", "secureScores"):
+    for name in ("alerts", "tiIndicators", "secureScores", "secureScoreControlProfiles"):
         resp = httpx.get(
             f"{server.version_root}/security/{name}", params={"$top": "1"}, headers=headers, verify=verify
         )
@@ -118,6 +121,11 @@ def needs_ti_indicators(served_sets) -> None:
 @pytest.fixture
 def needs_secure_scores(served_sets) -> None:
     _needs_set(served_sets, "secureScores")
+
+
+@pytest.fixture
+def needs_control_profiles(served_sets) -> None:
+    _needs_set(served_sets, "secureScoreControlProfiles")
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +28,20 @@ TENANT_A = "11111111-1111-4111-8111-111111111111"
 TENANT_B = "22222222-2222-4222-8222-222222222222"
 READ_WRITE = "SecurityEvents.ReadWrite.All"
 READ_ONLY = "SecurityEvents.Read.All"
+# Graph's permission reference and each set's pages: tiIndicators need this one (delegated or
+# application) for reads and writes, SecurityEvents.* does not open them (tiindicator-get.md etc.);
+# securityActions need the application roles SecurityActions.Read.All / ReadWrite.All
+# (securityaction.md: "Currently security actions only support application permissions").
+THREAT_INDICATORS = "ThreatIndicators.ReadWrite.OwnedBy"
+SECURITY_ACTIONS = "SecurityActions.ReadWrite.All"
+# What the suites' default client holds: an application token (a daemon such as a SIEM or TIP
+# connector) with the roles every set of the family needs, and a client application id (azp).
+EVERY_SET_ROLES = (READ_WRITE, THREAT_INDICATORS, SECURITY_ACTIONS)
+COMPAT_APP_ID = "33333333-3333-4333-8333-333333333333"
+
+
+def _names(value: str | Sequence[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
 
 
 def graphsec_binary() -> str:
@@ -139,22 +154,34 @@ class GraphsecServer:
             raise RuntimeError("GRAPHSEC_COMPAT_TLS_CERT is not set: run the suite through compat/run")
         return self.data_dir / rel
 
-    def token(self, tenant: str, scope: str | None = READ_WRITE, role: str | None = None) -> str:
-        """A dev token from `graphsec token` (delegated with --scope, application with --role)."""
+    def token(
+        self,
+        tenant: str,
+        scope: str | Sequence[str] | None = READ_WRITE,
+        role: str | Sequence[str] | None = None,
+        app_id: str | None = None,
+    ) -> str:
+        """A dev token from `graphsec token`: delegated with `scope`(s), application with `role`(s)
+        (each flag is repeatable), with the client application id `app_id` (azp) if given."""
         args = [graphsec_binary(), "token", "--data-dir", str(self.data_dir), "--tenant", tenant]
         if role:
-            args += ["--role", role]
+            args += [a for r in _names(role) for a in ("--role", r)]
         elif scope:
-            args += ["--scope", scope]
+            args += [a for s in _names(scope) for a in ("--scope", s)]
+        if app_id:
+            args += ["--app-id", app_id]
         done = subprocess.run(args, capture_output=True, text=True, timeout=30)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed: {done.stderr}")
         return done.stdout.strip()
 
     def default_token(self) -> str | None:
-        """What the scenarios authenticate with by default: tenant A, read-write, once graphsec
-        has tokens; before that graphsec has one default tenant and takes no token."""
-        return self.token(TENANT_A, READ_WRITE) if capabilities().tokens else None
+        """What the scenarios authenticate with by default: tenant A, an application token with
+        every set's write role (EVERY_SET_ROLES), once graphsec has tokens; before that graphsec
+        has one default tenant and takes no token."""
+        if not capabilities().tokens:
+            return None
+        return self.token(TENANT_A, scope=None, role=EVERY_SET_ROLES, app_id=COMPAT_APP_ID)
 
     def log(self) -> str:
         try:

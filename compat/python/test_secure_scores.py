@@ -2,8 +2,9 @@
 builders, as security dashboards read them: create (graphsec allows it on every set, so suites seed
 scores this way), get with the open complex `controlScores` keeping their extra members, and a list
 ordered by a Double with `$top`, followed across pages by the SDK's PageIterator; `$select`,
-`$count=true` and the `/$count` builder. Skipped, with the
-reason, while graphsec does not serve `/security/secureScores`.
+`$count=true` and the `/$count` builder; without `$orderby` the list is newest first, so `$top=1`
+is the current score (securescore.md). Skipped, with the reason, while graphsec does not serve
+`/security/secureScores`.
 """
 
 from __future__ import annotations
@@ -87,6 +88,30 @@ async def five(client, marker) -> list[SecureScore]:
         await client.security.secure_scores.post(score(marker, current, 100 + i))
         for i, current in enumerate(CURRENT)
     ]
+
+
+async def test_default_order_is_newest_first_so_top_1_is_the_current_score(client, marker, five):
+    # securescore.md (beta and v1.0): "This data is sorted by createdDateTime, from latest to
+    # earliest. This allows you to page responses by using $top=n", and "List secureScores" asks
+    # for `$top=1`: the newest snapshot. createdDateTime is the server's stamp, in creation order.
+    created = [s.created_date_time for s in five]
+    assert created == sorted(created) and len(set(created)) == 5, created
+    # The request of Graph's example, unfiltered: the newest score on the server is the last one
+    # this scenario created (the suite's scenarios run one after the other).
+    page = await client.security.secure_scores.get(query(top=1))
+    assert [s.id for s in page.value] == [five[-1].id]
+    assert (page.value[0].current_score, page.value[0].azure_tenant_id) == (CURRENT[-1], marker)
+    assert page.odata_next_link, "older scores remain"
+    # This scenario's scores, two a page: every page, through the SDK's PageIterator, keeps the order.
+    page = await client.security.secure_scores.get(query(filter=f"azureTenantId eq '{marker}'", top=2))
+    assert [s.id for s in page.value] == [five[4].id, five[3].id]
+    everything = await read_all(client, page)
+    assert [s.id for s in everything] == [s.id for s in reversed(five)]
+    # An explicit $orderby wins over the default order.
+    page = await client.security.secure_scores.get(
+        query(filter=f"azureTenantId eq '{marker}'", orderby=["createdDateTime asc"], top=1)
+    )
+    assert [s.id for s in page.value] == [five[0].id]
 
 
 async def test_list_orderby_current_score_desc_with_top(client, marker, five):

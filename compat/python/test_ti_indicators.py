@@ -5,7 +5,13 @@ builders, as threat-intelligence platforms use them: create with Graph's require
 `/security/tiIndicators` (and, per scenario, while a bound action is not served).
 
 Graph's tiIndicator create page: the body needs action, description, expirationDateTime,
-targetProduct, threatType and tlpLevel, and at least one email, file or network observable.
+targetProduct, threatType and tlpLevel, and at least one email, file or network observable. The
+resource page (tiindicator.md) adds the value rules graphsec applies (issue 21,
+src/model/overlay.json): severity 0-5 (default 3), confidence 0-100, isActive true and passiveOnly
+false by default, azureTenantId stamped with the caller's tenant; the update page
+(tiindicator-update.md) answers 204 No Content (200 with `Prefer: return=representation`) and
+requires expirationDateTime and targetProduct in every PATCH. The suite's token holds
+ThreatIndicators.ReadWrite.OwnedBy, the permission every tiIndicator page names.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from msgraph_beta.generated.security.ti_indicators.ti_indicators_request_builder
     TiIndicatorsRequestBuilder,
 )
 
-from sdk_helpers import LOWERCASE_GUID, raises_odata_error, skip_if_not_served
+from graphsec_server import TENANT_A
+from sdk_helpers import LOWERCASE_GUID, as_data, raises_odata_error, skip_if_not_served
 
 pytestmark = pytest.mark.usefixtures("needs_ti_indicators")
 
@@ -55,7 +62,7 @@ def indicator(marker: str, i: int, **overrides) -> TiIndicator:
         file_hash_type=FileHashType.Sha256,
         file_hash_value=f"{i:064x}",
         confidence=50 + i,
-        severity=i,  # an Int32 on tiIndicator (an enum on alert)
+        severity=i,  # an Int32 on tiIndicator (an enum on alert), 0-5: i stays within it
         tags=["canary"],
     )
     fields.update(overrides)
@@ -70,7 +77,8 @@ async def mine(client, marker: str) -> list[TiIndicator]:
 
 
 async def test_create_with_the_required_properties(client, marker):
-    created = await client.security.ti_indicators.post(indicator(marker, 7))
+    # Severity 5, the most severe value tiindicator.md allows ("Acceptable values are 0 – 5").
+    created = await client.security.ti_indicators.post(indicator(marker, 5))
     assert created is not None
     assert LOWERCASE_GUID.match(created.id or ""), created.id
     assert created.odata_type == INDICATOR_TYPE
@@ -82,12 +90,96 @@ async def test_create_with_the_required_properties(client, marker):
             "WatchList",
             TlpLevel.Green,
         )
-        assert read.description == f"{marker} canary indicator 7: take no action"
+        assert read.description == f"{marker} canary indicator 5: take no action"
         assert read.expiration_date_time == EXPIRES
-        assert (read.file_hash_type, read.file_hash_value) == (FileHashType.Sha256, f"{7:064x}")
-        assert (read.external_id, read.confidence, read.severity, read.tags) == (f"{marker}-7", 57, 7, ["canary"])
+        assert (read.file_hash_type, read.file_hash_value) == (FileHashType.Sha256, f"{5:064x}")
+        assert (read.external_id, read.confidence, read.severity, read.tags) == (f"{marker}-5", 55, 5, ["canary"])
         # "ingestedDateTime: stamped when the indicator is ingested into the system" (Graph).
         assert read.ingested_date_time is not None and read.ingested_date_time > EXPIRES.replace(year=2025)
+
+
+async def test_defaults_and_the_values_the_service_sets(client, marker):
+    # tiindicator.md: isActive "By default, any indicator submitted is set as active", passiveOnly
+    # "Default value is false", severity "Default value is 3"; azureTenantId "Stamped by the system
+    # when the indicator is ingested. The Microsoft Entra tenant id of submitting client": a value
+    # in the body is replaced by the token's tenant. threatType and targetProduct are matched
+    # ignoring case and stored as the page lists them.
+    sent = indicator(marker, 0, severity=None, azure_tenant_id="someone-else", threat_type="phishing",
+                     target_product="microsoft defender atp")  # fmt: skip
+    assert (sent.is_active, sent.passive_only, sent.severity) == (None, None, None)  # not sent at all
+    created = await client.security.ti_indicators.post(sent)
+    got = await client.security.ti_indicators.by_ti_indicator_id(created.id).get()
+    for read in (created, got):
+        assert (read.is_active, read.passive_only, read.severity) == (True, False, 3)
+        assert read.azure_tenant_id == TENANT_A
+        assert (read.threat_type, read.target_product) == ("Phishing", "Microsoft Defender ATP")
+    listed = await client.security.ti_indicators.get(
+        query(filter=f"externalId eq '{marker}-0' and isActive eq true and severity eq 3")
+    )
+    assert [t.id for t in listed.value] == [created.id]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("severity", 6, "severity"),  # tiindicator.md: "Acceptable values are 0 – 5"
+        ("severity", -1, "severity"),
+        ("confidence", 101, "confidence"),  # "Acceptable values are 0 – 100"
+        ("target_product", "Splunk", "targetProduct"),  # "Azure Sentinel, Microsoft Defender ATP"
+        ("threat_type", "Ransomware", "threatType"),  # "Botnet, C2, CryptoMining, ..., WatchList"
+        ("description", "x" * 101, "description"),  # "100 characters or less"
+    ],
+)
+async def test_values_outside_the_documented_rules_are_400(client, marker, field, value, named):
+    with raises_odata_error(400, "BadRequest") as info:
+        await client.security.ti_indicators.post(indicator(marker, 0, **{field: value}))
+    assert named in info.value.error.message, info.value.error.message
+    assert await mine(client, marker) == []  # nothing was written
+
+
+async def test_patch_answers_204_or_the_indicator_when_asked(client, marker):
+    # tiindicator-update.md: "If successful, this method returns a 204 No Content response code. If
+    # the optional request header is used, the method returns a 200 OK response code and the
+    # updated tiIndicator object"; "Required fields are: id, expirationDateTime, targetProduct";
+    # only the properties of its table are updatable, others are ignored.
+    created = await client.security.ti_indicators.post(indicator(marker, 1))
+    item = client.security.ti_indicators.by_ti_indicator_id(created.id)
+    later = EXPIRES.replace(year=2028)
+    patched = await item.patch(
+        TiIndicator(
+            expiration_date_time=later,
+            target_product="Azure Sentinel",
+            confidence=90,
+            is_active=False,
+            tags=["canary", "reviewed"],
+            file_hash_value=f"{99:064x}",  # not updatable: ignored
+        )
+    )
+    assert patched is None  # 204 No Content: the SDK returns None
+    got = await item.get()
+    assert (got.expiration_date_time, got.confidence, got.is_active, got.tags) == (later, 90, False, ["canary", "reviewed"])
+    assert (got.file_hash_value, got.severity, got.external_id) == (f"{1:064x}", 1, f"{marker}-1")
+
+    # The same call with Prefer: return=representation, through the SDK's request configuration.
+    config = RequestConfiguration()
+    config.headers.add("Prefer", "return=representation")
+    patched = await item.patch(
+        TiIndicator(expiration_date_time=later, target_product="Azure Sentinel", severity=0), config
+    )
+    assert isinstance(patched, TiIndicator), patched
+    assert patched.additional_data["@odata.context"].endswith("#security/tiIndicators/$entity")
+    assert (patched.id, patched.severity, patched.confidence, patched.is_active) == (created.id, 0, 90, False)
+    strip = ("backing_store",)
+    assert as_data(await item.get(), strip) == as_data(patched, strip)
+
+    # Without targetProduct (or expirationDateTime) the PATCH is refused and changes nothing.
+    with raises_odata_error(400, "BadRequest") as info:
+        await item.patch(TiIndicator(expiration_date_time=later, severity=4))
+    assert "targetProduct" in info.value.error.message
+    with raises_odata_error(400, "BadRequest") as info:
+        await item.patch(TiIndicator(target_product="Azure Sentinel", severity=4))
+    assert "expirationDateTime" in info.value.error.message
+    assert (await item.get()).severity == 0
 
 
 REQUIRED = {

@@ -5,10 +5,12 @@ its own ODataError. The same server also serves `/beta` over the same store, so 
 create through the beta SDK and read through the v1.0 one (and back).
 
 Seeding is by POST, which graphsec accepts on every set. PATCH: Microsoft's reference pages answer
-204 by default (200 only with `Prefer: return=representation`), and the SDK returns None on a 204;
-the scenarios accept either answer and check the result with a follow-up GET. The default order of
-a secureScores list is not asserted (Graph lists newest first; only explicit `$orderby` is). Skipped,
-with the reason, while graphsec does not serve `/v1.0`.
+204 No Content by default (200 only with `Prefer: return=representation`), as graphsec does (issue
+21): the SDK returns None and the scenarios check the result with a follow-up GET. secureScores list
+newest first (securescore.md), so `$top=1` is the current score. A control-profile PATCH takes
+assignedTo/comment/state at the top level and records them as a new controlStateUpdates entry
+(securescorecontrolprofile-update.md). Skipped, with the reason, while graphsec does not serve
+`/v1.0`.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from msgraph_beta.generated.models.security_vendor_information import (
     SecurityVendorInformation as BetaVendorInformation,
 )
 
+from graphsec_server import COMPAT_APP_ID
 from sdk_helpers import LOWERCASE_GUID, as_data, raises_odata_error, read_all
 
 pytestmark = pytest.mark.usefixtures("needs_v1")
@@ -201,15 +204,16 @@ async def test_patch_status_feedback_assigned_to(v1_client, marker, five):
             vendor_information=VENDOR,  # Graph requires provider and vendor in every alert PATCH
         )
     )
-    got = await item.get()
-    # 204 (Graph's default: the SDK gives None) or 200 with the alert: both hold.
-    for read in [got] + ([patched] if patched is not None else []):
-        assert (read.status, read.feedback, read.assigned_to, read.comments) == (
-            AlertStatus.Resolved, AlertFeedback.TruePositive, "secops@contoso.example", ["Closed in Sentinel"]
-        )  # fmt: skip
-        # Everything the PATCH did not name is as created.
-        assert (read.title, read.severity, read.confidence) == (f"{marker}-1", AlertSeverity.Low, 95)
-        assert as_data(read.user_states, STRIP) == as_data(five[1].user_states, STRIP)
+    # alert-update.md (v1.0): "If successful, this method returns a 204 No Content response code":
+    # the SDK returns None.
+    assert patched is None
+    read = await item.get()
+    assert (read.status, read.feedback, read.assigned_to, read.comments) == (
+        AlertStatus.Resolved, AlertFeedback.TruePositive, "secops@contoso.example", ["Closed in Sentinel"]
+    )  # fmt: skip
+    # Everything the PATCH did not name is as created.
+    assert (read.title, read.severity, read.confidence) == (f"{marker}-1", AlertSeverity.Low, 95)
+    assert as_data(read.user_states, STRIP) == as_data(five[1].user_states, STRIP)
     for other in (five[0], five[2]):
         read = await v1_client.security.alerts.by_alert_id(other.id).get()
         assert (read.status, read.feedback, read.assigned_to) == (other.status, None, None)
@@ -218,11 +222,22 @@ async def test_patch_status_feedback_assigned_to(v1_client, marker, five):
     )
     assert [a.id for a in page.value] == [five[1].id]
 
-    # The 204 path whatever the default: the SDK returns None and the change is there.
+    # Prefer: return=minimal is the default made explicit: None, and the change is there.
     minimal = RequestConfiguration(headers={"Prefer": "return=minimal"})
     assert await item.patch(Alert(comments=["Reopened"], vendor_information=VENDOR), minimal) is None
     got = await item.get()
     assert (got.comments, got.status) == (["Reopened"], AlertStatus.Resolved)
+    # "If the optional request header is used, the method returns a 200 OK response code and an
+    # updated alert object in the response body" (alert-update.md): the SDK returns the alert.
+    representation = RequestConfiguration()
+    representation.headers.add("Prefer", "return=representation")
+    patched = await item.patch(Alert(comments=["Reopened", "Escalated"], vendor_information=VENDOR), representation)
+    assert isinstance(patched, Alert), patched
+    assert context_of(patched).endswith("/v1.0/$metadata#security/alerts/$entity"), context_of(patched)
+    assert (patched.id, patched.comments, patched.status, patched.title) == (
+        five[1].id, ["Reopened", "Escalated"], AlertStatus.Resolved, f"{marker}-1"
+    )  # fmt: skip
+    assert as_data(await item.get(), ("backing_store",)) == as_data(patched, ("backing_store",))
 
 
 async def test_get_modify_patch_back_whole(v1_client, marker, five):
@@ -233,10 +248,9 @@ async def test_get_modify_patch_back_whole(v1_client, marker, five):
     got.status = AlertStatus.InProgress
     got.assigned_to = "tier2"
     got.tags = ["triaged"]
-    patched = await item.patch(got)
+    assert await item.patch(got) is None  # 204 No Content (alert-update.md)
     again = await item.get()
-    for read in [again] + ([patched] if patched is not None else []):
-        assert (read.status, read.assigned_to, read.tags) == (AlertStatus.InProgress, "tier2", ["triaged"])
+    assert (again.status, again.assigned_to, again.tags) == (AlertStatus.InProgress, "tier2", ["triaged"])
     for name in ("title", "severity", "confidence", "user_states", "vendor_information", "event_date_time", "created_date_time"):
         assert as_data(getattr(again, name)) == as_data(getattr(got, name)), name
 
@@ -280,15 +294,19 @@ async def test_secure_scores_top_1(v1_client, marker):
     scores = v1_client.security.secure_scores
     mine = [await scores.post(score(marker, current)) for current in (27.5, 31.0)]
     params = SecureScoresRequestBuilder.SecureScoresRequestBuilderGetQueryParameters
-    # What Graph's "List secureScores" example sends: the latest score, whatever the order.
+    # What Graph's "List secureScores" example sends. securescore.md (v1.0): "This data is sorted by
+    # createdDateTime, from latest to earliest. This allows you to page responses by using
+    # $top=n": the newest snapshot on the server, the last one created here (scenarios run one
+    # after the other).
+    assert mine[0].created_date_time < mine[1].created_date_time
     page = await scores.get(query(params, top=1))
-    assert len(page.value) == 1 and isinstance(page.value[0], SecureScore)
+    assert [s.id for s in page.value] == [mine[1].id] and isinstance(page.value[0], SecureScore)
     assert context_of(page).endswith("/v1.0/$metadata#security/secureScores"), context_of(page)
     assert page.odata_next_link and "/v1.0/security/secureScores?" in page.odata_next_link
     page = await scores.get(query(params, top=1, filter=f"azureTenantId eq '{marker}'"))
-    [first] = page.value
-    assert first.id in {s.id for s in mine}
-    assert sorted(s.id for s in await read_all(v1_client, page)) == sorted(s.id for s in mine)
+    assert [s.id for s in page.value] == [mine[1].id]
+    # The next page, through the SDK's PageIterator, is the older one: newest first across pages.
+    assert [s.id for s in await read_all(v1_client, page)] == [mine[1].id, mine[0].id]
     got = await scores.by_secure_score_id(mine[0].id).get()
     assert (got.azure_tenant_id, got.current_score, got.max_score, got.enabled_services) == (
         marker, 27.5, 219.0, ["HasExchange", "HasSharePoint"]
@@ -352,48 +370,47 @@ async def test_control_profiles_list_and_get(v1_client, marker, three_profiles):
 
 
 async def test_control_profile_patch(v1_client, marker, three_profiles):
+    # securescorecontrolprofile-update.md (v1.0): the updatable fields are assignedTo, comment,
+    # state and vendorInformation; "The body must contain the vendorInformation property with valid
+    # provider and vendor fields"; "204 No Content". Its 200 example answers assignedTo/comment/state
+    # as a controlStateUpdates entry with updatedBy and updatedDateTime: graphsec appends one.
     item = v1_client.security.secure_score_control_profiles.by_secure_score_control_profile_id(three_profiles[0].id)
-    # A new state update appended to the declared collection (a collection is replaced whole).
     before = await item.get()
-    review = SecureScoreControlStateUpdate(
-        assigned_to="secops@contoso.example",
-        comment="control is reviewed",
-        state="Reviewed",
-        updated_by="secops@contoso.example",
-        updated_date_time=datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc),
-    )
-    patched = await item.patch(
-        SecureScoreControlProfile(control_state_updates=before.control_state_updates + [review], vendor_information=SCORE_VENDOR)
-    )
-    got = await item.get()
-    for read in [got] + ([patched] if patched is not None else []):
-        assert [(u.state, u.comment) for u in read.control_state_updates] == [
-            ("Default", "imported"),
-            ("Reviewed", "control is reviewed"),
-        ]
-        assert (read.title, read.rank, read.tier) == ("AdminMFAV2", 3, "Core")
-    assert got.last_modified_date_time > before.last_modified_date_time
-
     # The body of Graph's own "Update secureScoreControlProfile" example: assignedTo, comment and
-    # state are not declared on the (open) type, so the SDK sends them as additional data.
-    await item.patch(
+    # state are not declared on the type, so the SDK sends them as additional data.
+    patched = await item.patch(
         SecureScoreControlProfile(
             vendor_information=SCORE_VENDOR,
             additional_data={"assignedTo": "", "comment": "control is reviewed", "state": "Reviewed"},
         )
     )
+    assert patched is None  # 204: the SDK returns None
     got = await item.get()
-    assert {k: got.additional_data.get(k) for k in ("assignedTo", "comment", "state")} == {
-        "assignedTo": "", "comment": "control is reviewed", "state": "Reviewed"
-    }  # fmt: skip
-    assert len(got.control_state_updates) == 2 and got.title == "AdminMFAV2"
+    assert [(u.state, u.comment, u.assigned_to) for u in got.control_state_updates] == [
+        ("Default", "imported", ""),
+        ("Reviewed", "control is reviewed", ""),
+    ]
+    entry = got.control_state_updates[1]
+    assert entry.updated_by == COMPAT_APP_ID  # the caller: the suite's application token's app id
+    assert before.last_modified_date_time < entry.updated_date_time <= got.last_modified_date_time
+    assert not {"assignedTo", "comment", "state"} & set(got.additional_data), got.additional_data
+    assert (got.title, got.rank, got.tier) == ("AdminMFAV2", 3, "Core")
 
-    # GET, modify, PATCH the whole object back.
+    # controlStateUpdates itself is not in the page's table of updatable fields: a body that
+    # replaces the collection is ignored (only the service appends to the history).
+    forged = SecureScoreControlStateUpdate(state="Ignored", comment="forged", updated_by="someone")
+    assert await item.patch(
+        SecureScoreControlProfile(control_state_updates=[forged], vendor_information=SCORE_VENDOR)
+    ) is None
+    assert as_data((await item.get()).control_state_updates) == as_data(got.control_state_updates)
+
+    # GET, modify, PATCH the whole object back (the SDK idiom): accepted, and the properties the
+    # page does not list as updatable keep their values.
     got.tier = "Defense in depth"
     got.user_impact = "Low"
-    await item.patch(got)
+    assert await item.patch(got) is None
     again = await item.get()
-    assert (again.tier, again.user_impact, again.rank, again.title) == ("Defense in depth", "Low", 3, "AdminMFAV2")
+    assert (again.tier, again.user_impact, again.rank, again.title) == ("Core", None, 3, "AdminMFAV2")
     assert as_data(again.control_state_updates) == as_data(got.control_state_updates)
     # The other profiles are untouched.
     other = await v1_client.security.secure_score_control_profiles.by_secure_score_control_profile_id(
