@@ -130,6 +130,12 @@ pub struct ServeArgs {
     #[arg(long, env = "GRAPHSEC_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Most bytes of entities in one list page: a page ends early (with its `@odata.nextLink`)
+    /// once its entities take this much, whatever `$top` asks, as Graph's server-driven paging
+    /// does, so one request's memory stays bounded. At least one entity per page. 0: no budget.
+    #[arg(long, env = "GRAPHSEC_MAX_PAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_page_bytes: usize,
+
     /// Page size of list responses when the client sends no $top (1 to 1000).
     #[arg(long, env = "GRAPHSEC_PAGE_SIZE", default_value_t = 100,
           value_parser = clap::value_parser!(u16).range(1..=1000))]

@@ -81,6 +81,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         },
         max_body_bytes: args.max_body_bytes,
         page_size: usize::from(args.page_size),
+        max_page_bytes: args.max_page_bytes,
         public_url: args.public_url.clone(),
         tls: tls_setup.is_some(),
         admin_token: args.admin_token.clone(),

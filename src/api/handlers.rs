@@ -454,6 +454,7 @@ pub async fn list(
         },
         after,
         count: q.count,
+        max_bytes: state.max_page_bytes,
     };
     let page = state
         .store

@@ -40,6 +40,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Page size when the client gives no `$top`.
     pub page_size: usize,
+    /// A list page's byte budget (`--max-page-bytes`; 0: none).
+    pub max_page_bytes: usize,
     /// Externally visible base URL (behind a proxy), else derived from `Host`.
     pub public_url: Option<String>,
     pub tls: bool,

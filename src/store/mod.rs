@@ -106,6 +106,16 @@ pub struct ListSpec {
     pub after: Option<Vec<SqlParam>>,
     /// Also count the whole filtered set.
     pub count: bool,
+    /// A page ends once its records take this many bytes on the wire
+    /// ([`Record::approx_wire_bytes`]), even before `limit` (at least one record; 0: no
+    /// budget): what a request holds in memory is bounded whatever `$top` asks. The next page
+    /// continues after the last record returned.
+    pub max_bytes: usize,
+}
+
+/// Whether a page that holds `bytes` (with `records` records) has reached `spec`'s byte budget.
+pub fn page_is_full(spec: &ListSpec, records: usize, bytes: usize) -> bool {
+    spec.max_bytes > 0 && records > 0 && bytes >= spec.max_bytes
 }
 
 /// The order-key values of a record, as [`ListSpec::after`] wants them for the next page: read

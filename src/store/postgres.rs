@@ -766,21 +766,34 @@ impl Store for PostgresStore {
                 .map_err(|e| StoreError::Internal(format!("keyset: {}", e.0)))?;
             let client = self.leased().await?;
             let page: Vec<Param> = q.page_params.into_iter().map(Param).collect();
-            let rows = client
+            // Rows are read as they arrive and the page stops at its limit or its byte budget,
+            // so a page of large entities is never held whole in memory.
+            let (records, more) = client
                 .guarded(async {
-                    client
-                        .query(q.page.as_str(), &refs(&page))
+                    use futures_util::TryStreamExt;
+                    let stream = client
+                        .query_raw(q.page.as_str(), refs(&page))
                         .await
-                        .map_err(map_pg)
+                        .map_err(map_pg)?;
+                    let mut stream = std::pin::pin!(stream);
+                    let mut records = Vec::with_capacity(spec.limit.min(1000));
+                    let mut bytes = 0;
+                    while let Some(row) = stream.try_next().await.map_err(map_pg)? {
+                        // The row past the page only says that more remain: not decoded.
+                        if records.len() == spec.limit
+                            || super::page_is_full(&spec, records.len(), bytes)
+                        {
+                            return Ok((records, true));
+                        }
+                        let record = read_record(&row, &sql)?;
+                        if spec.max_bytes > 0 {
+                            bytes += record.approx_wire_bytes();
+                        }
+                        records.push(record);
+                    }
+                    Ok((records, false))
                 })
                 .await?;
-            // The row past the page only says that more remain: it is not decoded.
-            let more = rows.len() > spec.limit;
-            let records = rows
-                .iter()
-                .take(spec.limit)
-                .map(|r| read_record(r, &sql))
-                .collect::<Result<Vec<_>, _>>()?;
             let count = if spec.count {
                 let params: Vec<Param> = q.count_params.into_iter().map(Param).collect();
                 Some(

@@ -659,7 +659,9 @@ impl SqliteStore {
         };
         let pool = self.readers.clone();
         tokio::task::spawn_blocking(move || {
-            reader.cancelled.store(false, Ordering::Relaxed);
+            // The flag is clear here (cleared when the reader came back to the pool); if the
+            // request ended before this task started, it is already set and the read stops at
+            // its first steps.
             let r = work(&reader.conn);
             if let Ok(mut st) = state.lock() {
                 st.finished = true;
@@ -946,14 +948,19 @@ impl Store for SqliteStore {
                 .map_err(map_sqlite)?;
             let mut records = Vec::with_capacity(spec.limit.min(1000));
             let mut more = false;
+            let mut bytes = 0;
             while let Some(row) = rows.next().map_err(map_sqlite)? {
                 // The query asks for one row past the page only to learn whether more remain:
                 // that row is not decoded.
-                if records.len() == spec.limit {
+                if records.len() == spec.limit || super::page_is_full(&spec, records.len(), bytes) {
                     more = true;
                     break;
                 }
-                records.push(read_record(row, &statements)?);
+                let record = read_record(row, &statements)?;
+                if spec.max_bytes > 0 {
+                    bytes += record.approx_wire_bytes();
+                }
+                records.push(record);
             }
             let count = if spec.count {
                 let n: i64 = conn

@@ -402,3 +402,45 @@ async fn silent_sockets_never_keep_a_real_client_out() {
         assert_eq!(closed, 30, "tls {tls}: every silent socket was closed");
     }
 }
+
+/// A page ends at its byte budget (`--max-page-bytes`), with a next link, whatever `$top`
+/// asks: large entities never make one response hold them all; walking the links returns
+/// every entity once.
+#[tokio::test]
+async fn pages_end_at_their_byte_budget() {
+    let s = Server::start_with(&["--max-page-bytes", "1000000"]);
+    for i in 0..10 {
+        s.create(&json!({"id": format!("big-{i:02}"), "manifest": "m".repeat(300_000)}))
+            .await;
+    }
+    let (status, first) = status_json(s.get_with(PROFILES, &[("$top", "10")]).await).await;
+    assert_eq!(status, 200);
+    let n = first["value"].as_array().unwrap().len();
+    assert!((1..10).contains(&n), "a page of {n} entities of 300 KB");
+    let mut ids: Vec<String> = Vec::new();
+    let mut page = first;
+    loop {
+        ids.extend(
+            page["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["id"].as_str().unwrap().to_string()),
+        );
+        let Some(next) = page["@odata.nextLink"].as_str() else {
+            break;
+        };
+        page = status_json(s.client.get(next).send().await.unwrap())
+            .await
+            .1;
+    }
+    let want: Vec<String> = (0..10).map(|i| format!("big-{i:02}")).collect();
+    assert_eq!(ids, want);
+    // A small page is unaffected.
+    let (_, small) = status_json(
+        s.get_with(PROFILES, &[("$top", "2"), ("$select", "id")])
+            .await,
+    )
+    .await;
+    assert_eq!(small["value"].as_array().unwrap().len(), 2);
+}
