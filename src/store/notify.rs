@@ -166,8 +166,8 @@ pub trait NotifyStore: Send + Sync {
         tenant: &str,
         now: i64,
     ) -> BoxFuture<'_, Result<Vec<SubscriptionRow>, StoreError>>;
-    /// Renews and/or re-points a live subscription; either clears an outstanding
-    /// reauthorization challenge (as does `reauthorize` with neither).
+    /// Renews and/or re-points a live subscription; a renewal clears an outstanding
+    /// reauthorization challenge (neither, as `reauthorize` calls it, only checks it is live).
     fn update_subscription(
         &self,
         tenant: &str,

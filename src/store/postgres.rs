@@ -822,16 +822,20 @@ impl notify::NotifyStore for PostgresStore {
             if let Some(u) = notification_url {
                 row.notification_url = u;
             }
-            row.reauth_sent = false;
+            // A renewal answers a reauthorization challenge; a bare reauthorize acknowledges it.
+            if expiration.is_some() {
+                row.reauth_sent = false;
+            }
             query_cached(
                 &tx,
-                "UPDATE graphsec_subscriptions SET expiration = $3, notification_url = $4, reauth_sent = 0 \
+                "UPDATE graphsec_subscriptions SET expiration = $3, notification_url = $4, reauth_sent = $5 \
                  WHERE tenant = $1 AND id = $2",
                 &[
                     text(&tenant),
                     text(&id),
                     int(row.expiration),
                     text(&row.notification_url),
+                    int(i64::from(row.reauth_sent)),
                 ],
             )
             .await?;

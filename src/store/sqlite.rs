@@ -837,6 +837,58 @@ fn drop_subscription(conn: &Connection, tenant: &str, id: &str) -> Result<usize,
     Ok(n)
 }
 
+impl SqliteStore {
+    /// [`notify::NotifyStore::sweep`]'s writes, once a read found something to do.
+    async fn sweep_now(
+        &self,
+        now: i64,
+        challenge_before: i64,
+    ) -> Result<notify::Sweep, StoreError> {
+        self.write(move |conn| {
+            let expired: Vec<(String, String)> = {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT tenant, id FROM graphsec_subscriptions WHERE expiration <= ?1 LIMIT 1000",
+                    )
+                    .map_err(map_sqlite)?;
+                let rows = stmt
+                    .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(map_sqlite)?;
+                rows.collect::<Result<_, _>>().map_err(map_sqlite)?
+            };
+            for (t, id) in &expired {
+                drop_subscription(conn, t, id)?;
+            }
+            let challenged = conn
+                .prepare_cached(
+                    "INSERT INTO graphsec_outbox (tenant, subscription_id, kind, event, created) \
+                     SELECT tenant, id, 'lifecycle', ?3, ?1 FROM graphsec_subscriptions \
+                     WHERE lifecycle_url IS NOT NULL AND reauth_sent = 0 AND expiration > ?1 AND expiration <= ?2",
+                )
+                .and_then(|mut s| {
+                    s.execute(rusqlite::params![
+                        now,
+                        challenge_before,
+                        notify::REAUTHORIZATION_REQUIRED
+                    ])
+                })
+                .map_err(map_sqlite)?;
+            conn.prepare_cached(
+                "UPDATE graphsec_subscriptions SET reauth_sent = 1 \
+                 WHERE lifecycle_url IS NOT NULL AND reauth_sent = 0 AND expiration > ?1 AND expiration <= ?2",
+            )
+            .and_then(|mut s| s.execute([now, challenge_before]))
+            .map_err(map_sqlite)?;
+            notify::count_queued(challenged as u64);
+            Ok(notify::Sweep {
+                expired: expired.len() as u64,
+                challenged: challenged as u64,
+            })
+        })
+        .await
+    }
+}
+
 impl notify::NotifyStore for SqliteStore {
     fn create_subscription(
         &self,
@@ -925,9 +977,12 @@ impl notify::NotifyStore for SqliteStore {
             if let Some(u) = notification_url {
                 row.notification_url = u;
             }
-            row.reauth_sent = false;
+            // A renewal answers a reauthorization challenge; a bare reauthorize acknowledges it.
+            if expiration.is_some() {
+                row.reauth_sent = false;
+            }
             conn.prepare_cached(
-                "UPDATE graphsec_subscriptions SET expiration = ?3, notification_url = ?4, reauth_sent = 0 \
+                "UPDATE graphsec_subscriptions SET expiration = ?3, notification_url = ?4, reauth_sent = ?5 \
                  WHERE tenant = ?1 AND id = ?2",
             )
             .and_then(|mut s| {
@@ -935,7 +990,8 @@ impl notify::NotifyStore for SqliteStore {
                     tenant,
                     id,
                     row.expiration,
-                    row.notification_url
+                    row.notification_url,
+                    i64::from(row.reauth_sent)
                 ])
             })
             .map_err(map_sqlite)?;
@@ -959,49 +1015,24 @@ impl notify::NotifyStore for SqliteStore {
         now: i64,
         challenge_before: i64,
     ) -> BoxFuture<'_, Result<notify::Sweep, StoreError>> {
-        Box::pin(self.write(move |conn| {
-            let expired: Vec<(String, String)> = {
-                let mut stmt = conn
-                    .prepare_cached(
-                        "SELECT tenant, id FROM graphsec_subscriptions WHERE expiration <= ?1 LIMIT 1000",
+        Box::pin(async move {
+            // A read first: an idle server does not commit (and fsync) every sweep.
+            let due = self
+                .read(move |conn| {
+                    conn.prepare_cached(
+                        "SELECT 1 FROM graphsec_subscriptions WHERE expiration <= ?1 OR \
+                         (lifecycle_url IS NOT NULL AND reauth_sent = 0 AND expiration <= ?2) LIMIT 1",
                     )
-                    .map_err(map_sqlite)?;
-                let rows = stmt
-                    .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .map_err(map_sqlite)?;
-                rows.collect::<Result<_, _>>().map_err(map_sqlite)?
-            };
-            for (t, id) in &expired {
-                drop_subscription(conn, t, id)?;
-            }
-            let challenged = conn
-                .prepare_cached(
-                    "INSERT INTO graphsec_outbox (tenant, subscription_id, kind, event, created) \
-                     SELECT tenant, id, 'lifecycle', ?3, ?1 FROM graphsec_subscriptions \
-                     WHERE lifecycle_url IS NOT NULL AND reauth_sent = 0 AND expiration > ?1 AND expiration <= ?2",
-                )
-                .and_then(|mut s| {
-                    s.execute(rusqlite::params![
-                        now,
-                        challenge_before,
-                        notify::REAUTHORIZATION_REQUIRED
-                    ])
+                    .and_then(|mut s| s.exists([now, challenge_before]))
+                    .map_err(map_sqlite)
                 })
-                .map_err(map_sqlite)?;
-            conn.prepare_cached(
-                "UPDATE graphsec_subscriptions SET reauth_sent = 1 \
-                 WHERE lifecycle_url IS NOT NULL AND reauth_sent = 0 AND expiration > ?1 AND expiration <= ?2",
-            )
-            .and_then(|mut s| s.execute([now, challenge_before]))
-            .map_err(map_sqlite)?;
-            notify::count_queued(challenged as u64);
-            Ok(notify::Sweep {
-                expired: expired.len() as u64,
-                challenged: challenged as u64,
-            })
-        }))
+                .await?;
+            if !due {
+                return Ok(notify::Sweep::default());
+            }
+            self.sweep_now(now, challenge_before).await
+        })
     }
-
     fn claim(
         &self,
         owner: &str,
