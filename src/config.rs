@@ -201,4 +201,7 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub database: crate::store::postgres::DatabaseArgs,
+
+    #[command(flatten)]
+    pub notify: crate::notify::NotifyArgs,
 }

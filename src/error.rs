@@ -35,6 +35,13 @@ pub enum GraphError {
     RequestTimeout(String),
     /// A `$batch` sub-request not run because a request it depends on failed.
     FailedDependency(String),
+    /// An error whose Graph code is not the status's usual one (the subscription surface's
+    /// `InvalidRequest`, `ValidationError`, `ExtensionError`, as Graph answers them).
+    Coded {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
 }
 
 /// The rendered parts of an error, carried in response extensions until the middleware writes
@@ -64,6 +71,7 @@ impl GraphError {
             GraphError::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             GraphError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             GraphError::FailedDependency(_) => StatusCode::FAILED_DEPENDENCY,
+            GraphError::Coded { status, .. } => *status,
         }
     }
 
@@ -85,6 +93,7 @@ impl GraphError {
             GraphError::ServiceUnavailable { .. } => "ServiceNotAvailable",
             GraphError::RequestTimeout(_) => "RequestTimeout",
             GraphError::FailedDependency(_) => "FailedDependency",
+            GraphError::Coded { code, .. } => code,
         }
     }
 
@@ -104,6 +113,7 @@ impl GraphError {
             | GraphError::RequestTimeout(m)
             | GraphError::HeadersTooLarge(m)
             | GraphError::TooManyRequests { message: m, .. }
+            | GraphError::Coded { message: m, .. }
             | GraphError::ServiceUnavailable { message: m, .. } => m.clone(),
             GraphError::Internal => {
                 "An internal server error occurred. The request id identifies it in the server log."

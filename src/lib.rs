@@ -12,6 +12,9 @@ pub mod config;
 pub mod error;
 /// The entity table and everything derived from it: Edm types, values, validation.
 pub mod model;
+/// Change notifications: subscriptions' bodies, receiver policy and handshake, the dispatcher
+/// that delivers the store's outbox.
+pub mod notify;
 /// The OData query engine: `$filter` grammar, type checking, system query options (pure).
 pub mod odata;
 /// Operator tools: probes, metrics, the admin API, NDJSON export/import.

@@ -73,7 +73,21 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     if let Some((_, Some(cert))) = &tls_setup {
         tracing::info!(certificate = %cert.display(), "HTTPS with a self-signed certificate: trust this file in clients");
     }
+    // Development mode (dev tokens or no authentication) accepts loopback http receivers.
+    let development = match args.auth.auth {
+        Some(crate::auth::AuthMode::Dev | crate::auth::AuthMode::None) => true,
+        Some(crate::auth::AuthMode::Jwks) => false,
+        None => args.auth.jwks_file.is_none() && args.auth.jwks_url.is_none(),
+    };
+    let notifier = Arc::new(crate::notify::Notifier::new(
+        args.notify.clone(),
+        development,
+    )?);
+    if !args.notify.notify_disable_dispatcher {
+        crate::notify::dispatcher::spawn(store.clone(), notifier.clone());
+    }
     let state = Arc::new(AppState {
+        notify: notifier,
         auth,
         store: store.clone(),
         validation: validate::Options {

@@ -14,6 +14,7 @@ pub mod metadata;
 pub mod openapi;
 pub mod paging;
 pub mod routes;
+pub mod subscriptions;
 pub mod throttle;
 pub mod wire;
 
@@ -53,6 +54,8 @@ pub struct AppState {
     pub limits: limits::LimitArgs,
     /// CORS for browser applications (`--cors-origin`); `None` sends no CORS headers.
     pub cors: Option<tower_http::cors::CorsLayer>,
+    /// Change notifications: the receiver policy and the handshake's HTTP client.
+    pub notify: Arc<crate::notify::Notifier>,
 }
 
 /// The whole application as a router: every path goes through [`dispatch`], inside the wire
@@ -251,6 +254,13 @@ async fn route(
     }
     let resolved = resolved?;
     let method = parts.method.clone();
+    if matches!(
+        resolved.route,
+        Route::Subscriptions | Route::Subscription(_) | Route::SubscriptionReauthorize(_)
+    ) {
+        tag.operation = Some(subscriptions::operation(&resolved.route, &method));
+        return subscriptions::serve(state, &parts, body, &resolved, principal).await;
+    }
     tag.operation = Some(match (&resolved.route, &method) {
         (Route::Collection(_) | Route::CollectionRef(_), &Method::POST) => "create",
         (Route::Collection(_), &Method::GET) => "list",
@@ -312,6 +322,10 @@ async fn route(
         (route @ (Route::Metadata | Route::ServiceDocument | Route::OpenApi), _) => {
             let resolved = routes::Resolved { route, ..resolved };
             documents::serve(state, &parts, &resolved)
+        }
+        // Answered above.
+        (Route::Subscriptions | Route::Subscription(_) | Route::SubscriptionReauthorize(_), _) => {
+            Err(GraphError::Internal)
         }
     }
 }

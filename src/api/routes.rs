@@ -37,6 +37,12 @@ pub enum Route {
     ServiceDocument,
     /// `/openapi.json` or `/beta/openapi.json`.
     OpenApi,
+    /// `/v1.0/subscriptions` (change notifications; answered by [`crate::api::subscriptions`]).
+    Subscriptions,
+    /// `/v1.0/subscriptions/{id}`
+    Subscription(String),
+    /// `/v1.0/subscriptions/{id}/reauthorize`
+    SubscriptionReauthorize(String),
 }
 
 impl Route {
@@ -48,7 +54,13 @@ impl Route {
             | Route::Count(e)
             | Route::Entity(e, _) => Some(e),
             Route::CollectionAction(a) | Route::EntityAction(a, _) => Some(a.entity),
-            Route::Batch | Route::Metadata | Route::ServiceDocument | Route::OpenApi => None,
+            Route::Batch
+            | Route::Metadata
+            | Route::ServiceDocument
+            | Route::OpenApi
+            | Route::Subscriptions
+            | Route::Subscription(_)
+            | Route::SubscriptionReauthorize(_) => None,
         }
     }
 
@@ -195,6 +207,9 @@ pub fn resolve(path: &str) -> Result<Resolved, GraphError> {
             _ => Ok(resolved(route)),
         };
     }
+    if seg(i).is_some_and(|s| s.eq_ignore_ascii_case("subscriptions")) {
+        return subscription_route(&segs[i + 1..]).map(resolved);
+    }
     let sets = cat.sets();
     let singleton = match seg(i) {
         Some(s) => match sets.iter().find(|e| s.eq_ignore_ascii_case(e.singleton)) {
@@ -299,6 +314,36 @@ pub fn resolve(path: &str) -> Result<Resolved, GraphError> {
         return Err(not_found_segment(extra));
     }
     Ok(resolved(route))
+}
+
+/// The segments after `subscriptions`: none, `{id}` (or `('{id}')`), then `reauthorize`.
+fn subscription_route(rest: &[Cow<'_, str>]) -> Result<Route, GraphError> {
+    let Some(first) = rest.first() else {
+        return Ok(Route::Subscriptions);
+    };
+    let id = match first.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+        Some(inner) => inner
+            .trim()
+            .strip_prefix('\'')
+            .and_then(|r| r.strip_suffix('\''))
+            .map(|s| s.replace("''", "'"))
+            .ok_or_else(|| not_found_segment(first))?,
+        None if first.is_empty() => {
+            return Err(GraphError::BadRequest("The id in the URL is empty.".into()));
+        }
+        None => first.to_string(),
+    };
+    match rest.get(1).map(|s| &**s) {
+        None => Ok(Route::Subscription(id)),
+        Some(s)
+            if rest.len() == 2
+                && (s.eq_ignore_ascii_case("reauthorize")
+                    || s.eq_ignore_ascii_case("microsoft.graph.reauthorize")) =>
+        {
+            Ok(Route::SubscriptionReauthorize(id))
+        }
+        Some(s) => Err(not_found_segment(s)),
+    }
 }
 
 /// A segment where only a bound action may stand names none: Graph's 400 for an unknown

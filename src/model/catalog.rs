@@ -249,6 +249,9 @@ struct SetOverlay {
     values: serde_json::Map<String, serde_json::Value>,
     permissions: Option<SetPermissions>,
     state_update: Option<StateUpdateOverlay>,
+    /// Graph change notifications (subscriptions) can name the set.
+    #[serde(default)]
+    change_notifications: bool,
     #[serde(rename = "//source")]
     source_note: Option<String>,
 }
@@ -641,6 +644,7 @@ impl<'a> Builder<'a> {
                 values: leak_slice(values),
                 permissions: o.permissions.clone().map(|p| &*Box::leak(Box::new(p))),
                 state_update,
+                change_notifications: o.change_notifications,
                 required_on_update: leak_slice(
                     o.required_on_update.iter().map(|p| leak_str(p)).collect(),
                 ),

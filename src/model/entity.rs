@@ -137,6 +137,9 @@ pub struct Rules {
     /// collection instead of storing them (secureScoreControlProfile's `assignedTo`, `comment`
     /// and `state` -> a `controlStateUpdates` entry).
     pub state_update: Option<&'static StateUpdate>,
+    /// Graph change notifications can subscribe to the set (of the legacy family, only
+    /// `security/alerts`; `shared/spec/change-notifications.md`).
+    pub change_notifications: bool,
 }
 
 /// Where a value the service sets comes from.
@@ -237,6 +240,7 @@ impl Rules {
         values: &[],
         permissions: None,
         state_update: None,
+        change_notifications: false,
     };
 }
 

@@ -188,6 +188,15 @@ pub fn render() -> String {
                 ),
             );
         }
+        if r.change_notifications {
+            row(
+                "change notifications",
+                format!(
+                    "subscriptions (`/subscriptions`) may name `security/{}?$filter=…` or one entity",
+                    e.collection
+                ),
+            );
+        }
         for binding in [Binding::Collection, Binding::Entity] {
             for a in actions::of(e, binding) {
                 row(
@@ -229,8 +238,8 @@ mod tests {
             std::fs::write(&path, updated).unwrap();
             return;
         }
-        assert_eq!(
-            current, derived,
+        assert!(
+            current == derived,
             "{path} is stale: rerun with GRAPHSEC_BLESS=1 and review the diff"
         );
         for needle in [

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -45,7 +45,8 @@ pub fn router(state: Arc<OpsState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/_graphsec/reset", post(reset))
-        .route("/_graphsec/info", get(info));
+        .route("/_graphsec/info", get(info))
+        .route("/_graphsec/subscriptions/{id}/deliveries", get(deliveries));
     if let Some(handle) = state.metrics.clone() {
         r = r.merge(metrics_router(handle));
     }
@@ -222,6 +223,47 @@ async fn info(
         "location": state.info.location,
         "features": state.info.features,
         "tenants": tenants,
+    }))
+    .into_response())
+}
+
+/// `GET /_graphsec/subscriptions/{id}/deliveries[?tenant=T]`: the subscription's latest
+/// delivery attempts (newest first), so an operator or a test can see that a receiver was
+/// called, with what result, and the outbox's totals.
+async fn deliveries(
+    State(state): State<Arc<OpsState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<ResetQuery>,
+) -> Result<Response, GraphError> {
+    admin(&state, &headers)?;
+    let notify = state.store.notify();
+    let log = notify
+        .deliveries(q.tenant.as_deref(), &id)
+        .await
+        .map_err(store_failure)?;
+    let (pending, oldest) = notify.outbox_stats().await.map_err(store_failure)?;
+    let value: Vec<serde_json::Value> = log
+        .iter()
+        .map(|d| {
+            json!({
+                "at": crate::model::edm::format_datetime(d.at),
+                "kind": d.kind,
+                "attempt": d.attempt,
+                "notifications": d.notifications,
+                "status": d.status,
+                "outcome": d.outcome,
+                "error": d.error,
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({
+        "subscriptionId": id,
+        "deliveries": value,
+        "outbox": {
+            "pending": pending,
+            "oldestPending": oldest.map(crate::model::edm::format_datetime),
+        },
     }))
     .into_response())
 }

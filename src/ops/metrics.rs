@@ -31,6 +31,19 @@ pub const REFUSED_REQUESTS: &str = "graphsec_refused_requests_total";
 /// Idle connections closed to make room for a new one when every connection slot was taken.
 pub const CONNECTIONS_EVICTED: &str = "graphsec_connections_evicted_total";
 
+/// Change notifications queued by writes (and lifecycle challenges).
+pub const NOTIFY_QUEUED: &str = "graphsec_notifications_queued_total";
+/// Notifications a receiver acknowledged.
+pub const NOTIFY_DELIVERED: &str = "graphsec_notifications_delivered_total";
+/// Failed delivery attempts that will be retried.
+pub const NOTIFY_RETRIED: &str = "graphsec_notifications_retried_total";
+/// Notifications given up on (older than the retry window).
+pub const NOTIFY_DROPPED: &str = "graphsec_notifications_dropped_total";
+/// Notifications waiting in the outbox.
+pub const NOTIFY_PENDING: &str = "graphsec_notifications_pending";
+/// Age of the oldest waiting notification.
+pub const NOTIFY_OLDEST_AGE: &str = "graphsec_notifications_oldest_pending_age_seconds";
+
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
@@ -208,6 +221,9 @@ impl Store for Instrumented {
     }
     fn paging_secret(&self) -> &[u8] {
         self.0.paging_secret()
+    }
+    fn notify(&self) -> &dyn crate::store::notify::NotifyStore {
+        self.0.notify()
     }
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         timed("ping", self.0.ping())

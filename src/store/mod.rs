@@ -13,6 +13,7 @@ macro_rules! try_or_fail {
 }
 
 pub mod compile;
+pub mod notify;
 pub mod postgres;
 pub mod schema;
 pub mod sqlite;
@@ -289,6 +290,8 @@ pub trait Store: Send + Sync {
     /// The secret that signs paging tokens; kept in the store so every node and every restart
     /// agrees on it.
     fn paging_secret(&self) -> &[u8];
+    /// Subscriptions, the notification outbox and the delivery log (change notifications).
+    fn notify(&self) -> &dyn notify::NotifyStore;
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use super::compile::{self, SqlParam};
+use super::notify::{self, Change};
 use super::schema::{self, Cell, CellRef, Dialect, quote};
 use super::{BoxFuture, ListSpec, Page, PerSet, Precondition, Store, StoreError, TenantRecord};
 use crate::model::edm::unique_ticks;
@@ -192,6 +193,10 @@ fn migrations() -> Vec<Vec<String>> {
                 .into(),
         );
     }
+    while all.len() < notify::MIGRATION {
+        all.push(Vec::new());
+    }
+    all[notify::MIGRATION - 1].extend(notify::ddl(Dialect::Postgres));
     all
 }
 
@@ -658,6 +663,513 @@ async fn query_cached(
     client.query(&stmt, &refs(params)).await.map_err(map_pg)
 }
 
+/// The live subscriptions of the tenant on `entity`'s set (none for a set that cannot be
+/// subscribed to), read in the write's transaction.
+async fn subscribers(
+    client: &impl GenericClient,
+    entity: &'static EntityType,
+    tenant: &str,
+    now: i64,
+) -> Result<Vec<notify::Subscriber>, StoreError> {
+    if !notify::subscribable(entity) {
+        return Ok(Vec::new());
+    }
+    let rows = query_cached(
+        client,
+        &notify::subscribers_sql(Dialect::Postgres),
+        &[
+            text(tenant),
+            text(entity.collection),
+            Param(SqlParam::Int(now)),
+        ],
+    )
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(notify::Subscriber {
+                id: r.try_get(0).map_err(internal)?,
+                entity_id: r.try_get(1).map_err(internal)?,
+                filter: r.try_get(2).map_err(internal)?,
+                change_types: r.try_get(3).map_err(internal)?,
+            })
+        })
+        .collect()
+}
+
+fn internal(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(e.to_string())
+}
+
+/// Queues the notifications of one change for the subscribers it matches (as written).
+async fn enqueue(
+    client: &impl GenericClient,
+    entity: &'static EntityType,
+    tenant: &str,
+    id: &str,
+    change: Change,
+    subs: &[notify::Subscriber],
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut queued = 0;
+    for sub in subs {
+        let Some((sql, params)) =
+            notify::enqueue_sql(entity, Dialect::Postgres, tenant, id, change, sub, now)
+        else {
+            continue;
+        };
+        let params: Vec<Param> = params.into_iter().map(Param).collect();
+        let stmt = client.prepare_cached(&sql).await.map_err(map_pg)?;
+        queued += client
+            .execute(&stmt, &refs(&params))
+            .await
+            .map_err(map_pg)?;
+    }
+    notify::count_queued(queued);
+    Ok(())
+}
+
+fn read_subscription(r: &Row) -> Result<notify::SubscriptionRow, StoreError> {
+    Ok(notify::SubscriptionRow {
+        tenant: r.try_get(0).map_err(internal)?,
+        id: r.try_get(1).map_err(internal)?,
+        app: r.try_get(2).map_err(internal)?,
+        creator: r.try_get(3).map_err(internal)?,
+        set_name: r.try_get(4).map_err(internal)?,
+        entity_id: r.try_get(5).map_err(internal)?,
+        filter: r.try_get(6).map_err(internal)?,
+        resource: r.try_get(7).map_err(internal)?,
+        change_types: r.try_get(8).map_err(internal)?,
+        notification_url: r.try_get(9).map_err(internal)?,
+        lifecycle_url: r.try_get(10).map_err(internal)?,
+        client_state: r.try_get(11).map_err(internal)?,
+        expiration: r.try_get(12).map_err(internal)?,
+        created: r.try_get(13).map_err(internal)?,
+        extra: r.try_get(14).map_err(internal)?,
+        reauth_sent: r.try_get::<_, i64>(15).map_err(internal)? != 0,
+        dedupe: r.try_get(16).map_err(internal)?,
+    })
+}
+
+async fn fetch_subscription(
+    client: &impl GenericClient,
+    tenant: &str,
+    id: &str,
+    now: i64,
+    lock: bool,
+) -> Result<notify::SubscriptionRow, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM graphsec_subscriptions WHERE tenant = $1 AND id = $2 AND expiration > $3{}",
+        notify::SUBSCRIPTION_COLUMNS,
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let rows = query_cached(
+        client,
+        &sql,
+        &[text(tenant), text(id), Param(SqlParam::Int(now))],
+    )
+    .await?;
+    match rows.first() {
+        Some(r) => read_subscription(r),
+        None => Err(StoreError::NotFound),
+    }
+}
+
+async fn drop_subscription(
+    client: &impl GenericClient,
+    tenant: &str,
+    id: &str,
+) -> Result<(), StoreError> {
+    for sql in [
+        "DELETE FROM graphsec_outbox WHERE tenant = $1 AND subscription_id = $2",
+        "DELETE FROM graphsec_deliveries WHERE tenant = $1 AND subscription_id = $2",
+        "DELETE FROM graphsec_subscriptions WHERE tenant = $1 AND id = $2",
+    ] {
+        query_cached(client, sql, &[text(tenant), text(id)]).await?;
+    }
+    Ok(())
+}
+
+fn int(i: i64) -> Param {
+    Param(SqlParam::Int(i))
+}
+
+impl notify::NotifyStore for PostgresStore {
+    fn create_subscription(
+        &self,
+        row: notify::SubscriptionRow,
+    ) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(map_pg)?;
+            let now = crate::model::edm::now_ticks();
+            query_cached(
+                &tx,
+                "DELETE FROM graphsec_subscriptions WHERE tenant = $1 AND app = $2 AND dedupe = $3 AND expiration <= $4",
+                &[text(&row.tenant), text(&row.app), text(&row.dedupe), int(now)],
+            )
+            .await?;
+            let sql = format!(
+                "INSERT INTO graphsec_subscriptions ({}) VALUES ({}) ON CONFLICT (tenant, app, dedupe) DO NOTHING",
+                notify::SUBSCRIPTION_COLUMNS,
+                notify::placeholders(Dialect::Postgres, 1, 17)
+            );
+            let params: Vec<Param> = notify::subscription_params(&row)
+                .into_iter()
+                .map(Param)
+                .collect();
+            let stmt = tx.prepare_cached(&sql).await.map_err(map_pg)?;
+            let n = tx.execute(&stmt, &refs(&params)).await.map_err(map_pg)?;
+            let existing = if n == 0 {
+                let rows = query_cached(
+                    &tx,
+                    "SELECT id FROM graphsec_subscriptions WHERE tenant = $1 AND app = $2 AND dedupe = $3",
+                    &[text(&row.tenant), text(&row.app), text(&row.dedupe)],
+                )
+                .await?;
+                Some(match rows.first() {
+                    Some(r) => r.try_get::<_, String>(0).map_err(internal)?,
+                    None => {
+                        return Err(StoreError::Unavailable(
+                            "a duplicate subscription raced this one; retry".into(),
+                        ));
+                    }
+                })
+            } else {
+                None
+            };
+            tx.commit().await.map_err(map_pg)?;
+            Ok(existing)
+        })
+    }
+
+    fn get_subscription(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: i64,
+    ) -> BoxFuture<'_, Result<notify::SubscriptionRow, StoreError>> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        Box::pin(async move {
+            let client = self.client().await?;
+            fetch_subscription(&client, &tenant, &id, now, false).await
+        })
+    }
+
+    fn list_subscriptions(
+        &self,
+        tenant: &str,
+        now: i64,
+    ) -> BoxFuture<'_, Result<Vec<notify::SubscriptionRow>, StoreError>> {
+        let tenant = tenant.to_string();
+        Box::pin(async move {
+            let client = self.client().await?;
+            let rows = query_cached(
+                &client,
+                &format!(
+                    "SELECT {} FROM graphsec_subscriptions WHERE tenant = $1 AND expiration > $2 ORDER BY id",
+                    notify::SUBSCRIPTION_COLUMNS
+                ),
+                &[text(&tenant), int(now)],
+            )
+            .await?;
+            rows.iter().map(read_subscription).collect()
+        })
+    }
+
+    fn update_subscription(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: i64,
+        expiration: Option<i64>,
+        notification_url: Option<String>,
+    ) -> BoxFuture<'_, Result<notify::SubscriptionRow, StoreError>> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(map_pg)?;
+            let mut row = fetch_subscription(&tx, &tenant, &id, now, true).await?;
+            if let Some(e) = expiration {
+                row.expiration = e;
+            }
+            if let Some(u) = notification_url {
+                row.notification_url = u;
+            }
+            // A renewal answers a reauthorization challenge; a bare reauthorize acknowledges it.
+            if expiration.is_some() {
+                row.reauth_sent = false;
+            }
+            query_cached(
+                &tx,
+                "UPDATE graphsec_subscriptions SET expiration = $3, notification_url = $4, reauth_sent = $5 \
+                 WHERE tenant = $1 AND id = $2",
+                &[
+                    text(&tenant),
+                    text(&id),
+                    int(row.expiration),
+                    text(&row.notification_url),
+                    int(i64::from(row.reauth_sent)),
+                ],
+            )
+            .await?;
+            tx.commit().await.map_err(map_pg)?;
+            Ok(row)
+        })
+    }
+
+    fn delete_subscription(&self, tenant: &str, id: &str) -> BoxFuture<'_, Result<(), StoreError>> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(map_pg)?;
+            let now = crate::model::edm::now_ticks();
+            fetch_subscription(&tx, &tenant, &id, now, true).await?;
+            drop_subscription(&tx, &tenant, &id).await?;
+            tx.commit().await.map_err(map_pg)
+        })
+    }
+
+    fn sweep(
+        &self,
+        now: i64,
+        challenge_before: i64,
+    ) -> BoxFuture<'_, Result<notify::Sweep, StoreError>> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(map_pg)?;
+            let expired = query_cached(
+                &tx,
+                "SELECT tenant, id FROM graphsec_subscriptions WHERE expiration <= $1 LIMIT 1000 FOR UPDATE SKIP LOCKED",
+                &[int(now)],
+            )
+            .await?;
+            for r in &expired {
+                let t: String = r.try_get(0).map_err(internal)?;
+                let id: String = r.try_get(1).map_err(internal)?;
+                drop_subscription(&tx, &t, &id).await?;
+            }
+            // One statement marks and queues, so two nodes sweeping together challenge once.
+            let challenged = query_cached(
+                &tx,
+                "WITH due AS (UPDATE graphsec_subscriptions SET reauth_sent = 1 \
+                 WHERE lifecycle_url IS NOT NULL AND reauth_sent = 0 AND expiration > $1 AND expiration <= $2 \
+                 RETURNING tenant, id) \
+                 INSERT INTO graphsec_outbox (tenant, subscription_id, kind, event, created) \
+                 SELECT tenant, id, 'lifecycle', $3::TEXT, $1::BIGINT FROM due RETURNING seq",
+                &[int(now), int(challenge_before), text(notify::REAUTHORIZATION_REQUIRED)],
+            )
+            .await?
+            .len() as u64;
+            tx.commit().await.map_err(map_pg)?;
+            notify::count_queued(challenged);
+            Ok(notify::Sweep {
+                expired: expired.len() as u64,
+                challenged,
+            })
+        })
+    }
+
+    fn claim(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<(String, String)>, StoreError>> {
+        let owner = owner.to_string();
+        Box::pin(async move {
+            let client = self.client().await?;
+            // SKIP LOCKED: nodes claiming together take different subscriptions; a lease that
+            // ran out (its node died) is claimable again.
+            let rows = query_cached(
+                &client,
+                "UPDATE graphsec_subscriptions SET lease_owner = $1, lease_until = $3 \
+                 WHERE (tenant, id) IN (SELECT tenant, id FROM graphsec_subscriptions s \
+                 WHERE s.next_attempt <= $2 AND s.lease_until <= $2 AND EXISTS \
+                 (SELECT 1 FROM graphsec_outbox o WHERE o.tenant = s.tenant AND o.subscription_id = s.id) \
+                 ORDER BY s.next_attempt LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING tenant, id",
+                &[text(&owner), int(now), int(lease_until), int(limit as i64)],
+            )
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get(0).map_err(internal)?,
+                        r.try_get(1).map_err(internal)?,
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    fn pending(
+        &self,
+        tenant: &str,
+        id: &str,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<notify::Pending, StoreError>> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        Box::pin(async move {
+            let client = self.client().await?;
+            let rows = query_cached(
+                &client,
+                &format!(
+                    "SELECT {}, attempts FROM graphsec_subscriptions WHERE tenant = $1 AND id = $2",
+                    notify::SUBSCRIPTION_COLUMNS
+                ),
+                &[text(&tenant), text(&id)],
+            )
+            .await?;
+            let Some(r) = rows.first() else {
+                return Err(StoreError::NotFound);
+            };
+            let subscription = read_subscription(r)?;
+            let attempts: i64 = r.try_get(17).map_err(internal)?;
+            let rows = query_cached(
+                &client,
+                "SELECT seq, kind, event, set_name, resource_id, created FROM graphsec_outbox \
+                 WHERE tenant = $1 AND subscription_id = $2 ORDER BY seq LIMIT $3",
+                &[text(&tenant), text(&id), int(limit as i64)],
+            )
+            .await?;
+            let rows = rows
+                .iter()
+                .map(|r| {
+                    Ok(notify::OutboxRow {
+                        seq: r.try_get(0).map_err(internal)?,
+                        kind: r.try_get(1).map_err(internal)?,
+                        event: r.try_get(2).map_err(internal)?,
+                        set_name: r.try_get(3).map_err(internal)?,
+                        resource_id: r.try_get(4).map_err(internal)?,
+                        created: r.try_get(5).map_err(internal)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok(notify::Pending {
+                subscription,
+                attempts,
+                rows,
+            })
+        })
+    }
+
+    fn finish(
+        &self,
+        tenant: &str,
+        id: &str,
+        outcome: notify::Outcome,
+        log: Option<notify::DeliveryLog>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        Box::pin(async move {
+            let (done, attempts, next) = match outcome {
+                notify::Outcome::Delivered(seqs) | notify::Outcome::Dropped(seqs) => (seqs, 0, 0),
+                notify::Outcome::Retry {
+                    next_attempt,
+                    attempts,
+                } => (Vec::new(), attempts, next_attempt),
+            };
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(map_pg)?;
+            if !done.is_empty() {
+                tx.execute(
+                    "DELETE FROM graphsec_outbox WHERE tenant = $1 AND subscription_id = $2 AND seq = ANY($3)",
+                    &[&tenant, &id, &done],
+                )
+                .await
+                .map_err(map_pg)?;
+            }
+            query_cached(
+                &tx,
+                "UPDATE graphsec_subscriptions SET attempts = $3, next_attempt = $4, lease_owner = NULL, lease_until = 0 \
+                 WHERE tenant = $1 AND id = $2",
+                &[text(&tenant), text(&id), int(attempts), int(next)],
+            )
+            .await?;
+            let Some(log) = log else {
+                return tx.commit().await.map_err(map_pg);
+            };
+            query_cached(
+                &tx,
+                "INSERT INTO graphsec_deliveries (tenant, subscription_id, at, kind, attempt, notifications, status, outcome, error) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[
+                    text(&tenant),
+                    text(&id),
+                    int(log.at),
+                    text(&log.kind),
+                    int(log.attempt),
+                    int(log.notifications),
+                    Param(log.status.map_or(SqlParam::Null, SqlParam::Int)),
+                    text(&log.outcome),
+                    Param(log.error.clone().map_or(SqlParam::Null, SqlParam::Text)),
+                ],
+            )
+            .await?;
+            query_cached(
+                &tx,
+                "DELETE FROM graphsec_deliveries WHERE tenant = $1 AND subscription_id = $2 AND seq <= \
+                 (SELECT seq FROM graphsec_deliveries WHERE tenant = $1 AND subscription_id = $2 \
+                 ORDER BY seq DESC LIMIT 1 OFFSET $3)",
+                &[text(&tenant), text(&id), int(notify::DELIVERY_LOG)],
+            )
+            .await?;
+            tx.commit().await.map_err(map_pg)
+        })
+    }
+
+    fn outbox_stats(&self) -> BoxFuture<'_, Result<(u64, Option<i64>), StoreError>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let rows = query_cached(
+                &client,
+                "SELECT COUNT(*), MIN(created) FROM graphsec_outbox",
+                &[],
+            )
+            .await?;
+            let Some(r) = rows.first() else {
+                return Ok((0, None));
+            };
+            let n: i64 = r.try_get(0).map_err(internal)?;
+            Ok((
+                u64::try_from(n).unwrap_or(0),
+                r.try_get(1).map_err(internal)?,
+            ))
+        })
+    }
+
+    fn deliveries(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+    ) -> BoxFuture<'_, Result<Vec<notify::DeliveryLog>, StoreError>> {
+        let (tenant, id) = (tenant.map(str::to_string), id.to_string());
+        Box::pin(async move {
+            let client = self.client().await?;
+            let rows = query_cached(
+                &client,
+                "SELECT at, kind, attempt, notifications, status, outcome, error FROM graphsec_deliveries \
+                 WHERE ($1::TEXT IS NULL OR tenant = $1) AND subscription_id = $2 ORDER BY seq DESC",
+                &[Param(tenant.map_or(SqlParam::Null, SqlParam::Text)), text(&id)],
+            )
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(notify::DeliveryLog {
+                        at: r.try_get(0).map_err(internal)?,
+                        kind: r.try_get(1).map_err(internal)?,
+                        attempt: r.try_get(2).map_err(internal)?,
+                        notifications: r.try_get(3).map_err(internal)?,
+                        status: r.try_get(4).map_err(internal)?,
+                        outcome: r.try_get(5).map_err(internal)?,
+                        error: r.try_get(6).map_err(internal)?,
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
 impl Store for PostgresStore {
     fn create(
         &self,
@@ -668,11 +1180,30 @@ impl Store for PostgresStore {
         let sql = try_or_fail!(self.sql(changes.entity));
         let tenant = tenant.to_string();
         Box::pin(async move {
-            let client = self.client().await?;
+            let mut client = self.client().await?;
             let record =
                 Record::create(changes, id, unique_ticks()).map_err(StoreError::Invalid)?;
             let params = write_params(vec![text(&tenant)], &record, vec![]);
-            query_cached(&client, &sql.insert, &params).await?;
+            if notify::subscribable(sql.entity) {
+                // The row and its notifications in one transaction (the outbox).
+                let tx = client.transaction().await.map_err(map_pg)?;
+                let now = crate::model::edm::now_ticks();
+                let subs = subscribers(&tx, sql.entity, &tenant, now).await?;
+                query_cached(&tx, &sql.insert, &params).await?;
+                enqueue(
+                    &tx,
+                    sql.entity,
+                    &tenant,
+                    record.id(),
+                    Change::Created,
+                    &subs,
+                    now,
+                )
+                .await?;
+                tx.commit().await.map_err(map_pg)?;
+            } else {
+                query_cached(&client, &sql.insert, &params).await?;
+            }
             self.note_rows(&client, sql.entity, 1).await;
             Ok(record)
         })
@@ -722,6 +1253,11 @@ impl Store for PostgresStore {
                 .map_err(StoreError::Invalid)?;
             let params = write_params(vec![], &record, vec![text(&tenant), text(&id)]);
             query_cached(&tx, &sql.update, &params).await?;
+            if notify::subscribable(sql.entity) {
+                let now = crate::model::edm::now_ticks();
+                let subs = subscribers(&tx, sql.entity, &tenant, now).await?;
+                enqueue(&tx, sql.entity, &tenant, &id, Change::Updated, &subs, now).await?;
+            }
             tx.commit().await.map_err(map_pg)?;
             Ok(record)
         })
@@ -972,9 +1508,30 @@ impl Store for PostgresStore {
                 .filter(|(_, keep)| *keep)
                 .map(|((row, sql), _)| async move {
                     let key = vec![text(&row.tenant), text(row.record.id())];
-                    query_cached(t, &sql.delete, &key).await?;
+                    let stmt = t.prepare_cached(&sql.delete).await.map_err(map_pg)?;
+                    let replaced = t.execute(&stmt, &refs(&key)).await.map_err(map_pg)?;
                     let params = write_params(vec![text(&row.tenant)], &row.record, vec![]);
-                    query_cached(t, &sql.insert, &params).await
+                    query_cached(t, &sql.insert, &params).await?;
+                    if notify::subscribable(sql.entity) {
+                        let now = crate::model::edm::now_ticks();
+                        let subs = subscribers(t, sql.entity, &row.tenant, now).await?;
+                        let change = if replaced > 0 {
+                            Change::Updated
+                        } else {
+                            Change::Created
+                        };
+                        enqueue(
+                            t,
+                            sql.entity,
+                            &row.tenant,
+                            row.record.id(),
+                            change,
+                            &subs,
+                            now,
+                        )
+                        .await?;
+                    }
+                    Ok::<(), StoreError>(())
                 });
             futures_util::future::try_join_all(work).await?;
             tx.commit().await.map_err(map_pg)?;
@@ -997,6 +1554,10 @@ impl Store for PostgresStore {
 
     fn paging_secret(&self) -> &[u8] {
         &self.secret
+    }
+
+    fn notify(&self) -> &dyn notify::NotifyStore {
+        self
     }
 }
 

@@ -27,6 +27,7 @@ use rusqlite::{Connection, OpenFlags, params_from_iter};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::compile::{self, SqlParam};
+use super::notify::{self, Change};
 use super::schema::{self, Cell, CellRef, Dialect, quote};
 use super::{BoxFuture, ListSpec, Page, PerSet, Precondition, Store, StoreError, TenantRecord};
 use crate::model::edm::unique_ticks;
@@ -347,14 +348,19 @@ fn read_record(row: &rusqlite::Row<'_>, sql: &Statements) -> Result<Record, Stor
 /// The numbered migrations; index + 1 is the schema version each one produces: the tables of
 /// the sets [`schema::migration_sets`] assigns to it.
 fn migrations() -> Vec<Vec<String>> {
-    schema::migration_sets()
+    let mut all: Vec<Vec<String>> = schema::migration_sets()
         .into_iter()
         .map(|sets| {
             sets.into_iter()
                 .flat_map(|e| schema::create_ddl(e, Dialect::Sqlite))
                 .collect()
         })
-        .collect()
+        .collect();
+    while all.len() < notify::MIGRATION {
+        all.push(Vec::new());
+    }
+    all[notify::MIGRATION - 1].extend(notify::ddl(Dialect::Sqlite));
+    all
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), String> {
@@ -792,6 +798,543 @@ fn fetch_one(
     }
 }
 
+/// The live subscriptions of the tenant on `entity`'s set (none for a set that cannot be
+/// subscribed to).
+fn subscribers(
+    conn: &Connection,
+    entity: &'static EntityType,
+    tenant: &str,
+    now: i64,
+) -> Result<Vec<notify::Subscriber>, StoreError> {
+    if !notify::subscribable(entity) {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn
+        .prepare_cached(&notify::subscribers_sql(Dialect::Sqlite))
+        .map_err(map_sqlite)?;
+    let rows = stmt
+        .query_map(rusqlite::params![tenant, entity.collection, now], |r| {
+            Ok(notify::Subscriber {
+                id: r.get(0)?,
+                entity_id: r.get(1)?,
+                filter: r.get(2)?,
+                change_types: r.get(3)?,
+            })
+        })
+        .map_err(map_sqlite)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(map_sqlite)
+}
+
+/// Queues the notifications of one change for the subscribers it matches (as written).
+fn enqueue(
+    conn: &Connection,
+    entity: &'static EntityType,
+    tenant: &str,
+    id: &str,
+    change: Change,
+    subs: &[notify::Subscriber],
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut queued = 0;
+    for sub in subs {
+        let Some((sql, params)) =
+            notify::enqueue_sql(entity, Dialect::Sqlite, tenant, id, change, sub, now)
+        else {
+            continue;
+        };
+        queued += conn
+            .prepare_cached(&sql)
+            .and_then(|mut s| s.execute(params_from_iter(params.into_iter().map(bind))))
+            .map_err(map_sqlite)? as u64;
+    }
+    notify::count_queued(queued);
+    Ok(())
+}
+
+/// Runs a write of `entity`'s set and, when the tenant has live subscriptions on it, queues
+/// the notifications of the changes it reports in the same transaction, inside a savepoint so
+/// the write and its notifications stand or fall together. Without subscribers (the common
+/// case, and every set but alerts) it is the bare write: one indexed read on the writer thread.
+fn notifying<R>(
+    conn: &Connection,
+    entity: &'static EntityType,
+    tenant: &str,
+    write: impl FnOnce(&Connection) -> Result<(R, Vec<(String, Change)>), StoreError>,
+) -> Result<R, StoreError> {
+    let now = crate::model::edm::now_ticks();
+    let subs = subscribers(conn, entity, tenant, now)?;
+    if subs.is_empty() {
+        return write(conn).map(|(r, _)| r);
+    }
+    control(conn, "SAVEPOINT notify")?;
+    let r = write(conn).and_then(|(r, changes)| {
+        for (id, change) in changes {
+            enqueue(conn, entity, tenant, &id, change, &subs, now)?;
+        }
+        Ok(r)
+    });
+    if r.is_err() && !conn.is_autocommit() {
+        control(conn, "ROLLBACK TO notify")?;
+    }
+    if !conn.is_autocommit() {
+        control(conn, "RELEASE notify")?;
+    }
+    r
+}
+
+fn read_subscription(r: &rusqlite::Row<'_>) -> rusqlite::Result<notify::SubscriptionRow> {
+    Ok(notify::SubscriptionRow {
+        tenant: r.get(0)?,
+        id: r.get(1)?,
+        app: r.get(2)?,
+        creator: r.get(3)?,
+        set_name: r.get(4)?,
+        entity_id: r.get(5)?,
+        filter: r.get(6)?,
+        resource: r.get(7)?,
+        change_types: r.get(8)?,
+        notification_url: r.get(9)?,
+        lifecycle_url: r.get(10)?,
+        client_state: r.get(11)?,
+        expiration: r.get(12)?,
+        created: r.get(13)?,
+        extra: r.get(14)?,
+        reauth_sent: r.get::<_, i64>(15)? != 0,
+        dedupe: r.get(16)?,
+    })
+}
+
+fn fetch_subscription(
+    conn: &Connection,
+    tenant: &str,
+    id: &str,
+    now: i64,
+) -> Result<notify::SubscriptionRow, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {} FROM graphsec_subscriptions WHERE tenant = ?1 AND id = ?2 AND expiration > ?3",
+        notify::SUBSCRIPTION_COLUMNS
+    ))
+    .and_then(|mut s| s.query_row(rusqlite::params![tenant, id, now], read_subscription))
+    .map_err(|e| match e {
+        rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
+        e => map_sqlite(e),
+    })
+}
+
+/// Deletes a subscription's rows everywhere.
+fn drop_subscription(conn: &Connection, tenant: &str, id: &str) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for sql in [
+        "DELETE FROM graphsec_outbox WHERE tenant = ?1 AND subscription_id = ?2",
+        "DELETE FROM graphsec_deliveries WHERE tenant = ?1 AND subscription_id = ?2",
+        "DELETE FROM graphsec_subscriptions WHERE tenant = ?1 AND id = ?2",
+    ] {
+        n = conn
+            .prepare_cached(sql)
+            .and_then(|mut s| s.execute([tenant, id]))
+            .map_err(map_sqlite)?;
+    }
+    Ok(n)
+}
+
+impl SqliteStore {
+    /// [`notify::NotifyStore::sweep`]'s writes, once a read found something to do.
+    async fn sweep_now(
+        &self,
+        now: i64,
+        challenge_before: i64,
+    ) -> Result<notify::Sweep, StoreError> {
+        self.write(move |conn| {
+            let expired: Vec<(String, String)> = {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT tenant, id FROM graphsec_subscriptions WHERE expiration <= ?1 LIMIT 1000",
+                    )
+                    .map_err(map_sqlite)?;
+                let rows = stmt
+                    .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(map_sqlite)?;
+                rows.collect::<Result<_, _>>().map_err(map_sqlite)?
+            };
+            for (t, id) in &expired {
+                drop_subscription(conn, t, id)?;
+            }
+            let challenged = conn
+                .prepare_cached(
+                    "INSERT INTO graphsec_outbox (tenant, subscription_id, kind, event, created) \
+                     SELECT tenant, id, 'lifecycle', ?3, ?1 FROM graphsec_subscriptions \
+                     WHERE lifecycle_url IS NOT NULL AND reauth_sent = 0 AND expiration > ?1 AND expiration <= ?2",
+                )
+                .and_then(|mut s| {
+                    s.execute(rusqlite::params![
+                        now,
+                        challenge_before,
+                        notify::REAUTHORIZATION_REQUIRED
+                    ])
+                })
+                .map_err(map_sqlite)?;
+            conn.prepare_cached(
+                "UPDATE graphsec_subscriptions SET reauth_sent = 1 \
+                 WHERE lifecycle_url IS NOT NULL AND reauth_sent = 0 AND expiration > ?1 AND expiration <= ?2",
+            )
+            .and_then(|mut s| s.execute([now, challenge_before]))
+            .map_err(map_sqlite)?;
+            notify::count_queued(challenged as u64);
+            Ok(notify::Sweep {
+                expired: expired.len() as u64,
+                challenged: challenged as u64,
+            })
+        })
+        .await
+    }
+}
+
+impl notify::NotifyStore for SqliteStore {
+    fn create_subscription(
+        &self,
+        row: notify::SubscriptionRow,
+    ) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
+        Box::pin(self.write(move |conn| {
+            let now = crate::model::edm::now_ticks();
+            // An expired duplicate is gone already as far as clients can tell.
+            conn.prepare_cached(
+                "DELETE FROM graphsec_subscriptions WHERE tenant = ?1 AND app = ?2 AND dedupe = ?3 AND expiration <= ?4",
+            )
+            .and_then(|mut s| s.execute(rusqlite::params![row.tenant, row.app, row.dedupe, now]))
+            .map_err(map_sqlite)?;
+            let sql = format!(
+                "INSERT INTO graphsec_subscriptions ({}) VALUES ({})",
+                notify::SUBSCRIPTION_COLUMNS,
+                notify::placeholders(Dialect::Sqlite, 1, 17)
+            );
+            let params = notify::subscription_params(&row);
+            match conn
+                .prepare_cached(&sql)
+                .and_then(|mut s| s.execute(params_from_iter(params.into_iter().map(bind))))
+            {
+                Ok(_) => Ok(None),
+                Err(e)
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
+                {
+                    let existing: String = conn
+                        .query_row(
+                            "SELECT id FROM graphsec_subscriptions WHERE tenant = ?1 AND app = ?2 AND dedupe = ?3",
+                            rusqlite::params![row.tenant, row.app, row.dedupe],
+                            |r| r.get(0),
+                        )
+                        .map_err(|_| StoreError::Duplicate)?;
+                    Ok(Some(existing))
+                }
+                Err(e) => Err(map_sqlite(e)),
+            }
+        }))
+    }
+
+    fn get_subscription(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: i64,
+    ) -> BoxFuture<'_, Result<notify::SubscriptionRow, StoreError>> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        Box::pin(self.read(None, move |conn: &Connection| {
+            fetch_subscription(conn, &tenant, &id, now)
+        }))
+    }
+
+    fn list_subscriptions(
+        &self,
+        tenant: &str,
+        now: i64,
+    ) -> BoxFuture<'_, Result<Vec<notify::SubscriptionRow>, StoreError>> {
+        let tenant = tenant.to_string();
+        Box::pin(self.read(None, move |conn: &Connection| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {} FROM graphsec_subscriptions WHERE tenant = ?1 AND expiration > ?2 ORDER BY id",
+                    notify::SUBSCRIPTION_COLUMNS
+                ))
+                .map_err(map_sqlite)?;
+            let rows = stmt
+                .query_map(rusqlite::params![tenant, now], read_subscription)
+                .map_err(map_sqlite)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(map_sqlite)
+        }))
+    }
+
+    fn update_subscription(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: i64,
+        expiration: Option<i64>,
+        notification_url: Option<String>,
+    ) -> BoxFuture<'_, Result<notify::SubscriptionRow, StoreError>> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        Box::pin(self.write(move |conn| {
+            let mut row = fetch_subscription(conn, &tenant, &id, now)?;
+            if let Some(e) = expiration {
+                row.expiration = e;
+            }
+            if let Some(u) = notification_url {
+                row.notification_url = u;
+            }
+            // A renewal answers a reauthorization challenge; a bare reauthorize acknowledges it.
+            if expiration.is_some() {
+                row.reauth_sent = false;
+            }
+            conn.prepare_cached(
+                "UPDATE graphsec_subscriptions SET expiration = ?3, notification_url = ?4, reauth_sent = ?5 \
+                 WHERE tenant = ?1 AND id = ?2",
+            )
+            .and_then(|mut s| {
+                s.execute(rusqlite::params![
+                    tenant,
+                    id,
+                    row.expiration,
+                    row.notification_url,
+                    i64::from(row.reauth_sent)
+                ])
+            })
+            .map_err(map_sqlite)?;
+            Ok(row)
+        }))
+    }
+
+    fn delete_subscription(&self, tenant: &str, id: &str) -> BoxFuture<'_, Result<(), StoreError>> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        Box::pin(self.write(move |conn| {
+            let now = crate::model::edm::now_ticks();
+            // Only a live subscription can be deleted (an expired one is already gone).
+            fetch_subscription(conn, &tenant, &id, now)?;
+            drop_subscription(conn, &tenant, &id)?;
+            Ok(())
+        }))
+    }
+
+    fn sweep(
+        &self,
+        now: i64,
+        challenge_before: i64,
+    ) -> BoxFuture<'_, Result<notify::Sweep, StoreError>> {
+        Box::pin(async move {
+            // A read first: an idle server does not commit (and fsync) every sweep.
+            let due = self
+                .read(None, move |conn: &Connection| {
+                    conn.prepare_cached(
+                        "SELECT 1 FROM graphsec_subscriptions WHERE expiration <= ?1 OR \
+                         (lifecycle_url IS NOT NULL AND reauth_sent = 0 AND expiration <= ?2) LIMIT 1",
+                    )
+                    .and_then(|mut s| s.exists([now, challenge_before]))
+                    .map_err(map_sqlite)
+                })
+                .await?;
+            if !due {
+                return Ok(notify::Sweep::default());
+            }
+            self.sweep_now(now, challenge_before).await
+        })
+    }
+    fn claim(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<(String, String)>, StoreError>> {
+        let owner = owner.to_string();
+        Box::pin(async move {
+            // A read first: the writer thread is only asked when there is work.
+            let due = self
+                .read(None, move |conn: &Connection| {
+                    conn.prepare_cached(CLAIMABLE_EXISTS)
+                        .and_then(|mut s| s.exists([now]))
+                        .map_err(map_sqlite)
+                })
+                .await?;
+            if !due {
+                return Ok(Vec::new());
+            }
+            self.write(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(&format!(
+                        "UPDATE graphsec_subscriptions SET lease_owner = ?1, lease_until = ?3 \
+                         WHERE (tenant, id) IN (SELECT tenant, id FROM graphsec_subscriptions s {CLAIMABLE} \
+                         ORDER BY next_attempt LIMIT ?4) RETURNING tenant, id"
+                    ))
+                    .map_err(map_sqlite)?;
+                let rows = stmt
+                    .query_map(
+                        rusqlite::params![owner, now, lease_until, limit as i64],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .map_err(map_sqlite)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(map_sqlite)
+            })
+            .await
+        })
+    }
+
+    fn pending(
+        &self,
+        tenant: &str,
+        id: &str,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<notify::Pending, StoreError>> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        Box::pin(self.read(None, move |conn: &Connection| {
+            let (subscription, attempts) = conn
+                .prepare_cached(&format!(
+                    "SELECT {}, attempts FROM graphsec_subscriptions WHERE tenant = ?1 AND id = ?2",
+                    notify::SUBSCRIPTION_COLUMNS
+                ))
+                .and_then(|mut s| {
+                    s.query_row([&tenant, &id], |r| Ok((read_subscription(r)?, r.get(17)?)))
+                })
+                .map_err(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
+                    e => map_sqlite(e),
+                })?;
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT seq, kind, event, set_name, resource_id, created FROM graphsec_outbox \
+                     WHERE tenant = ?1 AND subscription_id = ?2 ORDER BY seq LIMIT ?3",
+                )
+                .map_err(map_sqlite)?;
+            let rows = stmt
+                .query_map(rusqlite::params![tenant, id, limit as i64], |r| {
+                    Ok(notify::OutboxRow {
+                        seq: r.get(0)?,
+                        kind: r.get(1)?,
+                        event: r.get(2)?,
+                        set_name: r.get(3)?,
+                        resource_id: r.get(4)?,
+                        created: r.get(5)?,
+                    })
+                })
+                .map_err(map_sqlite)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(map_sqlite)?;
+            Ok(notify::Pending {
+                subscription,
+                attempts,
+                rows,
+            })
+        }))
+    }
+
+    fn finish(
+        &self,
+        tenant: &str,
+        id: &str,
+        outcome: notify::Outcome,
+        log: Option<notify::DeliveryLog>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        Box::pin(self.write(move |conn| {
+            let (done, attempts, next) = match &outcome {
+                notify::Outcome::Delivered(seqs) | notify::Outcome::Dropped(seqs) => {
+                    (seqs.as_slice(), 0, 0)
+                }
+                notify::Outcome::Retry {
+                    next_attempt,
+                    attempts,
+                } => (&[][..], *attempts, *next_attempt),
+            };
+            let mut delete = conn
+                .prepare_cached(
+                    "DELETE FROM graphsec_outbox WHERE tenant = ?1 AND subscription_id = ?2 AND seq = ?3",
+                )
+                .map_err(map_sqlite)?;
+            for seq in done {
+                delete
+                    .execute(rusqlite::params![tenant, id, seq])
+                    .map_err(map_sqlite)?;
+            }
+            conn.prepare_cached(
+                "UPDATE graphsec_subscriptions SET attempts = ?3, next_attempt = ?4, lease_owner = NULL, lease_until = 0 \
+                 WHERE tenant = ?1 AND id = ?2",
+            )
+            .and_then(|mut s| s.execute(rusqlite::params![tenant, id, attempts, next]))
+            .map_err(map_sqlite)?;
+            let Some(log) = log else {
+                return Ok(());
+            };
+            conn.prepare_cached(
+                "INSERT INTO graphsec_deliveries (tenant, subscription_id, at, kind, attempt, notifications, status, outcome, error) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .and_then(|mut s| {
+                s.execute(rusqlite::params![
+                    tenant,
+                    id,
+                    log.at,
+                    log.kind,
+                    log.attempt,
+                    log.notifications,
+                    log.status,
+                    log.outcome,
+                    log.error
+                ])
+            })
+            .map_err(map_sqlite)?;
+            conn.prepare_cached(
+                "DELETE FROM graphsec_deliveries WHERE tenant = ?1 AND subscription_id = ?2 AND seq <= \
+                 (SELECT seq FROM graphsec_deliveries WHERE tenant = ?1 AND subscription_id = ?2 \
+                 ORDER BY seq DESC LIMIT 1 OFFSET ?3)",
+            )
+            .and_then(|mut s| s.execute(rusqlite::params![tenant, id, notify::DELIVERY_LOG]))
+            .map_err(map_sqlite)?;
+            Ok(())
+        }))
+    }
+
+    fn outbox_stats(&self) -> BoxFuture<'_, Result<(u64, Option<i64>), StoreError>> {
+        Box::pin(self.read(None, |conn: &Connection| {
+            conn.prepare_cached("SELECT COUNT(*), MIN(created) FROM graphsec_outbox")
+                .and_then(|mut s| s.query_row([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))))
+                .map_err(map_sqlite)
+        }))
+    }
+
+    fn deliveries(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+    ) -> BoxFuture<'_, Result<Vec<notify::DeliveryLog>, StoreError>> {
+        let (tenant, id) = (tenant.map(str::to_string), id.to_string());
+        Box::pin(self.read(None, move |conn: &Connection| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT at, kind, attempt, notifications, status, outcome, error FROM graphsec_deliveries \
+                     WHERE (?1 IS NULL OR tenant = ?1) AND subscription_id = ?2 ORDER BY seq DESC",
+                )
+                .map_err(map_sqlite)?;
+            let rows = stmt
+                .query_map(rusqlite::params![tenant, id], |r| {
+                    Ok(notify::DeliveryLog {
+                        at: r.get(0)?,
+                        kind: r.get(1)?,
+                        attempt: r.get(2)?,
+                        notifications: r.get(3)?,
+                        status: r.get(4)?,
+                        outcome: r.get(5)?,
+                        error: r.get(6)?,
+                    })
+                })
+                .map_err(map_sqlite)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(map_sqlite)
+        }))
+    }
+}
+
+/// The subscriptions with due notifications and no live lease (`?2` is now).
+const CLAIMABLE: &str = "WHERE s.next_attempt <= ?2 AND s.lease_until <= ?2 AND EXISTS \
+     (SELECT 1 FROM graphsec_outbox o WHERE o.tenant = s.tenant AND o.subscription_id = s.id)";
+const CLAIMABLE_EXISTS: &str = "SELECT 1 FROM graphsec_subscriptions s WHERE s.next_attempt <= ?1 \
+     AND s.lease_until <= ?1 AND EXISTS (SELECT 1 FROM graphsec_outbox o WHERE o.tenant = s.tenant \
+     AND o.subscription_id = s.id) LIMIT 1";
+
 impl Store for SqliteStore {
     fn create(
         &self,
@@ -802,20 +1345,26 @@ impl Store for SqliteStore {
         let sql = try_or_fail!(self.sql(changes.entity));
         let tenant = tenant.to_string();
         Box::pin(self.write_one(move |conn| {
-            let record =
-                Record::create(changes, id, unique_ticks()).map_err(StoreError::Invalid)?;
-            let mut cells = vec![to_sql(Cell::Text(tenant))];
-            cells.extend(schema::encode(&record).into_iter().map(to_sql));
-            let mut stmt = conn.prepare_cached(&sql.insert).map_err(map_sqlite)?;
-            match stmt.execute(params_from_iter(cells)) {
-                Ok(_) => Ok(record),
-                Err(e)
-                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) =>
-                {
-                    Err(StoreError::Duplicate)
+            notifying(conn, sql.entity, &tenant.clone(), move |conn| {
+                let record =
+                    Record::create(changes, id, unique_ticks()).map_err(StoreError::Invalid)?;
+                let mut cells = vec![to_sql(Cell::Text(tenant))];
+                cells.extend(schema::encode(&record).into_iter().map(to_sql));
+                let mut stmt = conn.prepare_cached(&sql.insert).map_err(map_sqlite)?;
+                match stmt.execute(params_from_iter(cells)) {
+                    Ok(_) => {
+                        let id = record.id().to_string();
+                        Ok((record, vec![(id, Change::Created)]))
+                    }
+                    Err(e)
+                        if e.sqlite_error_code()
+                            == Some(rusqlite::ErrorCode::ConstraintViolation) =>
+                    {
+                        Err(StoreError::Duplicate)
+                    }
+                    Err(e) => Err(map_sqlite(e)),
                 }
-                Err(e) => Err(map_sqlite(e)),
-            }
+            })
         }))
     }
 
@@ -843,57 +1392,61 @@ impl Store for SqliteStore {
         let (tenant, id) = (tenant.to_string(), id.to_string());
         // The single writer thread makes read-check-write atomic: no other write runs between.
         Box::pin(self.write_one(move |conn| {
-            let mut record = fetch_one(conn, &sql, &tenant, &id)?;
-            pre.check(record.version)?;
-            // Only the properties in the body and the modified stamp can change (and the
-            // version and, with dynamic properties in the body, their column): encode and
-            // compare just those, not the whole row twice.
-            let entity = sql.entity;
-            let modified = entity.managed_index(Managed::Modified);
-            let touched: Vec<usize> = (changes.props.iter().enumerate())
-                .filter(|&(i, c)| c.is_some() || Some(i) == modified)
-                .map(|(i, _)| i)
-                .collect();
-            let cells_of = |r: &Record| {
-                let mut out = Vec::with_capacity(touched.len());
-                for &p in &touched {
-                    schema::encode_property(&entity.properties[p], &r.values[p], &mut out);
+            let t = tenant.clone();
+            notifying(conn, sql.entity, &t, move |conn| {
+                let mut record = fetch_one(conn, &sql, &tenant, &id)?;
+                pre.check(record.version)?;
+                // Only the properties in the body and the modified stamp can change (and the
+                // version and, with dynamic properties in the body, their column): encode and
+                // compare just those, not the whole row twice.
+                let entity = sql.entity;
+                let modified = entity.managed_index(Managed::Modified);
+                let touched: Vec<usize> = (changes.props.iter().enumerate())
+                    .filter(|&(i, c)| c.is_some() || Some(i) == modified)
+                    .map(|(i, _)| i)
+                    .collect();
+                let cells_of = |r: &Record| {
+                    let mut out = Vec::with_capacity(touched.len());
+                    for &p in &touched {
+                        schema::encode_property(&entity.properties[p], &r.values[p], &mut out);
+                    }
+                    out
+                };
+                let before = cells_of(&record);
+                let version = record.version;
+                let dynamic =
+                    (!changes.dynamic.is_empty()).then(|| schema::encode_dynamic(&record));
+                record
+                    .apply(changes, unique_ticks())
+                    .map_err(StoreError::Invalid)?;
+                let columns = touched.iter().flat_map(|&p| {
+                    sql.offsets[p]..sql.offsets[p] + schema::property_width(&entity.properties[p])
+                });
+                let (mut changed, mut cells): (Vec<usize>, Vec<SqlValue>) = columns
+                    .zip(cells_of(&record).into_iter().zip(before))
+                    .filter(|(_, (now, was))| now != was)
+                    .map(|(i, (now, _))| (i, to_sql(now)))
+                    .unzip();
+                let version_column = sql.width - 2;
+                if record.version != version {
+                    changed.push(version_column);
+                    cells.push(SqlValue::Integer(record.version));
                 }
-                out
-            };
-            let before = cells_of(&record);
-            let version = record.version;
-            let dynamic = (!changes.dynamic.is_empty()).then(|| schema::encode_dynamic(&record));
-            record
-                .apply(changes, unique_ticks())
-                .map_err(StoreError::Invalid)?;
-            let columns = touched.iter().flat_map(|&p| {
-                sql.offsets[p]..sql.offsets[p] + schema::property_width(&entity.properties[p])
-            });
-            let (mut changed, mut cells): (Vec<usize>, Vec<SqlValue>) = columns
-                .zip(cells_of(&record).into_iter().zip(before))
-                .filter(|(_, (now, was))| now != was)
-                .map(|(i, (now, _))| (i, to_sql(now)))
-                .unzip();
-            let version_column = sql.width - 2;
-            if record.version != version {
-                changed.push(version_column);
-                cells.push(SqlValue::Integer(record.version));
-            }
-            if let Some(was) = dynamic {
-                let now = schema::encode_dynamic(&record);
-                if now != was {
-                    changed.push(version_column + 1);
-                    cells.push(to_sql(now));
+                if let Some(was) = dynamic {
+                    let now = schema::encode_dynamic(&record);
+                    if now != was {
+                        changed.push(version_column + 1);
+                        cells.push(to_sql(now));
+                    }
                 }
-            }
-            cells.push(SqlValue::Text(tenant));
-            cells.push(SqlValue::Text(id));
-            let mut stmt = conn
-                .prepare_cached(&sql.update(&changed))
-                .map_err(map_sqlite)?;
-            stmt.execute(params_from_iter(cells)).map_err(map_sqlite)?;
-            Ok(record)
+                cells.push(SqlValue::Text(tenant));
+                cells.push(SqlValue::Text(id.clone()));
+                let mut stmt = conn
+                    .prepare_cached(&sql.update(&changed))
+                    .map_err(map_sqlite)?;
+                stmt.execute(params_from_iter(cells)).map_err(map_sqlite)?;
+                Ok((record, vec![(id, Change::Updated)]))
+            })
         }))
     }
 
@@ -1007,6 +1560,10 @@ impl Store for SqliteStore {
         &self.secret
     }
 
+    fn notify(&self) -> &dyn notify::NotifyStore {
+        self
+    }
+
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let probe = |conn: &Connection| {
@@ -1113,17 +1670,30 @@ impl Store for SqliteStore {
             statements.push(try_or_fail!(self.sql(row.record.entity)));
         }
         Box::pin(self.write(move |conn| {
+            let now = crate::model::edm::now_ticks();
             for (row, sql) in rows.into_iter().zip(&statements) {
                 let mut delete = conn.prepare_cached(&sql.delete).map_err(map_sqlite)?;
                 let mut insert = conn.prepare_cached(&sql.insert).map_err(map_sqlite)?;
-                delete
+                let replaced = delete
                     .execute(rusqlite::params![row.tenant, row.record.id()])
                     .map_err(map_sqlite)?;
+                let id = row.record.id().to_string();
+                let tenant = row.tenant.clone();
                 let mut cells = vec![to_sql(Cell::Text(row.tenant))];
                 cells.extend(schema::encode(&row.record).into_iter().map(to_sql));
                 insert
                     .execute(params_from_iter(cells))
                     .map_err(map_sqlite)?;
+                if notify::subscribable(sql.entity) {
+                    // In this write's savepoint: the import and its notifications are one.
+                    let subs = subscribers(conn, sql.entity, &tenant, now)?;
+                    let change = if replaced > 0 {
+                        Change::Updated
+                    } else {
+                        Change::Created
+                    };
+                    enqueue(conn, sql.entity, &tenant, &id, change, &subs, now)?;
+                }
             }
             Ok(())
         }))

@@ -13,6 +13,7 @@ mod durability;
 mod etag;
 mod family;
 mod fidelity;
+mod notifications;
 mod ops;
 mod perf;
 mod pg;
