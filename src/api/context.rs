@@ -21,6 +21,12 @@ fn operator_route(path: &str) -> Option<&'static str> {
         "/metrics" => "metrics",
         "/_graphsec/reset" => "admin_reset",
         "/_graphsec/info" => "admin_info",
+        "/_graphsec/token" => "dev_token",
+        "/common/discovery/instance" => "instance_discovery",
+        // The development token service (`ops::sts`), under a tenant segment.
+        p if p.ends_with("/oauth2/v2.0/token") => "token",
+        p if p.ends_with("/.well-known/openid-configuration") => "openid_configuration",
+        p if p.ends_with("/discovery/v2.0/keys") || p.ends_with("/discovery/keys") => "jwks",
         // Answered by the batch middleware before the dispatcher could tag it.
         p if p.len() >= 7 && p.as_bytes()[p.len() - 7..].eq_ignore_ascii_case(b"/$batch") => {
             "batch"
@@ -51,6 +57,14 @@ fn client_request_id(headers: &HeaderMap) -> Option<String> {
         .then(|| v.to_string())
 }
 
+/// Marks an error response whose body is another protocol's error document (OAuth 2.0's, from
+/// the development token service): [`finish`] keeps it instead of writing the Graph envelope.
+/// `code` is that protocol's error code, for the access log.
+#[derive(Debug, Clone, Copy)]
+pub struct ProtocolError {
+    pub code: &'static str,
+}
+
 /// Builds the Graph error JSON for a rendered error.
 pub fn error_json(body: &ErrorBody, ids: &RequestIds) -> serde_json::Value {
     json!({
@@ -70,7 +84,8 @@ pub fn error_json(body: &ErrorBody, ids: &RequestIds) -> serde_json::Value {
 pub fn finish(mut resp: Response, ids: &RequestIds) -> Response {
     let status = resp.status();
     let rendered = resp.extensions_mut().remove::<ErrorBody>();
-    if status.is_client_error() || status.is_server_error() {
+    let foreign = resp.extensions_mut().remove::<ProtocolError>().is_some();
+    if (status.is_client_error() || status.is_server_error()) && !foreign {
         let body = rendered.unwrap_or_else(|| {
             // A response made outside our handlers (the HTTP stack's own rejection).
             let e = if status == http::StatusCode::UNSUPPORTED_MEDIA_TYPE

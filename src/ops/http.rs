@@ -34,6 +34,11 @@ pub struct Info {
 pub struct OpsState {
     pub store: Arc<dyn Store>,
     pub admin_token: Option<String>,
+    /// The development token service; `None` with real identity-provider keys.
+    pub sts: Option<Arc<crate::auth::sts::TokenService>>,
+    /// `--public-url`, and whether graphsec serves HTTPS: the base URL of discovery documents.
+    pub public_url: Option<String>,
+    pub tls: bool,
     /// `Some` when `/metrics` is served on the main listener.
     pub metrics: Option<PrometheusHandle>,
     pub info: Info,
@@ -45,7 +50,8 @@ pub fn router(state: Arc<OpsState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/_graphsec/reset", post(reset))
-        .route("/_graphsec/info", get(info));
+        .route("/_graphsec/info", get(info))
+        .merge(super::sts::routes());
     if let Some(handle) = state.metrics.clone() {
         r = r.merge(metrics_router(handle));
     }
