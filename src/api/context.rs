@@ -182,6 +182,15 @@ where
         .or(untagged_route)
         .unwrap_or("unmatched");
     crate::ops::metrics::record_request(operation, &method, status, took);
+    // The error's code as the client sees it (Graph's, or the OAuth 2.0 error of the token
+    // service), so a log line says what went wrong without the body.
+    let code = (status >= 400).then(|| {
+        resp.extensions()
+            .get::<ErrorBody>()
+            .map(|b| b.code)
+            .or_else(|| resp.extensions().get::<ProtocolError>().map(|p| p.code))
+            .unwrap_or_else(|| GraphError::from_status(resp.status()).code())
+    });
     // The access log: the route template (never the raw path with ids), never a token.
     macro_rules! access {
         ($level:expr) => {
@@ -191,7 +200,9 @@ where
                 request_id = %ids.request_id,
                 %method,
                 route = operation,
+                set = tag.and_then(|t| t.set).unwrap_or("-"),
                 status,
+                code = code.unwrap_or("-"),
                 latency_ms = took.as_secs_f64() * 1000.0,
                 tenant = tag.and_then(|t| t.tenant.as_deref()).unwrap_or("-"),
                 "request"

@@ -14,7 +14,7 @@ use crate::error::GraphError;
 use crate::model::entity::EntityType;
 use crate::model::record::Selection;
 use crate::model::validate::{self, Mode};
-use crate::odata::query::{ListQuery, Select, SelectItem, parse_list_query};
+use crate::odata::query::{ListQuery, Select, SelectItem, parse_list_query_with};
 use crate::store::compile::{self, SqlParam};
 use crate::store::{ListSpec, StoreError, key_values};
 
@@ -195,11 +195,13 @@ fn query_pairs(parts: &Parts) -> Vec<(String, String)> {
 }
 
 fn parse_query(
+    state: &AppState,
     entity: &'static EntityType,
     parts: &Parts,
 ) -> Result<(Vec<(String, String)>, ListQuery), GraphError> {
     let pairs = query_pairs(parts);
-    let q = parse_list_query(entity, &pairs).map_err(|e| GraphError::BadRequest(e.message))?;
+    let q = parse_list_query_with(entity, &pairs, state.validation.strict)
+        .map_err(|e| GraphError::BadRequest(e.message))?;
     Ok((pairs, q))
 }
 
@@ -354,7 +356,7 @@ pub async fn get(
     parts: &Parts,
     id: &str,
 ) -> Result<Response, GraphError> {
-    let (pairs, q) = parse_query(entity, parts)?;
+    let (pairs, q) = parse_query(state, entity, parts)?;
     refuse_options(&q, &pairs, &["select"], "a single entity")?;
     let record = state
         .store
@@ -390,7 +392,7 @@ pub async fn list(
     entity: &'static EntityType,
     parts: &Parts,
 ) -> Result<Response, GraphError> {
-    let (pairs, q) = parse_query(entity, parts)?;
+    let (pairs, q) = parse_query(state, entity, parts)?;
     let secret = state.store.paging_secret();
     let fp = fingerprint(&pairs);
     let after = match &q.skiptoken {
@@ -475,7 +477,7 @@ pub async fn count(
     entity: &'static EntityType,
     parts: &Parts,
 ) -> Result<Response, GraphError> {
-    let (pairs, q) = parse_query(entity, parts)?;
+    let (pairs, q) = parse_query(state, entity, parts)?;
     refuse_options(&q, &pairs, &["filter"], "/$count")?;
     let n = state
         .store

@@ -164,12 +164,18 @@ pub fn resolve(path: &str) -> Result<Resolved, GraphError> {
     };
     i += 1;
     let Some(coll) = seg(i) else {
-        let example = Some(catalog().default_set())
+        let sets: Vec<String> = catalog()
+            .served()
             .filter(|e| e.singleton == singleton)
-            .or_else(|| catalog().served().find(|e| e.singleton == singleton));
+            .map(|e| format!("'{singleton}/{}'", e.collection))
+            .collect();
         return Err(GraphError::BadRequest(format!(
-            "The '{singleton}' singleton itself is not served; address '{singleton}/{}'.",
-            example.map_or("<collection>", |e| e.collection)
+            "The '{singleton}' singleton itself is not served; address one of its entity sets: {}.",
+            if sets.is_empty() {
+                format!("'{singleton}/<collection>'")
+            } else {
+                sets.join(", ")
+            }
         )));
     };
     let (name, key) = match coll.split_once('(') {

@@ -190,9 +190,10 @@ async fn reset(
     Ok(axum::Json(json!({ "tenant": q.tenant, "deleted": deleted })).into_response())
 }
 
-/// `GET /_graphsec/info`: version, store, location, features and, per tenant, its
+/// `GET /_graphsec/info`: version, store, location, features; per tenant, its
 /// `cloudAppSecurityProfiles` (`profiles`, as before the family was served) and its entities
-/// per served set (`sets`, the sets it has entities in).
+/// per served set (`sets`, the sets it has entities in); and per served set (`sets`, every one,
+/// also when empty) its total and its count per tenant.
 async fn info(
     State(state): State<Arc<OpsState>>,
     headers: HeaderMap,
@@ -214,6 +215,24 @@ async fn info(
                 .insert(entity.collection.into(), n.into());
         }
     }
+    let mut per_set = serde_json::Map::new();
+    for entity in catalog.served() {
+        let by_tenant: serde_json::Map<String, serde_json::Value> = counts
+            .iter()
+            .filter_map(|(tenant, sets)| {
+                sets.get(entity.collection)
+                    .map(|n| (tenant.clone(), n.clone()))
+            })
+            .collect();
+        let total: u64 = by_tenant
+            .values()
+            .filter_map(serde_json::Value::as_u64)
+            .sum();
+        per_set.insert(
+            entity.collection.into(),
+            json!({ "total": total, "tenants": by_tenant }),
+        );
+    }
     let default = catalog.default_set().collection;
     let tenants: Vec<_> = counts
         .into_iter()
@@ -228,6 +247,7 @@ async fn info(
         "location": state.info.location,
         "features": state.info.features,
         "tenants": tenants,
+        "sets": per_set,
     }))
     .into_response())
 }

@@ -20,4 +20,6 @@ pub struct RequestTag {
     pub operation: Option<&'static str>,
     /// The authenticated tenant.
     pub tenant: Option<String>,
+    /// The entity set the path addresses (also for refused requests), for the access log.
+    pub set: Option<&'static str>,
 }
