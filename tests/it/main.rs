@@ -11,6 +11,7 @@ mod durability;
 mod etag;
 mod family;
 mod fidelity;
+mod onboarding;
 mod ops;
 mod perf;
 mod pg;
