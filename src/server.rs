@@ -161,7 +161,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         None => {
             announce("http", addr);
             if dev_mode {
-                announce_dev_mode(scheme, addr, args.public_url.as_deref());
+                announce_dev_mode(scheme, addr, args.public_url.as_deref(), None);
             }
             // Responses leave in one write each, but a large one spans several segments and
             // Nagle's algorithm would hold its last one until the client's delayed ACK.
@@ -170,11 +170,11 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             });
             crate::serve::serve(listener, app, &args.limits, shutdown_signal()).await;
         }
-        Some((config, _)) => {
+        Some((config, trust)) => {
             let listener = tls::TlsListener::new(listener, config).map_err(|e| e.to_string())?;
             announce("https", addr);
             if dev_mode {
-                announce_dev_mode(scheme, addr, args.public_url.as_deref());
+                announce_dev_mode(scheme, addr, args.public_url.as_deref(), trust.as_deref());
             }
             crate::serve::serve(listener, app, &args.limits, shutdown_signal()).await;
         }
@@ -258,7 +258,15 @@ fn token_service(
 }
 
 /// The second startup line in development mode: where the API is and how to get a token.
-fn announce_dev_mode(scheme: &str, addr: std::net::SocketAddr, public_url: Option<&str>) {
+fn announce_dev_mode(
+    scheme: &str,
+    addr: std::net::SocketAddr,
+    public_url: Option<&str>,
+    certificate: Option<&std::path::Path>,
+) {
+    let cacert = certificate
+        .map(|c| format!(" --cacert {}", c.display()))
+        .unwrap_or_default();
     let base = public_url
         .map(|u| u.trim_end_matches('/').to_owned())
         .unwrap_or_else(|| format!("{scheme}://{addr}"));
@@ -267,7 +275,7 @@ fn announce_dev_mode(scheme: &str, addr: std::net::SocketAddr, public_url: Optio
         .map(|e| e.collection)
         .collect();
     println!(
-        "graphsec development mode: Microsoft Graph's legacy security API at {base}/beta/security/{{{}}}; get a token with `graphsec token --url {base} --tenant contoso`, or as an Entra ID application from the OAuth 2.0 token endpoint {base}/{{tenant}}/oauth2/v2.0/token (MSAL/Azure Identity authority {base})",
+        "graphsec development mode: Microsoft Graph's legacy security API at {base}/beta/security/{{{}}}; get a token with `graphsec token --url {base}{cacert} --tenant contoso`, or as an Entra ID application from the OAuth 2.0 token endpoint {base}/{{tenant}}/oauth2/v2.0/token (MSAL/Azure Identity authority {base})",
         sets.join(",")
     );
     let _ = std::io::stdout().flush();

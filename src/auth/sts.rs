@@ -669,6 +669,9 @@ pub fn basic_credentials(header: Option<&str>) -> Option<(String, String)> {
     Some((unescape(id), unescape(secret)))
 }
 
+/// How long `graphsec token --url` keeps trying to connect to a server that is starting.
+const CONNECT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// `graphsec token --url`: asks a running graphsec's `POST /_graphsec/token` for a token.
 pub async fn request_dev_token(
     base: &str,
@@ -696,13 +699,24 @@ pub async fn request_dev_token(
         "ttl": spec.ttl_seconds,
         "appId": spec.app_id,
     });
-    let resp = client
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach graphsec at {url}: {e}"))?;
+    // A server started a moment ago (`graphsec serve & T=$(graphsec token --url …)`) may not
+    // listen yet: connection failures are retried for a few seconds.
+    let started = std::time::Instant::now();
+    let resp = loop {
+        let sent = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await;
+        match sent {
+            Ok(resp) => break resp,
+            Err(e) if e.is_connect() && started.elapsed() < CONNECT_PATIENCE => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(format!("cannot reach graphsec at {url}: {e}")),
+        }
+    };
     let status = resp.status();
     let text = resp
         .text()
