@@ -48,12 +48,13 @@ pub enum Command {
     /// (--scope makes a delegated token, --role an application token; without either the token
     /// carries the SecurityEvents.ReadWrite.All scope).
     Token(TokenArgs),
-    /// Write profiles as NDJSON (one a line, with `@graphsec.tenant` and server timestamps).
+    /// Write the entities of every served set as NDJSON (one a line, with `@graphsec.tenant`,
+    /// `@graphsec.set` and the server's timestamps).
     ///
     /// Example: graphsec export --data-dir ./graphsec-data --tenant contoso --out contoso.ndjson
     /// (safe while a server runs on the same data directory).
     Export(ExportArgs),
-    /// Read NDJSON profiles (as `export` writes them) into the store.
+    /// Read NDJSON entities (as `export` writes them) into the store.
     ///
     /// Idempotent by tenant and id (an existing profile is replaced), keeps the timestamps,
     /// validates every line like the API, writes in chunks: rerun it after a crash.
