@@ -15,15 +15,21 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7470";
 #[command(
     name = "graphsec",
     version,
-    about = "A self-hosted, Graph-compatible server for the Microsoft Graph Security \
-             cloudAppSecurityProfiles resource (beta).",
-    long_about = "graphsec serves /beta/security/cloudAppSecurityProfiles (and the same paths \
-                  without /beta) on the Microsoft Graph wire contract, so code and SDKs written \
-                  against Microsoft Graph work against it unmodified.\n\n\
+    about = "A self-hosted, Graph-compatible server for Microsoft Graph's legacy Security API \
+             (beta): alerts, tiIndicators, secureScores, cloudAppSecurityProfiles and the rest \
+             of the family.",
+    long_about = "graphsec serves the entity sets of Microsoft Graph's legacy Security API under \
+                  /beta/security/ (alerts, cloudAppSecurityProfiles, secureScores, \
+                  secureScoreControlProfiles, tiIndicators and the rest of the family, with \
+                  their bound actions, $batch and $metadata; the /beta prefix is optional) on the \
+                  Microsoft Graph wire contract, so code and SDKs written against Microsoft Graph \
+                  work against it unmodified.\n\n\
                   Start it with `graphsec serve`: data goes to ./graphsec-data (embedded SQLite) \
                   unless --in-memory, --data-dir or --database-url (PostgreSQL) says \
-                  otherwise. Then `graphsec token --data-dir ./graphsec-data --tenant contoso` \
-                  prints a bearer token that server accepts."
+                  otherwise. Then `graphsec token --url http://127.0.0.1:7470 --tenant contoso` \
+                  prints a bearer token that server accepts, and MSAL or Azure Identity \
+                  applications get theirs from its Entra ID-compatible token endpoint (authority \
+                  http://127.0.0.1:7470, or https:// with --tls-self-signed)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -35,18 +41,20 @@ pub enum Command {
     /// Run the server (see `graphsec serve --help` for every flag).
     // Boxed: the flags make it much larger than the other variants.
     Serve(Box<ServeArgs>),
-    /// Print a development token that a server with the same --data-dir accepts (dev mode).
+    /// Print a development token a server accepts (development mode): asked of the running
+    /// server (--url), or signed with its key (--dev-key FILE, or --data-dir DIR).
     ///
-    /// Example: graphsec token --data-dir ./graphsec-data --tenant contoso --scope SecurityEvents.ReadWrite.All
+    /// Example: graphsec token --url http://127.0.0.1:7470 --tenant contoso --scope SecurityEvents.ReadWrite.All
     /// (--scope makes a delegated token, --role an application token; without either the token
     /// carries the SecurityEvents.ReadWrite.All scope).
     Token(TokenArgs),
-    /// Write profiles as NDJSON (one a line, with `@graphsec.tenant` and server timestamps).
+    /// Write the entities of every served set as NDJSON (one a line, with `@graphsec.tenant`,
+    /// `@graphsec.set` and the server's timestamps).
     ///
     /// Example: graphsec export --data-dir ./graphsec-data --tenant contoso --out contoso.ndjson
     /// (safe while a server runs on the same data directory).
     Export(ExportArgs),
-    /// Read NDJSON profiles (as `export` writes them) into the store.
+    /// Read NDJSON entities (as `export` writes them) into the store.
     ///
     /// Idempotent by tenant and id (an existing profile is replaced), keeps the timestamps,
     /// validates every line like the API, writes in chunks: rerun it after a crash.

@@ -1,4 +1,5 @@
-//! graphsec: a self-hosted, Graph-compatible server for `security/cloudAppSecurityProfiles`.
+//! graphsec: a self-hosted, Graph-compatible server for Microsoft Graph's legacy Security API
+//! (`/beta/security/alerts`, `cloudAppSecurityProfiles`, `tiIndicators`, … the whole family).
 //!
 //! A reading tour, in the order data flows:
 

@@ -18,16 +18,10 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::FAILURE;
     }
     match cli.command {
-        Command::Token(args) => match args.run() {
-            Ok(token) => {
-                println!("{token}");
-                std::process::ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("graphsec token: {e}");
-                std::process::ExitCode::FAILURE
-            }
-        },
+        Command::Token(args) => block_on("graphsec token", async move {
+            println!("{}", args.run().await?);
+            Ok(())
+        }),
         Command::Serve(args) => {
             init_tracing(&args.log, args.log_format);
             // Every connection is a file descriptor: raise the soft limit as far as the hard

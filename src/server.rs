@@ -69,6 +69,10 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             );
         }
     }
+    let sts = token_service(&args, &auth, &listen_addrs)?;
+    if let Some(sts) = &sts {
+        tracing::info!(clients = %sts.describe(), "Entra ID-compatible token service (development mode)");
+    }
     let tls_setup = tls::server_config(&args.tls, data_dir)?;
     if let Some((_, Some(cert))) = &tls_setup {
         tracing::info!(certificate = %cert.display(), "HTTPS with a self-signed certificate: trust this file in clients");
@@ -120,9 +124,13 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             features.push(name.to_string());
         }
     }
+    let dev_mode = sts.is_some();
     let ops_state = Arc::new(ops::http::OpsState {
         store: store.clone(),
         admin_token: args.admin_token.clone(),
+        sts,
+        public_url: args.public_url.clone(),
+        tls: tls_setup.is_some(),
         metrics: args.metrics_listen.is_none().then(|| metrics.clone()),
         info: ops::http::Info {
             store: if args.database.database_url.is_some() {
@@ -165,9 +173,13 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         args.limits.max_url_length,
     )
     .merge(api::router(state));
+    let scheme = if tls_setup.is_some() { "https" } else { "http" };
     match tls_setup {
         None => {
             announce("http", addr);
+            if dev_mode {
+                announce_dev_mode(scheme, addr, args.public_url.as_deref(), None);
+            }
             // Responses leave in one write each, but a large one spans several segments and
             // Nagle's algorithm would hold its last one until the client's delayed ACK.
             let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -175,10 +187,13 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             });
             crate::serve::serve(listener, app, &args.limits, shutdown_signal()).await;
         }
-        Some((config, _)) => {
+        Some((config, trust)) => {
             let listener = tls::TlsListener::new(listener, config, args.limits.max_connections)
                 .map_err(|e| e.to_string())?;
             announce("https", addr);
+            if dev_mode {
+                announce_dev_mode(scheme, addr, args.public_url.as_deref(), trust.as_deref());
+            }
             crate::serve::serve(listener, app, &args.limits, shutdown_signal()).await;
         }
     }
@@ -234,6 +249,62 @@ async fn open_store(args: &ServeArgs) -> Result<Arc<dyn Store>, String> {
         Location::Memory => tracing::info!("in-memory store: nothing is written to disk"),
     }
     Ok(Arc::new(store))
+}
+
+/// The development token service, in dev mode (`None` otherwise): for the registered
+/// applications, or for anyone when graphsec listens on loopback only (or the operator says so).
+fn token_service(
+    args: &ServeArgs,
+    auth: &Authenticator,
+    listen_addrs: &[std::net::SocketAddr],
+) -> Result<Option<Arc<crate::auth::sts::TokenService>>, String> {
+    use crate::auth::sts::{AppRegistrations, ClientPolicy, TokenService};
+    let Some(signer) = auth.dev_signer() else {
+        return Ok(None);
+    };
+    let policy = if let Some(path) = &args.auth.app_registrations {
+        ClientPolicy::Registered(AppRegistrations::from_file(path)?)
+    } else if args.auth.accept_any_client || listen_addrs.iter().all(|a| a.ip().is_loopback()) {
+        ClientPolicy::AnyClient {
+            roles: auth.application_permissions(),
+        }
+    } else {
+        tracing::warn!(
+            "the token endpoint accepts no client: graphsec listens on {} (not loopback only) without --app-registrations; pass --app-registrations FILE, or --accept-any-client to let anyone who can connect get a token",
+            args.listen
+        );
+        ClientPolicy::Closed {
+            reason: format!(
+                "graphsec issues tokens to any client only when it listens on loopback, and it listens on {}; start it with --app-registrations FILE (the applications and their roles) or --accept-any-client",
+                args.listen
+            ),
+        }
+    };
+    Ok(Some(Arc::new(TokenService::new(signer, policy))))
+}
+
+/// The second startup line in development mode: where the API is and how to get a token.
+fn announce_dev_mode(
+    scheme: &str,
+    addr: std::net::SocketAddr,
+    public_url: Option<&str>,
+    certificate: Option<&std::path::Path>,
+) {
+    let cacert = certificate
+        .map(|c| format!(" --cacert {}", c.display()))
+        .unwrap_or_default();
+    let base = public_url
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| format!("{scheme}://{addr}"));
+    let sets: Vec<&str> = crate::model::catalog()
+        .served()
+        .map(|e| e.collection)
+        .collect();
+    println!(
+        "graphsec development mode: Microsoft Graph's legacy security API at {base}/beta/security/{{{}}}; get a token with `graphsec token --url {base}{cacert} --tenant contoso`, or as an Entra ID application from the OAuth 2.0 token endpoint {base}/{{tenant}}/oauth2/v2.0/token (MSAL/Azure Identity authority {base})",
+        sets.join(",")
+    );
+    let _ = std::io::stdout().flush();
 }
 
 /// Scripts and tests wait for this exact form on stdout.

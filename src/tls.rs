@@ -355,11 +355,30 @@ impl axum::serve::Listener for TlsListener {
 /// the aws-lc-rs provider (the process's one crypto stack) with the operating system's trust
 /// store (which honours `SSL_CERT_FILE` / `SSL_CERT_DIR`, so private CAs can be configured).
 pub fn client_config() -> Result<rustls::ClientConfig, String> {
+    client_config_trusting(None)
+}
+
+/// [`client_config`], also trusting the certificates in the PEM file `extra` (e.g. a
+/// graphsec's `tls-self-signed-cert.pem`, for `graphsec token --url https://… --cacert`).
+pub fn client_config_trusting(extra: Option<&Path>) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for cert in native.certs {
         // Individual unparsable system certificates are common and harmless; skip them.
         let _ = roots.add(cert);
+    }
+    if let Some(path) = extra {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("cannot read certificates from {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{} contains no CERTIFICATE", path.display()));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
     }
     if roots.is_empty() {
         tracing::warn!("no system CA certificates found; outgoing TLS connections will fail");

@@ -21,6 +21,12 @@ fn operator_route(path: &str) -> Option<&'static str> {
         "/metrics" => "metrics",
         "/_graphsec/reset" => "admin_reset",
         "/_graphsec/info" => "admin_info",
+        "/_graphsec/token" => "dev_token",
+        "/common/discovery/instance" => "instance_discovery",
+        // The development token service (`ops::sts`), under a tenant segment.
+        p if p.ends_with("/oauth2/v2.0/token") => "token",
+        p if p.ends_with("/.well-known/openid-configuration") => "openid_configuration",
+        p if p.ends_with("/discovery/v2.0/keys") || p.ends_with("/discovery/keys") => "jwks",
         // Answered by the batch middleware before the dispatcher could tag it.
         p if p.len() >= 7 && p.as_bytes()[p.len() - 7..].eq_ignore_ascii_case(b"/$batch") => {
             "batch"
@@ -51,6 +57,14 @@ fn client_request_id(headers: &HeaderMap) -> Option<String> {
         .then(|| v.to_string())
 }
 
+/// Marks an error response whose body is another protocol's error document (OAuth 2.0's, from
+/// the development token service): [`finish`] keeps it instead of writing the Graph envelope.
+/// `code` is that protocol's error code, for the access log.
+#[derive(Debug, Clone, Copy)]
+pub struct ProtocolError {
+    pub code: &'static str,
+}
+
 /// Builds the Graph error JSON for a rendered error.
 pub fn error_json(body: &ErrorBody, ids: &RequestIds) -> serde_json::Value {
     json!({
@@ -70,7 +84,8 @@ pub fn error_json(body: &ErrorBody, ids: &RequestIds) -> serde_json::Value {
 pub fn finish(mut resp: Response, ids: &RequestIds) -> Response {
     let status = resp.status();
     let rendered = resp.extensions_mut().remove::<ErrorBody>();
-    if status.is_client_error() || status.is_server_error() {
+    let foreign = resp.extensions_mut().remove::<ProtocolError>().is_some();
+    if (status.is_client_error() || status.is_server_error()) && !foreign {
         let body = rendered.unwrap_or_else(|| {
             // A response made outside our handlers (the HTTP stack's own rejection).
             let e = if status == http::StatusCode::UNSUPPORTED_MEDIA_TYPE
@@ -167,6 +182,15 @@ where
         .or(untagged_route)
         .unwrap_or("unmatched");
     crate::ops::metrics::record_request(operation, &method, status, took);
+    // The error's code as the client sees it (Graph's, or the OAuth 2.0 error of the token
+    // service), so a log line says what went wrong without the body.
+    let code = (status >= 400).then(|| {
+        resp.extensions()
+            .get::<ErrorBody>()
+            .map(|b| b.code)
+            .or_else(|| resp.extensions().get::<ProtocolError>().map(|p| p.code))
+            .unwrap_or_else(|| GraphError::from_status(resp.status()).code())
+    });
     // The access log: the route template (never the raw path with ids), never a token.
     macro_rules! access {
         ($level:expr) => {
@@ -176,7 +200,9 @@ where
                 request_id = %ids.request_id,
                 %method,
                 route = operation,
+                set = tag.and_then(|t| t.set).unwrap_or("-"),
                 status,
+                code = code.unwrap_or("-"),
                 latency_ms = took.as_secs_f64() * 1000.0,
                 tenant = tag.and_then(|t| t.tenant.as_deref()).unwrap_or("-"),
                 "request"

@@ -14,7 +14,7 @@ use crate::error::GraphError;
 use crate::model::entity::EntityType;
 use crate::model::record::Selection;
 use crate::model::validate::{self, Mode};
-use crate::odata::query::{ListQuery, Select, SelectItem, parse_list_query};
+use crate::odata::query::{ListQuery, Select, SelectItem, parse_list_query_with};
 use crate::store::compile::{self, SqlParam};
 use crate::store::{ListSpec, StoreError, key_values};
 
@@ -216,11 +216,13 @@ fn query_pairs(parts: &Parts) -> Vec<(String, String)> {
 }
 
 fn parse_query(
+    state: &AppState,
     entity: &'static EntityType,
     parts: &Parts,
 ) -> Result<(Vec<(String, String)>, ListQuery), GraphError> {
     let pairs = query_pairs(parts);
-    let q = parse_list_query(entity, &pairs).map_err(|e| GraphError::BadRequest(e.message))?;
+    let q = parse_list_query_with(entity, &pairs, state.validation.strict)
+        .map_err(|e| GraphError::BadRequest(e.message))?;
     Ok((pairs, q))
 }
 
@@ -377,7 +379,7 @@ pub async fn get(
     parts: &Parts,
     id: &str,
 ) -> Result<Response, GraphError> {
-    let (pairs, q) = parse_query(entity, parts)?;
+    let (pairs, q) = parse_query(state, entity, parts)?;
     refuse_options(&q, &pairs, &["select"], "a single entity")?;
     let record = state
         .store
@@ -413,7 +415,7 @@ pub async fn list(
     entity: &'static EntityType,
     parts: &Parts,
 ) -> Result<Response, GraphError> {
-    let (pairs, mut q) = parse_query(entity, parts)?;
+    let (pairs, mut q) = parse_query(state, entity, parts)?;
     if q.order_by.is_empty() {
         // The set's documented order (secure scores: newest first); a next link carries no
         // `$orderby` either, so each page applies the same order.
@@ -505,7 +507,7 @@ pub async fn count(
     entity: &'static EntityType,
     parts: &Parts,
 ) -> Result<Response, GraphError> {
-    let (pairs, q) = parse_query(entity, parts)?;
+    let (pairs, q) = parse_query(state, entity, parts)?;
     refuse_options(&q, &pairs, &["filter"], "/$count")?;
     let n = state
         .store

@@ -223,6 +223,11 @@ async fn route(
     // Split now: a borrowed `Request` is not `Send` (its body is not `Sync`).
     let (parts, body) = req.into_parts();
     let resolved = routes::resolve(parts.uri.path());
+    tag.set = resolved
+        .as_ref()
+        .ok()
+        .and_then(|r| r.route.entity_set())
+        .map(|e| e.collection);
     if let Ok(r) = &resolved
         && r.route.is_public()
     {

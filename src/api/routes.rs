@@ -220,18 +220,18 @@ pub fn resolve(path: &str) -> Result<Resolved, GraphError> {
     };
     i += 1;
     let Some(coll) = seg(i) else {
-        let served: Vec<&str> = cat
+        let sets: Vec<String> = cat
             .served()
             .filter(|e| e.singleton == singleton)
-            .map(|e| e.collection)
+            .map(|e| format!("'{singleton}/{}'", e.collection))
             .collect();
         return Err(GraphError::BadRequest(format!(
             "The '{singleton}' singleton itself is not served; address one of its entity sets: {}.",
-            served
-                .iter()
-                .map(|c| format!("{singleton}/{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            if sets.is_empty() {
+                format!("'{singleton}/<collection>'")
+            } else {
+                sets.join(", ")
+            }
         )));
     };
     let (name, key) = match coll.split_once('(') {

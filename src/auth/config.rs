@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::dev::issue_dev_token;
+use super::dev::{TokenSpec, dev_key_path, issue_dev_token_with_key};
 
 /// How bearer tokens are verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -70,14 +70,52 @@ pub struct AuthArgs {
     /// "write": ["SecurityEvents.ReadWrite.All"]}. [default: that mapping]
     #[arg(long, env = "GRAPHSEC_PERMISSIONS_FILE", value_name = "PATH")]
     pub permissions_file: Option<PathBuf>,
+
+    /// Development mode: the signing key file (PKCS#8 PEM, created mode 0600 if missing) instead
+    /// of <data dir>/dev-jwt-signing-key.pem or an in-memory key. Lets servers (also
+    /// --in-memory ones) and `graphsec token --dev-key FILE` share one key between runs.
+    #[arg(long, env = "GRAPHSEC_DEV_KEY", value_name = "FILE")]
+    pub dev_key: Option<PathBuf>,
+
+    /// Development mode: the applications the Entra ID-compatible token endpoint
+    /// (POST /{tenant}/oauth2/v2.0/token) knows, as a JSON list of {"clientId", "clientSecret",
+    /// "tenant" (optional: any tenant when absent), "roles"}. Without it the endpoint accepts
+    /// any client id and secret (on a loopback listener, or with --accept-any-client) and grants
+    /// every application permission.
+    #[arg(long, env = "GRAPHSEC_APP_REGISTRATIONS", value_name = "FILE")]
+    pub app_registrations: Option<PathBuf>,
+
+    /// Development mode without --app-registrations: let the token endpoint (and
+    /// /_graphsec/token) issue tokens to anyone even when graphsec listens on a non-loopback
+    /// address (by default open issuance is for loopback listeners only).
+    #[arg(long, env = "GRAPHSEC_ACCEPT_ANY_CLIENT")]
+    pub accept_any_client: bool,
 }
 
-/// `graphsec token`: print a development token signed with the data dir's key.
+/// `graphsec token`: print a development token, signed with a server's key or asked of a
+/// running server.
 #[derive(Debug, Clone, Args)]
 pub struct TokenArgs {
-    /// Data dir of the server that should accept the token (the key is created there if missing).
+    /// Ask the running graphsec at this base URL (e.g. http://127.0.0.1:7470) for the token
+    /// (its development endpoint POST /_graphsec/token); works for --in-memory servers too.
+    /// HTTPS servers must be trusted: system roots, SSL_CERT_FILE, or --cacert.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+
+    /// Sign with this key file (the one the server was given as --dev-key). It must exist.
+    #[arg(long, env = "GRAPHSEC_DEV_KEY", value_name = "FILE")]
+    pub dev_key: Option<PathBuf>,
+
+    /// Sign with the key in this data dir (<DIR>/dev-jwt-signing-key.pem, written by `graphsec
+    /// serve --data-dir DIR` on first start). It must exist: nothing is created. Used when
+    /// neither --url nor --dev-key is given.
     #[arg(long, env = "GRAPHSEC_DATA_DIR", value_name = "DIR")]
-    pub data_dir: PathBuf,
+    pub data_dir: Option<PathBuf>,
+
+    /// With --url: also trust this PEM certificate (e.g. the server's
+    /// tls-self-signed-cert.pem).
+    #[arg(long, value_name = "PEM")]
+    pub cacert: Option<PathBuf>,
 
     /// Tenant id (the token's tid); the server scopes all data by it.
     #[arg(long, value_name = "TID")]
@@ -103,21 +141,51 @@ pub struct TokenArgs {
     pub app_id: Option<String>,
 }
 
+/// The permission a token gets when it names none.
+pub const DEFAULT_TOKEN_SCOPE: &str = "SecurityEvents.ReadWrite.All";
+
 impl TokenArgs {
-    /// Issues the token; the caller prints it (alone, on stdout, so `$(graphsec token ...)` works).
-    pub fn run(&self) -> Result<String, String> {
+    /// What the token says (the default scope applied).
+    pub fn spec(&self) -> TokenSpec {
         let mut scopes = self.scopes.clone();
         if scopes.is_empty() && self.roles.is_empty() {
-            scopes.push("SecurityEvents.ReadWrite.All".to_owned());
+            scopes.push(DEFAULT_TOKEN_SCOPE.to_owned());
         }
-        issue_dev_token(
-            &self.data_dir,
-            &self.tenant,
-            &scopes,
-            &self.roles,
-            self.ttl,
-            self.app_id.as_deref(),
-        )
+        TokenSpec {
+            tenant: self.tenant.clone(),
+            scopes,
+            roles: self.roles.clone(),
+            ttl_seconds: self.ttl,
+            app_id: self.app_id.clone(),
+            issuer: None,
+            app_only: false,
+        }
+    }
+
+    /// Issues the token; the caller prints it (alone, on stdout, so `$(graphsec token ...)`
+    /// works). `--url` wins over `--dev-key`, which wins over `--data-dir` (which may come from
+    /// the environment).
+    pub async fn run(&self) -> Result<String, String> {
+        let spec = self.spec();
+        if let Some(url) = &self.url {
+            if self.dev_key.is_some() {
+                return Err("give --url or --dev-key, not both".into());
+            }
+            return super::sts::request_dev_token(url, &spec, self.cacert.as_deref()).await;
+        }
+        let key = match (&self.dev_key, &self.data_dir) {
+            (Some(file), _) => file.clone(),
+            (None, Some(dir)) => dev_key_path(dir),
+            (None, None) => {
+                return Err(
+                    "say which server the token is for: --url http://HOST:PORT (a running \
+                     server), --dev-key FILE (the server's --dev-key) or --data-dir DIR (the \
+                     server's data directory)"
+                        .into(),
+                );
+            }
+        };
+        issue_dev_token_with_key(&key, &spec)
     }
 }
 

@@ -2,7 +2,11 @@
 //!
 //! The key is generated on first start into `<data dir>/dev-jwt-signing-key.pem` (PKCS#8, file
 //! mode 0600) and reused afterwards, so tokens printed by `graphsec token` stay valid across
-//! restarts. Without a data dir the key lives in memory only and dies with the process.
+//! restarts. `--dev-key FILE` names the file instead (created on first use by `serve`), so
+//! servers with different data directories, or `--in-memory` ones, can share one key (a test
+//! suite's key, kept between runs). Without either the key lives in memory only and dies with
+//! the process. `graphsec token` never creates a key: a token signed by a key no server uses
+//! would only ever get 401s.
 //!
 //! **Decision (issuer):** dev tokens are issued by `https://dev.graphsec.invalid/{tenantid}/v2.0`.
 //! It has the shape of an Entra v2 issuer, so the same `{tenantid}` rule is exercised, but it can
@@ -34,6 +38,7 @@ pub const DEV_KEY_FILE: &str = "dev-jwt-signing-key.pem";
 const MAX_TTL_SECONDS: u64 = 10 * 365 * 24 * 3600;
 
 /// The development signing key.
+#[derive(Clone)]
 pub(crate) struct DevKey {
     pkcs8: Vec<u8>,
     /// RFC 7638 thumbprint: stable for a given key, so tokens name it unambiguously.
@@ -69,29 +74,57 @@ impl DevKey {
 
     /// Loads `<dir>/dev-jwt-signing-key.pem`, creating it (mode 0600) on first use.
     pub(crate) fn load_or_create(dir: &Path) -> Result<Self, String> {
-        let path = dir.join(DEV_KEY_FILE);
-        if path.exists() {
-            return Self::load(&path);
-        }
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
+        Self::load_or_create_file(&dir.join(DEV_KEY_FILE))
+    }
+
+    /// Loads the key file at `path`, creating it (mode 0600) on first use (`--dev-key`).
+    pub(crate) fn load_or_create_file(path: &Path) -> Result<Self, String> {
+        if path.exists() {
+            return Self::load(path);
+        }
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| DEV_KEY_FILE.to_owned());
         let key = Self::generate()?;
         let pem = to_pem("PRIVATE KEY", &key.pkcs8);
         // Write to a private temp file, then hard-link it into place: the link fails if another
-        // process created the key meanwhile, so two servers (or a server and `graphsec token`)
-        // starting together never overwrite each other's key; the loser reads the winner's.
-        let tmp = dir.join(format!(".{DEV_KEY_FILE}.{}.tmp", std::process::id()));
+        // process created the key meanwhile, so two servers starting together never overwrite
+        // each other's key; the loser reads the winner's.
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
         write_private(&tmp, pem.as_bytes())?;
-        let linked = std::fs::hard_link(&tmp, &path);
+        let linked = std::fs::hard_link(&tmp, path);
         let _ = std::fs::remove_file(&tmp);
         match linked {
             Ok(()) => {
                 tracing::info!("generated development signing key {}", path.display());
                 Ok(key)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load(&path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load(path),
             Err(e) => Err(format!("cannot create {}: {e}", path.display())),
         }
+    }
+
+    /// Loads an existing key file; a missing one is an error that says where keys are looked
+    /// for (`graphsec token` never creates keys).
+    pub(crate) fn load_existing(path: &Path) -> Result<Self, String> {
+        if !path.exists() {
+            return Err(format!(
+                "no development signing key at {}. graphsec looks for it in the server's data \
+                 directory (<--data-dir>/{DEV_KEY_FILE}, written when `graphsec serve` first \
+                 starts there) or in the file given to `graphsec serve --dev-key FILE`. Start the \
+                 server first, pass the same --data-dir or --dev-key it uses, or ask the running \
+                 server with `graphsec token --url http://HOST:PORT`",
+                path.display()
+            ));
+        }
+        Self::load(path)
     }
 
     fn load(path: &Path) -> Result<Self, String> {
@@ -131,28 +164,46 @@ impl DevKey {
         ttl_seconds: u64,
         app_id: Option<&str>,
     ) -> Result<String, String> {
+        self.issue_spec(&TokenSpec {
+            tenant: tenant.to_owned(),
+            scopes: scopes.to_vec(),
+            roles: roles.to_vec(),
+            ttl_seconds,
+            app_id: app_id.map(str::to_owned),
+            issuer: None,
+            app_only: false,
+        })
+    }
+
+    pub(crate) fn issue_spec(&self, spec: &TokenSpec) -> Result<String, String> {
+        let tenant = spec.tenant.as_str();
         if !valid_tenant(tenant) {
             return Err(format!(
                 "invalid tenant {tenant:?}: use a tenant id (GUID) or 1-128 letters, digits, '.', '_', '-'"
             ));
         }
-        if ttl_seconds == 0 {
+        if spec.ttl_seconds == 0 {
             return Err("ttl must be at least 1 second".into());
         }
-        for s in scopes.iter().chain(roles) {
+        for s in spec.scopes.iter().chain(&spec.roles) {
             if s.is_empty() || s.chars().any(char::is_whitespace) {
                 return Err(format!("invalid permission name {s:?}"));
             }
         }
-        let ttl = i64::try_from(ttl_seconds.min(MAX_TTL_SECONDS)).unwrap_or(i64::MAX);
+        let ttl = i64::try_from(spec.ttl_seconds.min(MAX_TTL_SECONDS)).unwrap_or(i64::MAX);
         let now = super::unix_now();
         let mut uti = [0u8; 16];
         aws_lc_rs::rand::SystemRandom::new()
             .fill(&mut uti)
             .map_err(|_| "random number generator failure".to_owned())?;
+        let issuer = match &spec.issuer {
+            Some(iss) => iss.clone(),
+            None => DEV_ISSUER_TEMPLATE.replace("{tenantid}", tenant),
+        };
+        let app_id = spec.app_id.as_deref();
         let mut claims = json!({
             "aud": GRAPH_AUDIENCE,
-            "iss": DEV_ISSUER_TEMPLATE.replace("{tenantid}", tenant),
+            "iss": issuer,
             "iat": now,
             "nbf": now,
             "exp": now.saturating_add(ttl),
@@ -164,21 +215,71 @@ impl DevKey {
         if let Some(app) = app_id {
             claims["azp"] = json!(app);
         }
-        if !scopes.is_empty() {
-            claims["scp"] = json!(scopes.join(" "));
+        if spec.app_only {
+            // What Entra puts in an app-only v2.0 token: the service principal's object id as
+            // `oid` and `sub` (a stable GUID per tenant and app here), `idtyp` and how the
+            // client authenticated (`azpacr` 1: a client secret).
+            let object_id = service_principal_id(tenant, app_id.unwrap_or_default());
+            claims["oid"] = json!(object_id);
+            claims["sub"] = json!(object_id);
+            claims["idtyp"] = json!("app");
+            claims["azpacr"] = json!("1");
         }
-        if !roles.is_empty() {
-            claims["roles"] = json!(roles);
+        if !spec.scopes.is_empty() {
+            claims["scp"] = json!(spec.scopes.join(" "));
+        }
+        if !spec.roles.is_empty() {
+            claims["roles"] = json!(spec.roles);
         }
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(&self.pkcs8))
             .map_err(|e| format!("cannot sign the token: {e}"))
     }
+
+    /// The key id (RFC 7638 thumbprint) tokens name in their header.
+    pub(crate) fn kid(&self) -> &str {
+        &self.kid
+    }
 }
 
-/// Issues a development token signed with the key in `data_dir` (created if missing, so this
-/// works before the server first ran). This is what `graphsec token` prints.
+/// What a development token says (see [`crate::auth::DevSigner`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenSpec {
+    /// The `tid`.
+    pub tenant: String,
+    /// Delegated permissions (`scp`); a token with scopes is a delegated token.
+    pub scopes: Vec<String>,
+    /// Application permissions (`roles`).
+    pub roles: Vec<String>,
+    /// Lifetime (clamped to ten years; 0 is refused).
+    pub ttl_seconds: u64,
+    /// The client application (`azp`).
+    pub app_id: Option<String>,
+    /// The `iss`; `None` is [`DEV_ISSUER_TEMPLATE`] for the tenant.
+    pub issuer: Option<String>,
+    /// An app-only token as Entra issues to the client credentials grant (`oid`, `idtyp`,
+    /// `azpacr`).
+    pub app_only: bool,
+}
+
+/// A stable GUID for an application's service principal in a tenant (Entra gives every app a
+/// service principal object per tenant; tokens carry its id as `oid`).
+fn service_principal_id(tenant: &str, app_id: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!("graphsec service principal\0{tenant}\0{app_id}").as_bytes(),
+    );
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest.as_ref()[..16]);
+    uuid::Builder::from_sha1_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
+/// Issues a development token signed with the key in `data_dir`. This is what `graphsec token
+/// --data-dir` prints. The key must exist (a server started on `data_dir` writes it): a token
+/// signed by a key no server uses would only get 401s, so none is created here.
 ///
 /// A token with both `scopes` and `roles` is a delegated token (its `scp` decides), as with
 /// Entra; pass only `roles` for an application token.
@@ -190,7 +291,19 @@ pub fn issue_dev_token(
     ttl_seconds: u64,
     app_id: Option<&str>,
 ) -> Result<String, String> {
-    DevKey::load_or_create(data_dir)?.issue(tenant, scopes, roles, ttl_seconds, app_id)
+    DevKey::load_existing(&dev_key_path(data_dir))?.issue(
+        tenant,
+        scopes,
+        roles,
+        ttl_seconds,
+        app_id,
+    )
+}
+
+/// Issues a development token signed with the key file `path` (`graphsec token --dev-key`),
+/// which must exist.
+pub fn issue_dev_token_with_key(path: &Path, spec: &TokenSpec) -> Result<String, String> {
+    DevKey::load_existing(path)?.issue_spec(spec)
 }
 
 /// Path of the development key in a data dir (for log lines).

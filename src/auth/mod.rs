@@ -4,10 +4,12 @@
 //! # Modes (`--auth`)
 //!
 //! - `dev` (default): tokens signed by a local ES256 key kept in the data dir
-//!   (`dev-jwt-signing-key.pem`, mode 0600, created on first start, reused after; in memory when
-//!   there is no data dir). Issue tokens with `graphsec token --data-dir DIR --tenant TID` or
-//!   [`issue_dev_token`] / [`Authenticator::issue_dev_token`]. Issuer
-//!   `https://dev.graphsec.invalid/{tenantid}/v2.0`, audience `https://graph.microsoft.com`.
+//!   (`dev-jwt-signing-key.pem`, mode 0600, created on first start, reused after), in the file
+//!   `--dev-key` names, or in memory when there is neither. Issue tokens with `graphsec token
+//!   --data-dir DIR --tenant TID` or [`issue_dev_token`] / [`Authenticator::issue_dev_token`]
+//!   (issuer `https://dev.graphsec.invalid/{tenantid}/v2.0`), or from the Entra ID-compatible
+//!   token endpoint ([`sts`]; issuer `{base URL}/{tenantid}/v2.0`). Audience
+//!   `https://graph.microsoft.com`.
 //! - `jwks`: tokens from a real identity provider. Keys come from `--jwks-file` and/or
 //!   `--jwks-url` (cached; fetched again when a token names an unknown `kid`, at most once per
 //!   5 minutes, and when older than a day). Issuers (`--issuer`, `{tenantid}` replaced by the
@@ -63,13 +65,18 @@ mod config;
 mod dev;
 mod keys;
 mod permissions;
+pub mod sts;
 mod verify;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-pub use config::{AuthArgs, AuthMode, TokenArgs};
-pub use dev::{DEV_ISSUER_TEMPLATE, DEV_KEY_FILE, dev_key_path, issue_dev_token};
+pub use config::{AuthArgs, AuthMode, DEFAULT_TOKEN_SCOPE, TokenArgs};
+pub use dev::{
+    DEV_ISSUER_TEMPLATE, DEV_KEY_FILE, TokenSpec, dev_key_path, issue_dev_token,
+    issue_dev_token_with_key,
+};
 pub use permissions::{Accepted, PermissionMap};
 
 // Shared with `crate::tls`, which keeps private keys the same way.
@@ -89,6 +96,10 @@ pub const PERSONAL_ACCOUNT_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad"
 pub const NONE_MODE_TENANT: &str = "00000000-0000-0000-0000-000000000000";
 /// Graph's audience as an App ID URI.
 pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
+/// The issuer of tokens from graphsec's own token endpoint ([`sts`]): the base URL the client
+/// reached graphsec at, then the tenant, as Entra's v2.0 issuer
+/// (`https://login.microsoftonline.com/{tenantid}/v2.0`). Accepted in `dev` mode only.
+pub const SELF_ISSUER_TEMPLATE: &str = "{origin}/{tenantid}/v2.0";
 /// Graph's audience as an application id.
 pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 /// Entra's issuer shapes (v1 and v2 tokens); the default in `jwks` mode.
@@ -98,6 +109,11 @@ pub const ENTRA_ISSUERS: [&str; 2] = [
 ];
 /// The `WWW-Authenticate` value Graph sends with its 401s; SDKs parse it, so we send the same.
 pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"";
+
+/// What a development-mode 401 for an unknown signing key adds: the usual cause is a token made
+/// for another server (another data directory or `--dev-key`, or an in-memory server's key).
+/// It names no path: the message goes to whoever sent the token.
+const UNKNOWN_DEV_KEY_HINT: &str = " This server runs in development mode and signs with its own key: a token from `graphsec token` must use the same --data-dir or --dev-key as the server, or ask this server with `graphsec token --url <its base URL>`; tokens from another or restarted in-memory server are not valid here.";
 
 /// Clock skew tolerated on `exp` and `nbf`.
 const DEFAULT_LEEWAY: Duration = Duration::from_secs(300);
@@ -186,6 +202,8 @@ pub struct AuthConfig {
     pub permissions: PermissionMap,
     /// Where the development key lives (`dev` mode); `None` = ephemeral key.
     pub data_dir: Option<std::path::PathBuf>,
+    /// The development key file (`--dev-key`); wins over `data_dir`.
+    pub dev_key_file: Option<std::path::PathBuf>,
     /// Clock skew leeway; capped at 5 minutes.
     pub leeway: Duration,
     pub min_jwks_refresh: Duration,
@@ -205,6 +223,7 @@ impl AuthConfig {
             audiences: Vec::new(),
             permissions: PermissionMap::default(),
             data_dir: None,
+            dev_key_file: None,
             leeway: DEFAULT_LEEWAY,
             min_jwks_refresh: DEFAULT_MIN_REFRESH,
             max_jwks_age: DEFAULT_MAX_KEY_AGE,
@@ -218,7 +237,7 @@ enum Mode {
     // Boxed: the enum is built once, and clippy rightly dislikes a 350-byte size gap.
     Verify {
         verifier: Box<Verifier>,
-        dev_key: Option<DevKey>,
+        dev_key: Option<Arc<DevKey>>,
     },
 }
 
@@ -250,12 +269,28 @@ impl Authenticator {
                 "--issuer applies to --auth jwks only (dev tokens have a fixed issuer)".into(),
             );
         }
+        // The development key and token service exist in dev mode only: with real keys, tokens
+        // come from the real identity provider.
+        if mode != AuthMode::Dev {
+            for (given, flag) in [
+                (args.dev_key.is_some(), "--dev-key"),
+                (args.app_registrations.is_some(), "--app-registrations"),
+                (args.accept_any_client, "--accept-any-client"),
+            ] {
+                if given {
+                    return Err(format!(
+                        "{flag} applies to development mode only (--auth dev, without --jwks-url/--jwks-file)"
+                    ));
+                }
+            }
+        }
         let mut config = AuthConfig::new(mode);
         config.jwks_file = args.jwks_file.clone();
         config.jwks_url = args.jwks_url.clone();
         config.issuers = args.issuers.clone();
         config.audiences = args.audiences.clone();
         config.data_dir = data_dir.map(Path::to_path_buf);
+        config.dev_key_file = args.dev_key.clone();
         if let Some(path) = &args.permissions_file {
             config.permissions = PermissionMap::from_file(path)?;
         }
@@ -276,23 +311,31 @@ impl Authenticator {
                 format!("none (every request is tenant {NONE_MODE_TENANT})"),
             ),
             AuthMode::Dev => {
-                let (key, where_) = match &config.data_dir {
-                    Some(dir) => (
+                let (key, where_) = match (&config.dev_key_file, &config.data_dir) {
+                    (Some(file), _) => (
+                        DevKey::load_or_create_file(file)?,
+                        file.display().to_string(),
+                    ),
+                    (None, Some(dir)) => (
                         DevKey::load_or_create(dir)?,
                         dev_key_path(dir).display().to_string(),
                     ),
-                    None => (DevKey::generate()?, "an in-memory key".to_owned()),
+                    (None, None) => (DevKey::generate()?, "an in-memory key".to_owned()),
                 };
                 let verifier = Box::new(Verifier {
                     keys: KeyStore::fixed(vec![key.verifying_key()?]),
-                    issuers: vec![DEV_ISSUER_TEMPLATE.to_owned()],
+                    issuers: vec![
+                        DEV_ISSUER_TEMPLATE.to_owned(),
+                        SELF_ISSUER_TEMPLATE.to_owned(),
+                    ],
                     audiences,
                     leeway,
+                    unknown_key_hint: Some(UNKNOWN_DEV_KEY_HINT),
                 });
                 (
                     Mode::Verify {
                         verifier,
-                        dev_key: Some(key),
+                        dev_key: Some(Arc::new(key)),
                     },
                     format!("dev (tokens signed by {where_})"),
                 )
@@ -332,6 +375,7 @@ impl Authenticator {
                             issuers,
                             audiences,
                             leeway,
+                            unknown_key_hint: None,
                         }),
                         dev_key: None,
                     },
@@ -443,17 +487,55 @@ impl Authenticator {
     /// The development public key as a JWK Set (`dev` mode), e.g. to let another graphsec verify
     /// this one's tokens with `--auth jwks --jwks-file`.
     pub fn dev_public_jwks(&self) -> Option<serde_json::Value> {
+        self.dev_signer().map(|s| s.public_jwks())
+    }
+
+    /// The development key as a token signer (`dev` mode only): what the token service uses.
+    pub fn dev_signer(&self) -> Option<DevSigner> {
         match &self.mode {
             Mode::Verify {
                 dev_key: Some(key), ..
-            } => Some(key.public_jwks()),
+            } => Some(DevSigner(key.clone())),
             _ => None,
         }
+    }
+
+    /// Every application permission (role) the permissions name, the sets' documented ones
+    /// included ([`PermissionMap::every_application_role`]): what an application gets from the
+    /// development token service when no app registrations are configured. A map that names
+    /// none (only `"*"`) gives the default read-write role.
+    pub fn application_permissions(&self) -> Vec<String> {
+        let mut names = self.every_application_role();
+        if names.is_empty() {
+            names.push("SecurityEvents.ReadWrite.All".to_owned());
+        }
+        names
     }
 
     /// Verified-token cache (hits, misses), for metrics.
     pub fn cache_stats(&self) -> (u64, u64) {
         self.cache.stats()
+    }
+}
+
+/// Signs development tokens with the server's development key (`dev` mode); cheap to clone.
+#[derive(Clone)]
+pub struct DevSigner(Arc<DevKey>);
+
+impl DevSigner {
+    /// Signs a token as `spec` says.
+    pub fn issue(&self, spec: &TokenSpec) -> Result<String, String> {
+        self.0.issue_spec(spec)
+    }
+
+    /// The public key as a JWK Set (what `/{tenant}/discovery/v2.0/keys` serves).
+    pub fn public_jwks(&self) -> serde_json::Value {
+        self.0.public_jwks()
+    }
+
+    /// The key id tokens name (`kid`).
+    pub fn kid(&self) -> &str {
+        self.0.kid()
     }
 }
 

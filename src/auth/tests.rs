@@ -888,18 +888,35 @@ async fn dev_token_validation_and_cli() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let args = TokenArgs {
-        data_dir: dir.path().join("new-subdir"),
+    let mut args = TokenArgs {
+        url: None,
+        dev_key: None,
+        data_dir: Some(dir.path().join("new-subdir")),
+        cacert: None,
         tenant: TENANT.into(),
         scopes: vec![],
         roles: vec![],
         ttl: 120,
         app_id: None,
     };
-    let token = args.run().unwrap();
+    // `graphsec token` never creates a key: it says where keys are looked for.
+    let refused = args.run().await.unwrap_err();
+    assert!(
+        refused.contains(
+            &dir.path()
+                .join("new-subdir")
+                .join(DEV_KEY_FILE)
+                .display()
+                .to_string()
+        ) && refused.contains("--dev-key")
+            && refused.contains("--url"),
+        "{refused}"
+    );
+    assert!(!dir.path().join("new-subdir").exists(), "nothing created");
     let mut cfg = AuthConfig::new(AuthMode::Dev);
     cfg.data_dir = Some(dir.path().join("new-subdir"));
     let server = Authenticator::new(cfg).unwrap();
+    let token = args.run().await.unwrap();
     let p = auth_token(&server, &token).await.unwrap();
     assert_eq!(
         p.kind,
@@ -910,6 +927,27 @@ async fn dev_token_validation_and_cli() {
     );
     let exp = p.expires_at.unwrap();
     assert!((unix_now() + 100..=unix_now() + 121).contains(&exp));
+    // --dev-key: a key file shared by servers (created by the first) and the token command.
+    let shared = dir.path().join("suite-key.pem");
+    args.dev_key = Some(shared.clone());
+    assert!(args.run().await.unwrap_err().contains("suite-key.pem"));
+    let with_key = |file: &std::path::Path| {
+        let mut c = AuthConfig::new(AuthMode::Dev);
+        c.dev_key_file = Some(file.to_path_buf());
+        Authenticator::new(c).unwrap()
+    };
+    let first = with_key(&shared);
+    let token = args.run().await.unwrap();
+    auth_token(&first, &token).await.unwrap();
+    drop(first);
+    auth_token(&with_key(&shared), &token).await.unwrap();
+    // A token for another key: the 401 says how keys are matched.
+    let other = with_key(&dir.path().join("other-key.pem"));
+    let e = auth_token(&other, &token).await.unwrap_err();
+    assert!(
+        e.message().contains("--dev-key") && e.message().contains("--data-dir"),
+        "{e}"
+    );
     assert!(
         Authenticator::new(AuthConfig::new(AuthMode::None))
             .unwrap()

@@ -22,6 +22,10 @@ const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// The placeholder in issuer templates.
 pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
+/// A leading placeholder for any `http://` or `https://` origin (`scheme://host[:port]`). Only
+/// development mode uses it: tokens from graphsec's own token endpoint are issued by the base URL
+/// the client reached it at (`{origin}/{tenantid}/v2.0`), and only graphsec's own key signs them.
+pub const ORIGIN_PLACEHOLDER: &str = "{origin}";
 
 fn invalid(msg: &str) -> AuthError {
     AuthError::Unauthenticated(format!("Access token validation failure. {msg}"))
@@ -39,6 +43,9 @@ pub(crate) struct Verifier {
     pub(crate) issuers: Vec<String>,
     pub(crate) audiences: Vec<String>,
     pub(crate) leeway: i64,
+    /// Appended to the 401 for a token signed by a key this server does not know (development
+    /// mode says where its key comes from).
+    pub(crate) unknown_key_hint: Option<&'static str>,
 }
 
 /// How an issuer compares with a template.
@@ -52,6 +59,24 @@ pub(crate) enum IssuerMatch {
 
 /// Compares `iss` with a template, `{tenantid}` standing for the token's own `tid`.
 pub(crate) fn match_issuer(template: &str, iss: &str, tid: &str) -> IssuerMatch {
+    if let Some(rest) = template.strip_prefix(ORIGIN_PLACEHOLDER) {
+        let after_scheme = iss
+            .strip_prefix("https://")
+            .or_else(|| iss.strip_prefix("http://"));
+        let Some(after_scheme) = after_scheme else {
+            return IssuerMatch::No;
+        };
+        let host_len = after_scheme.find('/').unwrap_or(after_scheme.len());
+        let host = &after_scheme[..host_len];
+        let host_ok = !host.is_empty()
+            && host.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+            });
+        if !host_ok {
+            return IssuerMatch::No;
+        }
+        return match_issuer(rest, &after_scheme[host_len..], tid);
+    }
     let Some((prefix, suffix)) = template.split_once(TENANT_PLACEHOLDER) else {
         return if template == iss {
             IssuerMatch::Yes
@@ -169,7 +194,10 @@ impl Verifier {
             .find(header.kid.as_deref())
             .await
             .map_err(|e| match e {
-                LookupError::UnknownKid => invalid("The token's signing key (kid) is not known."),
+                LookupError::UnknownKid => invalid(&format!(
+                    "The token's signing key (kid) is not known.{}",
+                    self.unknown_key_hint.unwrap_or_default()
+                )),
                 LookupError::NoKid => invalid("The token does not name its signing key (kid)."),
             })?;
         // The key pins the algorithm: an RSA key only ever verifies RS256, an EC key ES256.
@@ -313,5 +341,26 @@ mod tests {
             match_issuer("https://fixed", "https://other", "abc"),
             IssuerMatch::No
         );
+        let o = "{origin}/{tenantid}/v2.0";
+        for iss in [
+            "http://127.0.0.1:7470/abc/v2.0",
+            "https://localhost/abc/v2.0",
+            "https://[::1]:8443/abc/v2.0",
+        ] {
+            assert_eq!(match_issuer(o, iss, "abc"), IssuerMatch::Yes, "{iss}");
+        }
+        assert_eq!(
+            match_issuer(o, "http://127.0.0.1:7470/xyz/v2.0", "abc"),
+            IssuerMatch::OtherTenant
+        );
+        for iss in [
+            "ftp://h/abc/v2.0",
+            "https:///abc/v2.0",
+            "https://h/p/abc/v2.0",
+            "https://h@x/abc/v2.0",
+            "https://h/abc/v2.0/",
+        ] {
+            assert_ne!(match_issuer(o, iss, "abc"), IssuerMatch::Yes, "{iss}");
+        }
     }
 }

@@ -7,7 +7,7 @@
 
 use super::QueryError;
 use super::names;
-use super::typecheck::{TypedFilter, parse_and_check};
+use super::typecheck::{TypedFilter, parse_and_check_with};
 use crate::model::edm::{EdmType, Member};
 use crate::model::entity::{EntityType, Property};
 
@@ -142,6 +142,17 @@ pub fn parse_list_query(
     entity: &'static EntityType,
     params: &[(String, String)],
 ) -> Result<ListQuery, QueryError> {
+    parse_list_query_with(entity, params, false)
+}
+
+/// [`parse_list_query`]; with `strict` (`--strict-properties`) a name that is no declared
+/// property is a 400 in `$filter`, `$select` and `$orderby`, naming the closest declared ones,
+/// instead of a dynamic property of the open type.
+pub fn parse_list_query_with(
+    entity: &'static EntityType,
+    params: &[(String, String)],
+    strict: bool,
+) -> Result<ListQuery, QueryError> {
     let mut seen: Vec<(Opt, &str)> = Vec::new();
     let mut out = ListQuery::default();
     for (raw_name, value) in params {
@@ -177,9 +188,9 @@ pub fn parse_list_query(
         seen.push((opt, raw_name.as_str()));
         refuse_by_capability(entity, opt, raw_name)?;
         match opt {
-            Opt::Filter => out.filter = Some(parse_and_check(entity, value)?),
-            Opt::Select => out.select = parse_select(entity, value)?,
-            Opt::OrderBy => out.order_by = parse_order_by(entity, value)?,
+            Opt::Filter => out.filter = Some(parse_and_check_with(entity, value, strict)?),
+            Opt::Select => out.select = parse_select(entity, value, strict)?,
+            Opt::OrderBy => out.order_by = parse_order_by(entity, value, strict)?,
             Opt::Top => out.top = Some(parse_top(entity, value)?),
             Opt::Skip => out.skip = Some(parse_skip(entity, value)?),
             Opt::Count => out.count = parse_count(value)?,
@@ -210,7 +221,7 @@ pub fn parse_list_query(
 /// newest first, [`crate::model::entity::Rules::default_order`]), else none (by id).
 pub fn default_order(entity: &'static EntityType) -> Result<Vec<OrderKey>, QueryError> {
     match entity.rules.default_order {
-        Some(order) => parse_order_by(entity, order),
+        Some(order) => parse_order_by(entity, order, false),
         None => Ok(Vec::new()),
     }
 }
@@ -222,7 +233,11 @@ fn is_identifier(s: &str) -> bool {
         && s.chars().count() <= super::parser::MAX_IDENTIFIER_CHARS
 }
 
-fn parse_select(entity: &'static EntityType, value: &str) -> Result<Option<Select>, QueryError> {
+fn parse_select(
+    entity: &'static EntityType,
+    value: &str,
+    strict: bool,
+) -> Result<Option<Select>, QueryError> {
     let mut items: Vec<SelectItem> = Vec::new();
     let parts: Vec<&str> = value.split(',').map(str::trim).collect();
     if parts.len() > MAX_SELECT_ITEMS {
@@ -253,7 +268,15 @@ fn parse_select(entity: &'static EntityType, value: &str) -> Result<Option<Selec
         }
         let item = match names::property(entity, part) {
             Some(p) => SelectItem::Declared(p),
-            None if entity.open && is_identifier(part) => SelectItem::Dynamic(part.to_string()),
+            None if entity.open && !strict && is_identifier(part) => {
+                SelectItem::Dynamic(part.to_string())
+            }
+            None if is_identifier(part) => {
+                return Err(QueryError::new(format!(
+                    "The '$select' item {}.",
+                    names::unknown_property(entity, part, strict)
+                )));
+            }
             None => {
                 return Err(QueryError::new(format!(
                     "The '$select' item '{shown}' is not a property name."
@@ -276,7 +299,11 @@ fn parse_select(entity: &'static EntityType, value: &str) -> Result<Option<Selec
     })
 }
 
-fn parse_order_by(entity: &'static EntityType, value: &str) -> Result<Vec<OrderKey>, QueryError> {
+fn parse_order_by(
+    entity: &'static EntityType,
+    value: &str,
+    strict: bool,
+) -> Result<Vec<OrderKey>, QueryError> {
     let mut keys: Vec<OrderKey> = Vec::new();
     for part in value.split(',') {
         let words: Vec<&str> = part.split_whitespace().collect();
@@ -292,7 +319,7 @@ fn parse_order_by(entity: &'static EntityType, value: &str) -> Result<Vec<OrderK
                 )));
             }
         };
-        let target = sort_target(entity, path, &shown)?;
+        let target = sort_target(entity, path, &shown, strict)?;
         if keys.iter().any(|k| k.target.same(&target)) {
             return Err(QueryError::new(format!(
                 "The '$orderby' names '{}' more than once.",
@@ -313,16 +340,19 @@ fn sort_target(
     entity: &'static EntityType,
     path: &str,
     shown: &str,
+    strict: bool,
 ) -> Result<SortTarget, QueryError> {
     let mut segments = path.split('/');
     let head = segments.next().unwrap_or("");
     let member = segments.next();
     let extra = segments.next();
     let Some(prop) = names::property(entity, head) else {
-        let why = if entity.open && is_identifier(head) {
-            "dynamic properties cannot be used in $orderby"
+        let why = if entity.open && !strict && is_identifier(head) {
+            "dynamic properties cannot be used in $orderby".to_owned()
+        } else if is_identifier(head) {
+            names::unknown_property(entity, head, strict)
         } else {
-            "it is not a property path"
+            "it is not a property path".to_owned()
         };
         return Err(QueryError::new(format!(
             "The '$orderby' item '{shown}' is not sortable: {why}."

@@ -269,10 +269,22 @@ pub fn check_filter(
     expr: &Expr,
     src: &str,
 ) -> Result<TypedFilter, QueryError> {
+    check_filter_with(entity, expr, src, false)
+}
+
+/// [`check_filter`]; with `strict` (`--strict-properties`) an undeclared name is a 400 naming
+/// the closest declared ones, not a dynamic property of the open type.
+pub fn check_filter_with(
+    entity: &'static EntityType,
+    expr: &Expr,
+    src: &str,
+    strict: bool,
+) -> Result<TypedFilter, QueryError> {
     let mut checker = Checker {
         entity,
         src,
         lambdas: Vec::new(),
+        strict,
     };
     let t = checker.expr(expr)?;
     let root = checker.predicate(t, expr)?;
@@ -281,13 +293,24 @@ pub fn check_filter(
 
 /// Parses and type-checks a `$filter` against `entity` with the default limits.
 pub fn parse_and_check(entity: &'static EntityType, src: &str) -> Result<TypedFilter, QueryError> {
+    parse_and_check_with(entity, src, false)
+}
+
+/// [`parse_and_check`], `strict` as in [`check_filter_with`].
+pub fn parse_and_check_with(
+    entity: &'static EntityType,
+    src: &str,
+    strict: bool,
+) -> Result<TypedFilter, QueryError> {
     let expr = super::parser::parse_filter(src)?;
-    check_filter(entity, &expr, src)
+    check_filter_with(entity, &expr, src, strict)
 }
 
 struct Checker<'a> {
     entity: &'static EntityType,
     src: &'a str,
+    /// `--strict-properties`: no dynamic properties.
+    strict: bool,
     /// Lambda variables in scope, outermost first: (name, element type).
     lambdas: Vec<(String, &'static EdmType)>,
 }
@@ -514,10 +537,10 @@ impl Checker<'_> {
                 ),
             };
         }
-        if !self.entity.open {
+        if !self.entity.open || self.strict {
             return Err(self.error(
                 first.span,
-                format!("unknown property '{}'", shorten(&first.name)),
+                names::unknown_property(self.entity, &first.name, self.strict),
             ));
         }
         if let Some(seg) = rest.first() {

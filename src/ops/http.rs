@@ -34,6 +34,11 @@ pub struct Info {
 pub struct OpsState {
     pub store: Arc<dyn Store>,
     pub admin_token: Option<String>,
+    /// The development token service; `None` with real identity-provider keys.
+    pub sts: Option<Arc<crate::auth::sts::TokenService>>,
+    /// `--public-url`, and whether graphsec serves HTTPS: the base URL of discovery documents.
+    pub public_url: Option<String>,
+    pub tls: bool,
     /// `Some` when `/metrics` is served on the main listener.
     pub metrics: Option<PrometheusHandle>,
     pub info: Info,
@@ -46,7 +51,8 @@ pub fn router(state: Arc<OpsState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/_graphsec/reset", post(reset))
         .route("/_graphsec/info", get(info))
-        .route("/_graphsec/subscriptions/{id}/deliveries", get(deliveries));
+        .route("/_graphsec/subscriptions/{id}/deliveries", get(deliveries))
+        .merge(super::sts::routes());
     if let Some(handle) = state.metrics.clone() {
         r = r.merge(metrics_router(handle));
     }
@@ -185,9 +191,10 @@ async fn reset(
     Ok(axum::Json(json!({ "tenant": q.tenant, "deleted": deleted })).into_response())
 }
 
-/// `GET /_graphsec/info`: version, store, location, features and, per tenant, its
+/// `GET /_graphsec/info`: version, store, location, features; per tenant, its
 /// `cloudAppSecurityProfiles` (`profiles`, as before the family was served) and its entities
-/// per served set (`sets`, the sets it has entities in).
+/// per served set (`sets`, the sets it has entities in); and per served set (`sets`, every one,
+/// also when empty) its total and its count per tenant.
 async fn info(
     State(state): State<Arc<OpsState>>,
     headers: HeaderMap,
@@ -209,6 +216,24 @@ async fn info(
                 .insert(entity.collection.into(), n.into());
         }
     }
+    let mut per_set = serde_json::Map::new();
+    for entity in catalog.served() {
+        let by_tenant: serde_json::Map<String, serde_json::Value> = counts
+            .iter()
+            .filter_map(|(tenant, sets)| {
+                sets.get(entity.collection)
+                    .map(|n| (tenant.clone(), n.clone()))
+            })
+            .collect();
+        let total: u64 = by_tenant
+            .values()
+            .filter_map(serde_json::Value::as_u64)
+            .sum();
+        per_set.insert(
+            entity.collection.into(),
+            json!({ "total": total, "tenants": by_tenant }),
+        );
+    }
     let default = catalog.default_set().collection;
     let tenants: Vec<_> = counts
         .into_iter()
@@ -223,6 +248,7 @@ async fn info(
         "location": state.info.location,
         "features": state.info.features,
         "tenants": tenants,
+        "sets": per_set,
     }))
     .into_response())
 }

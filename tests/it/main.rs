@@ -14,6 +14,7 @@ mod etag;
 mod family;
 mod fidelity;
 mod notifications;
+mod onboarding;
 mod ops;
 mod perf;
 mod pg;

@@ -502,6 +502,14 @@ async fn access_log_is_one_json_line_per_request_without_the_token() {
         .unwrap();
     assert_eq!(r.status(), 201);
     let request_id = r.headers()["request-id"].to_str().unwrap().to_string();
+    // An error's line carries the Graph error code.
+    let r = client
+        .get(format!("{base}/beta/security/alerts/missing"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
     let _ = child.kill();
     let _ = child.wait();
     let mut log = String::new();
@@ -512,14 +520,34 @@ async fn access_log_is_one_json_line_per_request_without_the_token() {
         .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .filter(|v| v["target"] == "graphsec::access")
         .collect();
-    assert_eq!(access.len(), 1, "{log}");
+    assert_eq!(access.len(), 2, "{log}");
     let a = &access[0];
     assert_eq!(a["request_id"], request_id.as_str());
     assert_eq!(a["method"], "POST");
     assert_eq!(a["route"], "create");
+    assert_eq!(a["set"], "cloudAppSecurityProfiles");
     assert_eq!(a["status"], 201);
+    assert_eq!(a["code"], "-");
     assert_eq!(a["tenant"], TENANT_A);
     assert!(a["latency_ms"].as_f64().is_some(), "{a}");
+    let e = &access[1];
+    assert_eq!(
+        (
+            &e["method"],
+            &e["route"],
+            &e["set"],
+            &e["status"],
+            &e["code"]
+        ),
+        (
+            &json!("GET"),
+            &json!("get"),
+            &json!("alerts"),
+            &json!(404),
+            &json!("ResourceNotFound")
+        ),
+        "{e}"
+    );
 }
 
 /// Parsed lines, for field-by-field comparison.
@@ -766,6 +794,19 @@ async fn every_set_is_counted_exported_imported_and_reset() {
         info["tenants"],
         json!([{"tenant": TENANT_A, "profiles": 1,
                 "sets": {"alerts": 1, "cloudAppSecurityProfiles": 1, "secureScores": 1}}])
+    );
+    // Per set: every served set, with its total and its count per tenant.
+    assert_eq!(
+        info["sets"]["alerts"],
+        json!({"total": 1, "tenants": {TENANT_A: 1}})
+    );
+    assert_eq!(
+        info["sets"]["tiIndicators"],
+        json!({"total": 0, "tenants": {}})
+    );
+    assert_eq!(
+        info["sets"].as_object().unwrap().len(),
+        graphsec::model::catalog().served().count()
     );
     if !crate::pg::selected() {
         let lines = parsed(&export(&s.data_dir, &[]));

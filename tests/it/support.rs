@@ -102,10 +102,23 @@ impl Server {
         // In-memory dev mode prints its token before the listening line.
         let printed_token = token_rx.try_recv().ok();
         let auth_off = extra.windows(2).any(|w| w == ["--auth", "none"]);
+        // With real identity-provider keys the server has no dev key (and `graphsec token`
+        // creates none): the default client then carries a dev token of a key of its own,
+        // which such a server refuses, as it refuses every dev token.
+        let jwks = extra.iter().any(|a| a.starts_with("--jwks"));
         let token = match printed_token {
             Some(t) => t,
             None if auth_off => String::new(),
-            None => dev_token(dir, TENANT_A, &[], &EVERY_ROLE),
+            None if jwks => foreign_dev_token(TENANT_A, &[READ_WRITE]),
+            None => match try_dev_token(dir, TENANT_A, &[], &EVERY_ROLE) {
+                Ok(t) => t,
+                Err(e) => {
+                    // Not leaked: no `Server` owns the process yet.
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("dev token: {e}");
+                }
+            },
         };
         let client = client_for(
             dir,
@@ -239,9 +252,29 @@ impl Server {
 }
 
 fn dev_token(dir: &Path, tenant: &str, scopes: &[&str], roles: &[&str]) -> String {
+    try_dev_token(dir, tenant, scopes, roles).expect("dev token")
+}
+
+fn try_dev_token(
+    dir: &Path,
+    tenant: &str,
+    scopes: &[&str],
+    roles: &[&str],
+) -> Result<String, String> {
     let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
     let roles: Vec<String> = roles.iter().map(|s| s.to_string()).collect();
-    graphsec::auth::issue_dev_token(dir, tenant, &scopes, &roles, 3600, None).expect("dev token")
+    graphsec::auth::issue_dev_token(dir, tenant, &scopes, &roles, 3600, None)
+}
+
+/// A well-formed dev token signed by a key no server knows.
+fn foreign_dev_token(tenant: &str, scopes: &[&str]) -> String {
+    let auth = graphsec::auth::Authenticator::new(graphsec::auth::AuthConfig::new(
+        graphsec::auth::AuthMode::Dev,
+    ))
+    .expect("in-memory dev key");
+    let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+    auth.issue_dev_token(tenant, &scopes, &[], 3600, None)
+        .expect("dev token")
 }
 
 /// A reqwest client; over https it trusts exactly the server's self-signed certificate.
