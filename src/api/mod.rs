@@ -293,7 +293,14 @@ async fn route(
     if let Some(refused) = forbidden_by_metadata(&resolved.route, &method) {
         return Ok(refused);
     }
-    match (resolved.route, &method) {
+    // A write to a set that notifies wakes the dispatcher once it succeeded (it also polls).
+    let wakes = method != Method::GET
+        && method != Method::HEAD
+        && resolved
+            .route
+            .entity_set()
+            .is_some_and(|e| e.rules.change_notifications);
+    let result = match (resolved.route, &method) {
         (Route::Collection(e) | Route::CollectionRef(e), &Method::POST) => {
             handlers::create(state, &ctx, e, &parts, body).await
         }
@@ -332,5 +339,9 @@ async fn route(
         (Route::Subscriptions | Route::Subscription(_) | Route::SubscriptionReauthorize(_), _) => {
             Err(GraphError::Internal)
         }
+    };
+    if wakes && result.as_ref().is_ok_and(|r| r.status().is_success()) {
+        state.notify.wake();
     }
+    result
 }

@@ -90,7 +90,11 @@ async fn run(store: Arc<dyn Store>, notifier: Arc<Notifier>, node: String) {
                 Err(e) => tracing::warn!(error = %e, "could not claim notifications"),
             }
         }
-        tokio::time::sleep(poll).await;
+        // The next poll, or sooner when a write on this node queued something.
+        tokio::select! {
+            () = tokio::time::sleep(poll) => {}
+            () = notifier.woken() => {}
+        }
     }
 }
 

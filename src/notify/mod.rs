@@ -125,6 +125,8 @@ pub struct Notifier {
     /// Development mode (`--auth dev` or `none`): loopback `http://` receivers are accepted.
     pub development: bool,
     client: reqwest::Client,
+    /// See [`Notifier::wake`].
+    wake: tokio::sync::Notify,
 }
 
 /// Which URL of a subscription is checked (Graph's messages name it).
@@ -201,7 +203,19 @@ impl Notifier {
             args,
             development,
             client,
+            wake: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Tells this node's dispatcher that a write may have queued notifications, so it claims
+    /// them now instead of at its next poll (`--notify-poll-ms`; other nodes still poll).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Resolves at the next [`Notifier::wake`] (or at once if one came since the last call).
+    pub async fn woken(&self) {
+        self.wake.notified().await;
     }
 
     pub fn client(&self) -> &reqwest::Client {
