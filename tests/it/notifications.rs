@@ -445,24 +445,33 @@ async fn filtered_subscription_is_notified_of_matching_writes_on_every_path() {
         format!("security/alerts/{high}")
     );
     assert!(first["subscriptionExpirationDateTime"].is_string());
-    // The admin API shows the deliveries.
-    let log: Value = s
-        .anonymous()
-        .get(s.url(&format!("/_graphsec/subscriptions/{sub_id}/deliveries")))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let delivered: i64 = log["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["outcome"] == "delivered")
-        .map(|d| d["notifications"].as_i64().unwrap())
-        .sum();
+    // The admin API shows the deliveries (recorded once the receiver's answer is in, so
+    // possibly a moment after the receiver saw them: polled, bounded).
+    let mut log = Value::Null;
+    let mut delivered = 0;
+    for _ in 0..300 {
+        log = s
+            .anonymous()
+            .get(s.url(&format!("/_graphsec/subscriptions/{sub_id}/deliveries")))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        delivered = log["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["outcome"] == "delivered")
+            .map(|d| d["notifications"].as_i64().unwrap())
+            .sum::<i64>();
+        if delivered >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(delivered >= 4, "{log}");
     // A subscription to one alert hears about that alert only.
     let rx1 = Receiver::start(Handshake::Echo).await;
