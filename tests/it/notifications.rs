@@ -2,7 +2,7 @@
 //! handshake, delivery from the outbox through every write path (direct, `$batch`,
 //! `updateAlerts`), `clientState`, retries until a failing receiver recovers, at-least-once
 //! delivery across `kill -9`, expiry and renewal, duplicates, tenant isolation, lifecycle
-//! notifications. Receivers are tiny axum servers on 127.0.0.1:0 started by each test.
+//! notifications; two nodes on one PostgreSQL database (always PostgreSQL; see `pg.rs`). Receivers are tiny axum servers on 127.0.0.1:0 started by each test.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,6 +36,9 @@ struct Inbox {
     fail: usize,
     /// Notification POSTs refused so far.
     refused: usize,
+    /// How long each notification POST is held before it is recorded and answered (a slow
+    /// receiver keeps a delivery, and its node's lease, in flight).
+    hold: Duration,
 }
 
 struct Receiver {
@@ -103,6 +106,10 @@ async fn receive(
             }
             Handshake::Refuse => StatusCode::FORBIDDEN.into_response(),
         };
+    }
+    let hold = inbox.lock().unwrap().hold;
+    if !hold.is_zero() {
+        tokio::time::sleep(hold).await;
     }
     let mut inbox = inbox.lock().unwrap();
     if inbox.fail > 0 {
@@ -658,4 +665,138 @@ async fn subscriptions_expire_renew_and_stay_in_their_tenant() {
     // Its own tenant still has it; no low alert was ever notified.
     json_of(s.get(&url).await, 200).await;
     assert!(changes(&rx.items()).is_empty(), "{:?}", rx.items());
+}
+
+/// Waits (bounded) until the outbox of PostgreSQL database `db` is empty: every notification was
+/// delivered and its delivery recorded, so no late repeat can follow.
+async fn outbox_drains(db: &str) {
+    for _ in 0..600 {
+        let db = db.to_string();
+        let left = tokio::task::spawn_blocking(move || {
+            crate::pg::scalar(&db, "SELECT count(*) FROM graphsec_outbox")
+        })
+        .await
+        .unwrap();
+        if left.as_deref() == Some("0") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the outbox of {db} never drained");
+}
+
+/// `n` high alerts created on `s` under `root`, one after the other; their ids.
+async fn high_alerts(s: &Server, root: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        ids.push(create_alert(s, root, "high").await);
+    }
+    ids
+}
+
+/// Alert ids in the order they were first notified (repeats dropped).
+fn first_seen(items: &[Value]) -> Vec<String> {
+    let mut seen = Vec::new();
+    for (_, id) in changes(items) {
+        if !seen.contains(&id) {
+            seen.push(id);
+        }
+    }
+    seen
+}
+
+/// Two nodes on one PostgreSQL database, both running dispatchers. Normal operation: writes
+/// spread over both nodes are each notified exactly once (a subscription's deliveries are claimed
+/// by one node at a time, `FOR UPDATE SKIP LOCKED` and a lease). Then a node is killed with
+/// `kill -9` right after acknowledging writes, while a slow receiver keeps deliveries in flight:
+/// the other node takes over once the lease (2 s here) runs out and every acknowledged write is
+/// still notified, in commit order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_postgresql_notify_each_write_once_and_lose_none_when_one_dies() {
+    let Some(db) = crate::cluster::Db::create() else {
+        return;
+    };
+    let url = crate::pg::url(&db.0);
+    let node = || {
+        Server::start_with(&[
+            "--auth",
+            "none",
+            "--database-url",
+            &url,
+            "--database-pool-size",
+            "4",
+            "--database-startup-wait-secs",
+            "30",
+            "--notify-poll-ms",
+            "50",
+            "--notify-retry-base-ms",
+            "50",
+            "--notify-lease-secs",
+            "2",
+        ])
+    };
+    let a = node();
+    let mut b = node();
+    let rx = Receiver::start(Handshake::Echo).await;
+    let v = json_of(
+        a.post(
+            "/v1.0/subscriptions",
+            &subscription("security/alerts?$filter=severity eq 'high'", &rx.url),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let sub_id = v["id"].as_str().unwrap().to_string();
+
+    // Normal operation: 30 writes, half on each node, at the same time.
+    let (on_a, on_b) = tokio::join!(high_alerts(&a, "/v1.0", 15), high_alerts(&b, "/beta", 15));
+    let written: Vec<String> = on_a.iter().chain(&on_b).cloned().collect();
+    rx.wait_for("every write's notification", |i| {
+        let got = first_seen(i);
+        written.iter().all(|w| got.contains(w))
+    })
+    .await;
+    outbox_drains(&db.0).await;
+    let items = rx.items();
+    let mut ids: Vec<&str> = items.iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids.len(),
+        written.len(),
+        "a write was notified twice: {items:#?}"
+    );
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), written.len(), "a notification id arrived twice");
+    for i in &items {
+        assert_eq!(i["subscriptionId"], sub_id.as_str());
+        assert_eq!(i["changeType"], "created");
+    }
+    // Each node's writes are notified in the order that node committed them.
+    let order = first_seen(&items);
+    for mine in [&on_a, &on_b] {
+        let theirs: Vec<&String> = order.iter().filter(|id| mine.contains(id)).collect();
+        assert_eq!(theirs, mine.iter().collect::<Vec<_>>());
+    }
+
+    // A node dies: the receiver refuses twice and then answers slowly, so the dying node's
+    // deliveries are still queued or in flight (under its lease) when it is killed.
+    {
+        let mut inbox = rx.inbox.lock().unwrap();
+        inbox.fail = 2;
+        inbox.hold = Duration::from_millis(300);
+    }
+    let before = rx.items().len();
+    let acked = high_alerts(&b, "/v1.0", 20).await;
+    b.kill9();
+    let items = rx
+        .wait_for("every acknowledged write after the kill", |i| {
+            let got = first_seen(&i[before..]);
+            acked.iter().all(|w| got.contains(w))
+        })
+        .await;
+    // In commit order (repeats allowed: a delivery in flight at the kill is delivered again).
+    assert_eq!(first_seen(&items[before..]), acked);
+    outbox_drains(&db.0).await;
+    drop(a);
 }
