@@ -2,7 +2,9 @@
 //! handshake, delivery from the outbox through every write path (direct, `$batch`,
 //! `updateAlerts`), `clientState`, retries until a failing receiver recovers, at-least-once
 //! delivery across `kill -9`, expiry and renewal, duplicates, tenant isolation, lifecycle
-//! notifications; two nodes on one PostgreSQL database (always PostgreSQL; see `pg.rs`). Receivers are tiny axum servers on 127.0.0.1:0 started by each test.
+//! notifications; two nodes on one PostgreSQL database (always PostgreSQL; see `pg.rs`); an HTTPS
+//! receiver trusted through `SSL_CERT_FILE`. Receivers are tiny axum servers on 127.0.0.1:0
+//! started by each test.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -59,6 +61,52 @@ impl Receiver {
         });
         Receiver {
             url: format!("http://{addr}/hook?route=a"),
+            inbox,
+        }
+    }
+
+    /// The same receiver over HTTPS, serving the certificate chain `cert_pem` with `key_pem`.
+    async fn start_tls(mode: Handshake, cert_pem: &str, key_pem: &str) -> Receiver {
+        use rustls::pki_types::pem::PemObject;
+        let inbox = Arc::new(Mutex::new(Inbox::default()));
+        let app = axum::Router::new()
+            .fallback(receive)
+            .with_state((inbox.clone(), mode));
+        let chain = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    // A client that does not trust the certificate ends the handshake: nothing
+                    // to serve.
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+                });
+            }
+        });
+        Receiver {
+            url: format!("https://{addr}/hook?route=a"),
             inbox,
         }
     }
@@ -799,4 +847,53 @@ async fn two_nodes_on_postgresql_notify_each_write_once_and_lose_none_when_one_d
     assert_eq!(first_seen(&items[before..]), acked);
     outbox_drains(&db.0).await;
     drop(a);
+}
+
+/// An HTTPS receiver with a self-signed certificate: graphsec's outgoing client trusts the
+/// operating system's store, which `SSL_CERT_FILE` replaces. Without the certificate in it the
+/// handshake fails (400 `ValidationError`, nothing created); with it, the subscription is created
+/// over HTTPS and notified there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_receiver_is_validated_and_notified_when_its_certificate_is_trusted() {
+    let (cert, key) = graphsec::tls::generate_self_signed().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cert_file = dir.path().join("receiver-cert.pem");
+    std::fs::write(&cert_file, &cert).unwrap();
+    let rx = Receiver::start_tls(Handshake::Echo, &cert, &key).await;
+    let body = subscription("security/alerts?$filter=severity eq 'high'", &rx.url);
+
+    let untrusting = start(&[]);
+    let m = expect_error(
+        untrusting.post("/v1.0/subscriptions", &body).await,
+        400,
+        "ValidationError",
+    )
+    .await;
+    assert!(m.contains("validation request"), "{m}");
+    assert_eq!(rx.inbox.lock().unwrap().handshakes, 0);
+    let list = json_of(untrusting.get("/v1.0/subscriptions").await, 200).await;
+    assert_eq!(list["value"].as_array().unwrap().len(), 0, "{list}");
+
+    let s = Server::start_with_env(
+        &[
+            "--admin-token",
+            ADMIN,
+            "--notify-poll-ms",
+            "50",
+            "--notify-retry-base-ms",
+            "50",
+        ],
+        &[("SSL_CERT_FILE", cert_file.to_str().unwrap())],
+    );
+    let v = json_of(s.post("/v1.0/subscriptions", &body).await, 201).await;
+    assert_eq!(rx.inbox.lock().unwrap().handshakes, 1);
+    assert_eq!(v["notificationUrl"], rx.url);
+    let id = create_alert(&s, "/v1.0", "high").await;
+    let items = rx
+        .wait_for("the alert's notification", |i| !i.is_empty())
+        .await;
+    assert_eq!(changes(&items), [("created".to_string(), id.clone())]);
+    assert_eq!(items[0]["subscriptionId"], v["id"]);
+    assert_eq!(items[0]["clientState"], "secretClientValue");
+    assert_eq!(items[0]["resource"], format!("security/alerts/{id}"));
 }
