@@ -20,10 +20,10 @@ use crate::pg;
 use crate::support::{COLLECTION, Server, expect_error};
 
 /// A database for a test, dropped at the end of it.
-struct Db(String);
+pub(crate) struct Db(pub(crate) String);
 
 impl Db {
-    fn create() -> Option<Db> {
+    pub(crate) fn create() -> Option<Db> {
         pg::available().then(|| Db(pg::create_database()))
     }
 }

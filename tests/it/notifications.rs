@@ -2,7 +2,9 @@
 //! handshake, delivery from the outbox through every write path (direct, `$batch`,
 //! `updateAlerts`), `clientState`, retries until a failing receiver recovers, at-least-once
 //! delivery across `kill -9`, expiry and renewal, duplicates, tenant isolation, lifecycle
-//! notifications. Receivers are tiny axum servers on 127.0.0.1:0 started by each test.
+//! notifications; two nodes on one PostgreSQL database (always PostgreSQL; see `pg.rs`); an HTTPS
+//! receiver trusted through `SSL_CERT_FILE`. Receivers are tiny axum servers on 127.0.0.1:0
+//! started by each test.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,6 +38,9 @@ struct Inbox {
     fail: usize,
     /// Notification POSTs refused so far.
     refused: usize,
+    /// How long each notification POST is held before it is recorded and answered (a slow
+    /// receiver keeps a delivery, and its node's lease, in flight).
+    hold: Duration,
 }
 
 struct Receiver {
@@ -56,6 +61,52 @@ impl Receiver {
         });
         Receiver {
             url: format!("http://{addr}/hook?route=a"),
+            inbox,
+        }
+    }
+
+    /// The same receiver over HTTPS, serving the certificate chain `cert_pem` with `key_pem`.
+    async fn start_tls(mode: Handshake, cert_pem: &str, key_pem: &str) -> Receiver {
+        use rustls::pki_types::pem::PemObject;
+        let inbox = Arc::new(Mutex::new(Inbox::default()));
+        let app = axum::Router::new()
+            .fallback(receive)
+            .with_state((inbox.clone(), mode));
+        let chain = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    // A client that does not trust the certificate ends the handshake: nothing
+                    // to serve.
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+                });
+            }
+        });
+        Receiver {
+            url: format!("https://{addr}/hook?route=a"),
             inbox,
         }
     }
@@ -103,6 +154,10 @@ async fn receive(
             }
             Handshake::Refuse => StatusCode::FORBIDDEN.into_response(),
         };
+    }
+    let hold = inbox.lock().unwrap().hold;
+    if !hold.is_zero() {
+        tokio::time::sleep(hold).await;
     }
     let mut inbox = inbox.lock().unwrap();
     if inbox.fail > 0 {
@@ -667,4 +722,187 @@ async fn subscriptions_expire_renew_and_stay_in_their_tenant() {
     // Its own tenant still has it; no low alert was ever notified.
     json_of(s.get(&url).await, 200).await;
     assert!(changes(&rx.items()).is_empty(), "{:?}", rx.items());
+}
+
+/// Waits (bounded) until the outbox of PostgreSQL database `db` is empty: every notification was
+/// delivered and its delivery recorded, so no late repeat can follow.
+async fn outbox_drains(db: &str) {
+    for _ in 0..600 {
+        let db = db.to_string();
+        let left = tokio::task::spawn_blocking(move || {
+            crate::pg::scalar(&db, "SELECT count(*) FROM graphsec_outbox")
+        })
+        .await
+        .unwrap();
+        if left.as_deref() == Some("0") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the outbox of {db} never drained");
+}
+
+/// `n` high alerts created on `s` under `root`, one after the other; their ids.
+async fn high_alerts(s: &Server, root: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        ids.push(create_alert(s, root, "high").await);
+    }
+    ids
+}
+
+/// Alert ids in the order they were first notified (repeats dropped).
+fn first_seen(items: &[Value]) -> Vec<String> {
+    let mut seen = Vec::new();
+    for (_, id) in changes(items) {
+        if !seen.contains(&id) {
+            seen.push(id);
+        }
+    }
+    seen
+}
+
+/// Two nodes on one PostgreSQL database, both running dispatchers. Normal operation: writes
+/// spread over both nodes are each notified exactly once (a subscription's deliveries are claimed
+/// by one node at a time, `FOR UPDATE SKIP LOCKED` and a lease). Then a node is killed with
+/// `kill -9` right after acknowledging writes, while a slow receiver keeps deliveries in flight:
+/// the other node takes over once the lease (2 s here) runs out and every acknowledged write is
+/// still notified, in commit order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_postgresql_notify_each_write_once_and_lose_none_when_one_dies() {
+    let Some(db) = crate::cluster::Db::create() else {
+        return;
+    };
+    let url = crate::pg::url(&db.0);
+    let node = || {
+        Server::start_with(&[
+            "--auth",
+            "none",
+            "--database-url",
+            &url,
+            "--database-pool-size",
+            "4",
+            "--database-startup-wait-secs",
+            "30",
+            "--notify-poll-ms",
+            "50",
+            "--notify-retry-base-ms",
+            "50",
+            "--notify-lease-secs",
+            "2",
+        ])
+    };
+    let a = node();
+    let mut b = node();
+    let rx = Receiver::start(Handshake::Echo).await;
+    let v = json_of(
+        a.post(
+            "/v1.0/subscriptions",
+            &subscription("security/alerts?$filter=severity eq 'high'", &rx.url),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let sub_id = v["id"].as_str().unwrap().to_string();
+
+    // Normal operation: 30 writes, half on each node, at the same time.
+    let (on_a, on_b) = tokio::join!(high_alerts(&a, "/v1.0", 15), high_alerts(&b, "/beta", 15));
+    let written: Vec<String> = on_a.iter().chain(&on_b).cloned().collect();
+    rx.wait_for("every write's notification", |i| {
+        let got = first_seen(i);
+        written.iter().all(|w| got.contains(w))
+    })
+    .await;
+    outbox_drains(&db.0).await;
+    let items = rx.items();
+    let mut ids: Vec<&str> = items.iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids.len(),
+        written.len(),
+        "a write was notified twice: {items:#?}"
+    );
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), written.len(), "a notification id arrived twice");
+    for i in &items {
+        assert_eq!(i["subscriptionId"], sub_id.as_str());
+        assert_eq!(i["changeType"], "created");
+    }
+    // Each node's writes are notified in the order that node committed them.
+    let order = first_seen(&items);
+    for mine in [&on_a, &on_b] {
+        let theirs: Vec<&String> = order.iter().filter(|id| mine.contains(id)).collect();
+        assert_eq!(theirs, mine.iter().collect::<Vec<_>>());
+    }
+
+    // A node dies: the receiver refuses twice and then answers slowly, so the dying node's
+    // deliveries are still queued or in flight (under its lease) when it is killed.
+    {
+        let mut inbox = rx.inbox.lock().unwrap();
+        inbox.fail = 2;
+        inbox.hold = Duration::from_millis(300);
+    }
+    let before = rx.items().len();
+    let acked = high_alerts(&b, "/v1.0", 20).await;
+    b.kill9();
+    let items = rx
+        .wait_for("every acknowledged write after the kill", |i| {
+            let got = first_seen(&i[before..]);
+            acked.iter().all(|w| got.contains(w))
+        })
+        .await;
+    // In commit order (repeats allowed: a delivery in flight at the kill is delivered again).
+    assert_eq!(first_seen(&items[before..]), acked);
+    outbox_drains(&db.0).await;
+    drop(a);
+}
+
+/// An HTTPS receiver with a self-signed certificate: graphsec's outgoing client trusts the
+/// operating system's store, which `SSL_CERT_FILE` replaces. Without the certificate in it the
+/// handshake fails (400 `ValidationError`, nothing created); with it, the subscription is created
+/// over HTTPS and notified there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_receiver_is_validated_and_notified_when_its_certificate_is_trusted() {
+    let (cert, key) = graphsec::tls::generate_self_signed().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cert_file = dir.path().join("receiver-cert.pem");
+    std::fs::write(&cert_file, &cert).unwrap();
+    let rx = Receiver::start_tls(Handshake::Echo, &cert, &key).await;
+    let body = subscription("security/alerts?$filter=severity eq 'high'", &rx.url);
+
+    let untrusting = start(&[]);
+    let m = expect_error(
+        untrusting.post("/v1.0/subscriptions", &body).await,
+        400,
+        "ValidationError",
+    )
+    .await;
+    assert!(m.contains("validation request"), "{m}");
+    assert_eq!(rx.inbox.lock().unwrap().handshakes, 0);
+    let list = json_of(untrusting.get("/v1.0/subscriptions").await, 200).await;
+    assert_eq!(list["value"].as_array().unwrap().len(), 0, "{list}");
+
+    let s = Server::start_with_env(
+        &[
+            "--admin-token",
+            ADMIN,
+            "--notify-poll-ms",
+            "50",
+            "--notify-retry-base-ms",
+            "50",
+        ],
+        &[("SSL_CERT_FILE", cert_file.to_str().unwrap())],
+    );
+    let v = json_of(s.post("/v1.0/subscriptions", &body).await, 201).await;
+    assert_eq!(rx.inbox.lock().unwrap().handshakes, 1);
+    assert_eq!(v["notificationUrl"], rx.url);
+    let id = create_alert(&s, "/v1.0", "high").await;
+    let items = rx
+        .wait_for("the alert's notification", |i| !i.is_empty())
+        .await;
+    assert_eq!(changes(&items), [("created".to_string(), id.clone())]);
+    assert_eq!(items[0]["subscriptionId"], v["id"]);
+    assert_eq!(items[0]["clientState"], "secretClientValue");
+    assert_eq!(items[0]["resource"], format!("security/alerts/{id}"));
 }

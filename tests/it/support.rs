@@ -59,8 +59,22 @@ impl Server {
         Self::start_with(&["--auth", "none"])
     }
 
+    /// [`Server::start_with`] with extra environment variables for the process.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path().to_path_buf();
+        let mut s = Self::start_in_env(&dir, extra, env);
+        s._temp = Some(temp);
+        s
+    }
+
     /// A server on a caller-owned data directory (for restarts).
     pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
+        Self::start_in_env(dir, extra, &[])
+    }
+
+    /// [`Server::start_in`] with extra environment variables for the process.
+    pub fn start_in_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         // Under GRAPHSEC_TEST_STORE=postgres every server keeps its data in its own database
         // (named in its data directory, so a restart on the same directory finds it again),
         // unless the test names a store of its own.
@@ -76,6 +90,7 @@ impl Server {
         if let Some(db) = &database {
             cmd.args(["--database-url", &pg::url(db)]);
         }
+        cmd.envs(env.iter().copied());
         cmd.env("GRAPHSEC_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
