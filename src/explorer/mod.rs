@@ -16,6 +16,10 @@
 //! loopback without a token it stays closed. Every write form carries a CSRF token.
 //! `--no-explorer` removes the routes.
 
+// A refusal is the page the request answers, returned at once: the size of `Response` in an
+// `Err` costs nothing that matters on these (rare, operator-only) requests.
+#![allow(clippy::result_large_err)]
+
 mod render;
 pub mod template;
 
