@@ -377,3 +377,56 @@ async fn no_explorer_turns_it_off() {
             .starts_with("text/html")
     );
 }
+
+#[tokio::test]
+async fn bound_actions_run_through_the_api_action_code() {
+    let s = Server::start();
+    let r = s.post("/beta/security/alerts", &alert("low", "a")).await;
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let c = browser();
+    let (status, list) = page(
+        &c,
+        &s.url(&format!(
+            "{EXPLORER}/list?tenant={TENANT_A}&version=beta&set=alerts"
+        )),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(list.contains("Run updateAlerts"), "{list}");
+    let csrf = field(&list, "csrf");
+    let body = json!({"value": [{"id": id, "status": "inProgress",
+        "vendorInformation": {"provider": "ASC", "vendor": "Microsoft"}}]});
+    let r = c
+        .post(s.url(&format!("{EXPLORER}/action")))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("tenant", TENANT_A),
+            ("version", "beta"),
+            ("set", "alerts"),
+            ("action", "updateAlerts"),
+            ("body", &body.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("id=\"status\">200<"));
+    let v: Value = s
+        .get(&format!("/beta/security/alerts/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["status"], "inProgress");
+    // The subscriptions page of the tenant.
+    let (status, subs) = page(
+        &c,
+        &s.url(&format!("{EXPLORER}/subscriptions?tenant={TENANT_A}")),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(subs.contains("No live subscription"), "{subs}");
+}
