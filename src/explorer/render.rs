@@ -245,13 +245,17 @@ fn columns(entity: &EntityType) -> Vec<&'static Property> {
             out.push(&entity.properties[i]);
         }
     }
-    out.extend(
-        entity
-            .declared()
-            .filter(|p| p.managed == Managed::Client)
-            .filter(|p| matches!(p.ty, EdmType::Primitive(_) | EdmType::Enum(_)))
-            .take(4),
-    );
+    // The properties the set indexes (its common filters) first, then the ones a create
+    // requires, then the metadata's order.
+    let mut simple: Vec<(usize, &'static Property)> = entity
+        .properties
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.declared && p.managed == Managed::Client)
+        .filter(|(_, p)| matches!(p.ty, EdmType::Primitive(_) | EdmType::Enum(_)))
+        .collect();
+    simple.sort_by_key(|(i, p)| (!p.indexed, !entity.rules.required_on_create.contains(i), *i));
+    out.extend(simple.into_iter().map(|(_, p)| p).take(4));
     out
 }
 
@@ -278,7 +282,7 @@ pub(crate) fn list_row(tenant: &str, record: &Record, cols: &[&Property]) -> Mar
                 @if i == 0 {
                     th scope="row" { a href=(entity_href(tenant, record)) { (cell(json.get(p.name))) } }
                 } @else {
-                    td { (cell(json.get(p.name))) }
+                    td.stamp[matches!(p.managed, Managed::Created | Managed::Modified)] { (cell(json.get(p.name))) }
                 }
             }
         }
