@@ -182,6 +182,12 @@ pub struct ServeArgs {
     )]
     pub admin_token: Option<String>,
 
+    /// Do not serve the data explorer (`/_graphsec/explorer`). Without this flag it is open
+    /// without a token on a loopback listener when no --admin-token is set, and needs the admin
+    /// token whenever one is set (required off loopback).
+    #[arg(long, env = "GRAPHSEC_NO_EXPLORER")]
+    pub no_explorer: bool,
+
     /// Serve `/metrics` (no token) on this address, e.g. 127.0.0.1:9470, instead of the main
     /// listener (where `/metrics` then is an ordinary, authenticated Graph path).
     #[arg(long, env = "GRAPHSEC_METRICS_LISTEN")]

@@ -11,6 +11,8 @@ pub mod auth;
 pub mod config;
 /// The one error enum that reaches the wire.
 pub mod error;
+/// The data explorer: HTML pages over the same store, validation and actions as the API.
+pub mod explorer;
 /// The entity table and everything derived from it: Edm types, values, validation.
 pub mod model;
 /// Change notifications: subscriptions' bodies, receiver policy and handshake, the dispatcher

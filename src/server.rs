@@ -167,12 +167,22 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     // Operator endpoints first (exact paths); everything else is the Graph API.
     // The same wire layers (request ids, error envelope, compression), without CORS: browsers
     // have no business with operator endpoints.
-    let app = api::wire::layer(
-        ops::http::router(ops_state),
-        None,
-        args.limits.max_url_length,
-    )
-    .merge(api::router(state));
+    let mut operator = ops::http::router(ops_state);
+    if args.no_explorer {
+        tracing::info!("the data explorer is off (--no-explorer)");
+    } else {
+        let access = crate::explorer::Access::decide(args.admin_token.as_deref(), &listen_addrs);
+        tracing::info!(
+            access = access.describe(),
+            "data explorer at {}",
+            crate::explorer::BASE
+        );
+        operator = operator.merge(crate::explorer::router(Arc::new(
+            crate::explorer::Explorer::new(state.clone(), access),
+        )));
+    }
+    let app =
+        api::wire::layer(operator, None, args.limits.max_url_length).merge(api::router(state));
     let scheme = if tls_setup.is_some() { "https" } else { "http" };
     match tls_setup {
         None => {

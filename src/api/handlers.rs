@@ -318,7 +318,7 @@ fn preferred_page_size(headers: &HeaderMap) -> Option<usize> {
         .map(|n| n.clamp(1, crate::odata::query::MAX_TOP as usize))
 }
 
-fn param_to_json(p: &SqlParam) -> Json {
+pub(crate) fn param_to_json(p: &SqlParam) -> Json {
     match p {
         SqlParam::Null => Json::Null,
         SqlParam::Int(i) => Json::from(*i),
@@ -328,7 +328,7 @@ fn param_to_json(p: &SqlParam) -> Json {
     }
 }
 
-fn json_to_param(v: &Json) -> Option<SqlParam> {
+pub(crate) fn json_to_param(v: &Json) -> Option<SqlParam> {
     Some(match v {
         Json::Null => SqlParam::Null,
         Json::Bool(b) => SqlParam::Bool(*b),

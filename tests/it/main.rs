@@ -11,6 +11,7 @@ mod documented;
 mod documents;
 mod durability;
 mod etag;
+mod explorer;
 mod family;
 mod fidelity;
 mod notifications;

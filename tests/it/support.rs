@@ -83,10 +83,12 @@ impl Server {
             && !extra.contains(&"--database-url"))
         .then(|| pg::database_for(dir));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_graphsec"));
-        cmd.arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir)
-            .args(extra);
+        cmd.arg("serve");
+        // A test may name its own listener (e.g. 0.0.0.0:0, still reached via 127.0.0.1).
+        if !extra.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.arg("--data-dir").arg(dir).args(extra);
         if let Some(db) = &database {
             cmd.args(["--database-url", &pg::url(db)]);
         }
