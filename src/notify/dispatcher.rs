@@ -224,6 +224,63 @@ async fn deliver(store: &dyn Store, notifier: &Notifier, tenant: &str, id: &str)
         return;
     }
     let Some(url) = url else { return };
+    // Graph's verdict on a slow receiver (rule 21): dropped, or its new notifications delayed.
+    let seqs: Vec<i64> = run.iter().map(|r| r.seq).collect();
+    let n = run.len() as i64;
+    let penalty = match notifier.endpoints.verdict(&url) {
+        super::endpoint::Verdict::Deliver => None,
+        super::endpoint::Verdict::Drop(_) => {
+            metrics::counter!(m::NOTIFY_DROPPED).increment(n as u64);
+            let why = "the endpoint is dropped: over 15% of its answers in the window took longer than the retry timeout (Graph's throttling of slow endpoints)";
+            tracing::warn!(
+                target: "graphsec::notify",
+                tenant, subscription = id, url = %super::redacted(&url), notifications = n,
+                "dropped notifications: {why}"
+            );
+            Some((
+                Outcome::Dropped(seqs.clone()),
+                log_entry(
+                    &kind,
+                    pending.attempts + 1,
+                    n,
+                    None,
+                    "dropped",
+                    Some(why.into()),
+                ),
+            ))
+        }
+        super::endpoint::Verdict::Delay(until) if pending.attempts == 0 => {
+            let wait = until.saturating_duration_since(Instant::now());
+            let why = "the endpoint is slow: over 10% of its answers in the window took longer than the first-attempt timeout; new notifications wait (Graph's throttling of slow endpoints)";
+            tracing::info!(
+                target: "graphsec::notify",
+                tenant, subscription = id, url = %super::redacted(&url), notifications = n,
+                delay_ms = wait.as_millis() as u64, "delayed notifications: {why}"
+            );
+            Some((
+                Outcome::Retry {
+                    next_attempt: now_ticks()
+                        + i64::try_from(wait.as_micros()).unwrap_or(i64::MAX / 20) * 10,
+                    attempts: 0,
+                },
+                log_entry(
+                    &kind,
+                    pending.attempts + 1,
+                    n,
+                    None,
+                    "delayed",
+                    Some(why.into()),
+                ),
+            ))
+        }
+        super::endpoint::Verdict::Delay(_) => None,
+    };
+    if let Some((outcome, log)) = penalty {
+        if let Err(e) = store.notify().finish(tenant, id, outcome, Some(log)).await {
+            tracing::warn!(error = %e, subscription = id, "could not record a delivery outcome");
+        }
+        return;
+    }
     let body = payload(&pending, &run);
     let timeout = Duration::from_millis(if pending.attempts == 0 {
         args.notify_timeout_ms
@@ -252,9 +309,9 @@ async fn deliver(store: &dyn Store, notifier: &Notifier, tenant: &str, id: &str)
             format!("answered {}", resp.status().as_u16()),
         )),
     };
-    let ms = started.elapsed().as_millis() as u64;
-    let n = run.len() as i64;
-    let seqs: Vec<i64> = run.iter().map(|r| r.seq).collect();
+    let took = started.elapsed();
+    notifier.endpoints.record(&url, took);
+    let ms = took.as_millis() as u64;
     let (outcome, log) = match result {
         Ok(status) => {
             metrics::counter!(m::NOTIFY_DELIVERED).increment(n as u64);

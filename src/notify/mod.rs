@@ -7,6 +7,7 @@
 //! delivers from that outbox with retries, on every node, in commit order per subscription.
 
 pub mod dispatcher;
+pub mod endpoint;
 pub mod subscription;
 
 use std::net::IpAddr;
@@ -92,6 +93,15 @@ pub struct NotifyArgs {
     /// notifications; other nodes deliver them).
     #[arg(long, env = "GRAPHSEC_NOTIFY_DISABLE_DISPATCHER")]
     pub notify_disable_dispatcher: bool,
+
+    /// The window over which a receiver's answers are judged, and how long a slow or dropped
+    /// endpoint stays so (Graph: 10 minutes; see `notify::endpoint`). Lower it only for tests.
+    #[arg(
+        long,
+        env = "GRAPHSEC_NOTIFY_ENDPOINT_WINDOW_SECS",
+        default_value_t = 600
+    )]
+    pub notify_endpoint_window_secs: u64,
 }
 
 impl Default for NotifyArgs {
@@ -110,6 +120,7 @@ impl Default for NotifyArgs {
             notify_reauthorize_before_secs: 600,
             subscription_min_lifetime_secs: 45 * 60,
             notify_disable_dispatcher: false,
+            notify_endpoint_window_secs: 600,
         }
     }
 }
@@ -127,6 +138,8 @@ pub struct Notifier {
     client: reqwest::Client,
     /// See [`Notifier::wake`].
     wake: tokio::sync::Notify,
+    /// Graph's slow/drop verdicts on receivers ([`endpoint`]).
+    pub endpoints: endpoint::Endpoints,
 }
 
 /// Which URL of a subscription is checked (Graph's messages name it).
@@ -199,11 +212,19 @@ impl Notifier {
             .user_agent(concat!("graphsec/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("notification HTTP client: {e}"))?;
+        let window = Duration::from_secs(args.notify_endpoint_window_secs.max(1));
+        let endpoints = endpoint::Endpoints::new(
+            window,
+            window,
+            Duration::from_millis(args.notify_timeout_ms),
+            Duration::from_millis(args.notify_retry_timeout_ms),
+        );
         Ok(Notifier {
             args,
             development,
             client,
             wake: tokio::sync::Notify::new(),
+            endpoints,
         })
     }
 

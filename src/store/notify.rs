@@ -138,7 +138,7 @@ pub struct DeliveryLog {
     pub notifications: i64,
     /// The receiver's HTTP status, if it answered.
     pub status: Option<i64>,
-    /// `delivered`, `retry` or `dropped`.
+    /// `delivered`, `retry`, `dropped` or `delayed` (a slow endpoint's new notifications).
     pub outcome: String,
     pub error: Option<String>,
 }

@@ -906,3 +906,72 @@ async fn an_https_receiver_is_validated_and_notified_when_its_certificate_is_tru
     assert_eq!(items[0]["clientState"], "secretClientValue");
     assert_eq!(items[0]["resource"], format!("security/alerts/{id}"));
 }
+
+/// Graph's throttling of slow endpoints (change-notifications.md rule 21): a receiver whose
+/// answers keep taking longer than the retry timeout is judged "drop" once enough answers are
+/// in, and its notifications are then dropped (and said so in the deliveries log); a fast
+/// receiver of the same server is not affected.
+#[tokio::test]
+async fn a_receiver_that_keeps_timing_out_is_dropped_as_graph_does() {
+    // Retries 1 ms apart (doubling), so the ten answers a verdict needs come quickly.
+    let s = Server::start_with(&[
+        "--admin-token",
+        ADMIN,
+        "--notify-poll-ms",
+        "50",
+        "--notify-retry-base-ms",
+        "1",
+        "--notify-timeout-ms",
+        "100",
+        "--notify-retry-timeout-ms",
+        "150",
+        "--notify-endpoint-window-secs",
+        "120",
+    ]);
+    let slow = Receiver::start(Handshake::Echo).await;
+    slow.inbox.lock().unwrap().hold = Duration::from_millis(400);
+    let fast = Receiver::start(Handshake::Echo).await;
+    let filter = "security/alerts?$filter=severity eq 'high'";
+    let slow_sub = json_of(
+        s.post("/v1.0/subscriptions", &subscription(filter, &slow.url))
+            .await,
+        201,
+    )
+    .await;
+    // (Another change type: the same tenant, app, resource and types would be a duplicate.)
+    let mut fast_sub = subscription(filter, &fast.url);
+    fast_sub["changeType"] = json!("created");
+    json_of(s.post("/v1.0/subscriptions", &fast_sub).await, 201).await;
+    for _ in 0..14 {
+        json_of(s.post("/v1.0/security/alerts", &alert("high")).await, 201).await;
+    }
+    // Every write reaches the fast receiver.
+    fast.wait_for("every change", |i| i.len() >= 14).await;
+    // The slow one's attempts time out and count against it until it is dropped.
+    let id = slow_sub["id"].as_str().unwrap();
+    let mut log = Value::Null;
+    let mut dropped = false;
+    for _ in 0..300 {
+        log = s
+            .anonymous()
+            .get(s.url(&format!("/_graphsec/subscriptions/{id}/deliveries")))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        dropped = log["deliveries"].as_array().unwrap().iter().any(|d| {
+            d["outcome"] == "dropped"
+                && d["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("the endpoint is dropped"))
+        });
+        if dropped {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(dropped, "{log}");
+}
