@@ -42,13 +42,18 @@ impl Ctx {
             .auth
             .authorize_set(&principal, operation, set)
             .map_err(GraphError::from)?;
-        let caller = validate::Caller {
-            tenant: principal.tenant.clone(),
-            app: principal.app.clone(),
-            user: match principal.kind {
-                crate::auth::PrincipalKind::Delegated { .. } => principal.subject.clone(),
-                _ => None,
-            },
+        // Only writes use the caller's values; reads skip the copies.
+        let caller = if operation == Operation::Write {
+            validate::Caller {
+                tenant: principal.tenant.clone(),
+                app: principal.app.clone(),
+                user: match principal.kind {
+                    crate::auth::PrincipalKind::Delegated { .. } => principal.subject.clone(),
+                    _ => None,
+                },
+            }
+        } else {
+            validate::Caller::default()
         };
         Ok(Ctx {
             root: Root::new(

@@ -103,7 +103,7 @@ impl Guard {
     pub async fn run(
         &self,
         work: impl Future<Output = Response>,
-        committed: &Committed,
+        committed: Option<&Committed>,
     ) -> Response {
         let Ok(_permit) = self.permits.try_acquire() else {
             record(Refusal::Overloaded, None);
@@ -119,7 +119,7 @@ impl Guard {
         let mut work = std::pin::pin!(work);
         match tokio::time::timeout(self.timeout, &mut work).await {
             Ok(resp) => resp,
-            Err(_) if committed.is_set() => work.await,
+            Err(_) if committed.is_some_and(Committed::is_set) => work.await,
             Err(_) => {
                 record(Refusal::TimedOut, None);
                 GraphError::RequestTimeout(format!(

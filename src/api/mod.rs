@@ -120,8 +120,13 @@ impl tower::Service<Request> for Graph {
             let Some(outer) = &this.outer else {
                 return Ok(dispatch(State(this.state), req).await);
             };
-            let committed = limits::Committed::default();
-            req.extensions_mut().insert(committed.clone());
+            // Only a POST writes several items (a bound action, `$batch`): the others need no
+            // flag (and no allocation).
+            let committed = (req.method() == Method::POST).then(|| {
+                let c = limits::Committed::default();
+                req.extensions_mut().insert(c.clone());
+                c
+            });
             let work = async {
                 if req.method() == Method::POST && routes::may_be_batch(req.uri().path()) {
                     use tower::ServiceExt;
@@ -131,7 +136,7 @@ impl tower::Service<Request> for Graph {
                     dispatch(State(this.state.clone()), req).await
                 }
             };
-            Ok(outer.guard.run(work, &committed).await)
+            Ok(outer.guard.run(work, committed.as_ref()).await)
         })
     }
 }
