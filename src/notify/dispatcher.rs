@@ -135,12 +135,16 @@ pub fn payload(p: &Pending, rows: &[OutboxRow]) -> Json {
                 });
                 let id = r.resource_id.as_deref().unwrap_or("");
                 let resource = format!("security/{set}/{id}");
+                // Graph writes the resource's type as `#Microsoft.Graph.{type}`.
+                let ty = crate::model::catalog()
+                    .set(set)
+                    .map_or(String::new(), |e| format!("#Microsoft.Graph.{}", e.name));
                 item.insert("changeType".into(), json!(r.event));
                 item.insert("resource".into(), json!(resource));
                 item.insert(
                     "resourceData".into(),
                     json!({
-                        "@odata.type": "#Microsoft.Graph.alert",
+                        "@odata.type": ty,
                         "@odata.id": resource,
                         "id": id,
                     }),
