@@ -93,11 +93,7 @@ pub async fn invoke(
     let items = read_parameter(state, action, parts, body).await?;
     if let Effect::Set { body } = action.effect {
         let id = id.unwrap_or_default();
-        let changes = validate::changes_from_json(entity, body, Mode::Patch, state.validation)
-            .and_then(|mut c| {
-                validate::caller_values(&mut c, Mode::Patch, &ctx.caller)?;
-                Ok(c)
-            })
+        let changes = validate::changes_from_caller(entity, body, Mode::Patch, state.validation, &ctx.caller)
             .map_err(|e| {
                 tracing::error!(action = action.name, error = %e.0, "the action table's body does not validate");
                 GraphError::Internal
@@ -309,15 +305,16 @@ async fn apply(
     let at = |m: String| GraphError::BadRequest(format!("Item {i}: {m}"));
     let result = match action.effect {
         Effect::Create => {
-            let changes =
-                match validate::changes_from_json(entity, item, Mode::Create, state.validation)
-                    .and_then(|mut c| {
-                        validate::caller_values(&mut c, Mode::Create, &ctx.caller)?;
-                        Ok(c)
-                    }) {
-                    Ok(c) => c,
-                    Err(e) => return Outcome::Failed(at(e.0)),
-                };
+            let changes = match validate::changes_from_caller(
+                entity,
+                item,
+                Mode::Create,
+                state.validation,
+                &ctx.caller,
+            ) {
+                Ok(c) => c,
+                Err(e) => return Outcome::Failed(at(e.0)),
+            };
             let id = changes
                 .requested_id()
                 .map(str::to_owned)
@@ -352,15 +349,16 @@ async fn apply(
             let Some(id) = item.get(key.name).and_then(Json::as_str) else {
                 return Outcome::Failed(at(format!("'{}' must be a string.", key.name)));
             };
-            let changes =
-                match validate::changes_from_json(entity, item, Mode::Patch, state.validation)
-                    .and_then(|mut c| {
-                        validate::caller_values(&mut c, Mode::Patch, &ctx.caller)?;
-                        Ok(c)
-                    }) {
-                    Ok(c) => c,
-                    Err(e) => return Outcome::Failed(at(e.0)),
-                };
+            let changes = match validate::changes_from_caller(
+                entity,
+                item,
+                Mode::Patch,
+                state.validation,
+                &ctx.caller,
+            ) {
+                Ok(c) => c,
+                Err(e) => return Outcome::Failed(at(e.0)),
+            };
             state
                 .store
                 .update(&ctx.tenant, id, changes, Precondition::default())

@@ -354,10 +354,9 @@ pub async fn create(
     body: Body,
 ) -> Result<Response, GraphError> {
     let body = json_body(state, parts, body).await?;
-    let mut changes = validate::changes_from_json(entity, &body, Mode::Create, state.validation)
-        .map_err(|e| GraphError::BadRequest(e.0))?;
-    validate::caller_values(&mut changes, Mode::Create, &ctx.caller)
-        .map_err(|e| GraphError::BadRequest(e.0))?;
+    let changes =
+        validate::changes_from_caller(entity, &body, Mode::Create, state.validation, &ctx.caller)
+            .map_err(|e| GraphError::BadRequest(e.0))?;
     let id = changes
         .requested_id()
         .map(str::to_owned)
@@ -540,10 +539,9 @@ pub async fn update(
     let preference = return_preference(&parts.headers);
     let minimal = preference.unwrap_or(entity.rules.update_status == 204);
     let body = json_body(state, parts, body).await?;
-    let mut changes = validate::changes_from_json(entity, &body, Mode::Patch, state.validation)
-        .map_err(|e| GraphError::BadRequest(e.0))?;
-    validate::caller_values(&mut changes, Mode::Patch, &ctx.caller)
-        .map_err(|e| GraphError::BadRequest(e.0))?;
+    let changes =
+        validate::changes_from_caller(entity, &body, Mode::Patch, state.validation, &ctx.caller)
+            .map_err(|e| GraphError::BadRequest(e.0))?;
     let record = state
         .store
         .update(&ctx.tenant, id, changes, etag::precondition(&parts.headers))

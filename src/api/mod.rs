@@ -28,6 +28,7 @@ use tower::Layer;
 
 use crate::auth::Operation;
 use crate::error::GraphError;
+use crate::model::entity::EntityType;
 use crate::model::validate;
 use crate::ops::RequestTag;
 use crate::store::Store;
@@ -177,6 +178,15 @@ fn method_not_allowed(method: &Method, allowed: &'static str) -> Response {
     resp
 }
 
+/// The error for a write the set's capability annotations (Insert/Update/DeleteRestrictions)
+/// forbid: one wording for the API and the explorer.
+pub fn refused_by_metadata(entity: &EntityType, method: &Method) -> GraphError {
+    GraphError::MethodNotAllowed(format!(
+        "The HTTP method '{method}' is not allowed on '{}': Graph's metadata does not allow it.",
+        entity.collection
+    ))
+}
+
 /// An operation the set's capability annotations forbid (Insert/Update/DeleteRestrictions,
 /// CountRestrictions): 405 with the methods that remain, or 400 for `/$count`.
 fn forbidden_by_metadata(route: &Route, method: &Method) -> Option<Response> {
@@ -209,11 +219,7 @@ fn forbidden_by_metadata(route: &Route, method: &Method) -> Option<Response> {
         .collect(),
         _ => vec!["GET"],
     };
-    let mut resp = GraphError::MethodNotAllowed(format!(
-        "The HTTP method '{method}' is not allowed on '{}': Graph's metadata does not allow it.",
-        entity.collection
-    ))
-    .into_response();
+    let mut resp = refused_by_metadata(entity, method).into_response();
     if let Ok(v) = HeaderValue::from_str(&remaining.join(", ")) {
         resp.headers_mut().insert(header::ALLOW, v);
     }

@@ -4,7 +4,7 @@
 //!
 //! It is a client of the same layers as the Graph API (`shared/ARCHITECTURE.md`): queries go
 //! through [`crate::odata::query::parse_list_query_with`], writes through
-//! [`validate::changes_from_json`] + [`validate::caller_values`] and the store's
+//! [`validate::changes_from_caller`] and the store's
 //! `create`/`update`/`delete`, bound actions through [`crate::api::actions::invoke`], errors through
 //! the API's own mapping ([`crate::api::handlers::store_error`]); never SQL of its own. Every
 //! change is logged with `actor = "admin"`.
@@ -660,17 +660,17 @@ async fn create(State(x): State<Arc<Explorer>>, headers: HeaderMap, body: Bytes)
     let ctx = x.ctx(&headers, entity, &tenant);
     let outcome = async {
         if !entity.capabilities.insertable {
-            return Err(GraphError::MethodNotAllowed(format!(
-                "The HTTP method 'POST' is not allowed on '{}': Graph's metadata does not allow it.",
-                entity.collection
-            )));
+            return Err(crate::api::refused_by_metadata(entity, &http::Method::POST));
         }
         let json = json_of(text)?;
-        let mut changes =
-            validate::changes_from_json(entity, &json, Mode::Create, x.app.validation)
-                .map_err(|e| GraphError::BadRequest(e.0))?;
-        validate::caller_values(&mut changes, Mode::Create, &ctx.caller)
-            .map_err(|e| GraphError::BadRequest(e.0))?;
+        let changes = validate::changes_from_caller(
+            entity,
+            &json,
+            Mode::Create,
+            x.app.validation,
+            &ctx.caller,
+        )
+        .map_err(|e| GraphError::BadRequest(e.0))?;
         let id = changes
             .requested_id()
             .map(str::to_owned)
@@ -738,16 +738,20 @@ async fn update(State(x): State<Arc<Explorer>>, headers: HeaderMap, body: Bytes)
     let ctx = x.ctx(&headers, entity, &tenant);
     let outcome = async {
         if !entity.capabilities.updatable {
-            return Err(GraphError::MethodNotAllowed(format!(
-                "The HTTP method 'PATCH' is not allowed on '{}': Graph's metadata does not allow it.",
-                entity.collection
-            )));
+            return Err(crate::api::refused_by_metadata(
+                entity,
+                &http::Method::PATCH,
+            ));
         }
         let json = json_of(text)?;
-        let mut changes = validate::changes_from_json(entity, &json, Mode::Patch, x.app.validation)
-            .map_err(|e| GraphError::BadRequest(e.0))?;
-        validate::caller_values(&mut changes, Mode::Patch, &ctx.caller)
-            .map_err(|e| GraphError::BadRequest(e.0))?;
+        let changes = validate::changes_from_caller(
+            entity,
+            &json,
+            Mode::Patch,
+            x.app.validation,
+            &ctx.caller,
+        )
+        .map_err(|e| GraphError::BadRequest(e.0))?;
         x.app
             .store
             .update(&tenant, &id, changes, if_match(&f))
@@ -790,10 +794,10 @@ async fn delete(State(x): State<Arc<Explorer>>, headers: HeaderMap, body: Bytes)
         Err(r) => return r,
     };
     if !entity.capabilities.deletable {
-        return err(GraphError::MethodNotAllowed(format!(
-            "The HTTP method 'DELETE' is not allowed on '{}': Graph's metadata does not allow it.",
-            entity.collection
-        )));
+        return err(crate::api::refused_by_metadata(
+            entity,
+            &http::Method::DELETE,
+        ));
     }
     match x.app.store.delete(entity, &tenant, &id, if_match(&f)).await {
         Ok(()) => {

@@ -679,6 +679,21 @@ fn state_entry(
     ))
 }
 
+/// A body sent through the API by `caller`: [`changes_from_json`], then the values the service
+/// owns ([`caller_values`]). Every API write path (single writes, bound actions, the explorer)
+/// takes this one; only import, which keeps the exported values, uses `changes_from_json` alone.
+pub fn changes_from_caller(
+    entity: &'static EntityType,
+    body: &Json,
+    mode: Mode,
+    opts: Options,
+    caller: &Caller,
+) -> Result<Changes, BodyError> {
+    let mut changes = changes_from_json(entity, body, mode, opts)?;
+    caller_values(&mut changes, mode, caller)?;
+    Ok(changes)
+}
+
 /// Who writes, for the values the service takes from the caller (the overlay's `from`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Caller {

@@ -8,7 +8,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{READ_WRITE, SA_READ, SA_RW, Server, TENANT_A, TI, expect_error};
+use crate::support::{READ_WRITE, SA_READ, SA_RW, Server, TENANT_A, TI, expect_error, json_of};
 
 const TI_PATH: &str = "/beta/security/tiIndicators";
 const ACTIONS_PATH: &str = "/beta/security/securityActions";
@@ -27,13 +27,6 @@ fn alert() -> Value {
         "azureTenantId": TENANT_A, "title": "a", "severity": "high", "status": "newAlert",
         "vendorInformation": {"provider": "ASC", "vendor": "Microsoft"},
     })
-}
-
-async fn json_of(r: reqwest::Response, status: u16) -> Value {
-    let got = r.status().as_u16();
-    let v: Value = r.json().await.unwrap_or(Value::Null);
-    assert_eq!(got, status, "{v}");
-    v
 }
 
 async fn patch_with(

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, expect_error};
+use crate::support::{Server, expect_error, json_of};
 
 /// One set's case: a create body, a PATCH body, and what the entity looks like after the PATCH
 /// (a subset of its JSON, compared member by member).
@@ -194,13 +194,6 @@ fn contains(got: &Value, want: &Value) -> bool {
         (Value::Number(g), Value::Number(w)) => g.as_f64() == w.as_f64(),
         _ => got == want,
     }
-}
-
-async fn json_of(r: reqwest::Response, status: u16) -> Value {
-    let got = r.status().as_u16();
-    let v: Value = r.json().await.unwrap_or(Value::Null);
-    assert_eq!(got, status, "{v}");
-    v
 }
 
 #[tokio::test]

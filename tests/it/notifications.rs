@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{READ_WRITE, Server, TENANT_A, expect_error};
+use crate::support::{READ_WRITE, Server, TENANT_A, expect_error, json_of};
 
 const ADMIN: &str = "notify-admin";
 
@@ -201,13 +201,6 @@ fn subscription(resource: &str, url: &str) -> Value {
         "expirationDateTime": expiry_in(60),
         "clientState": "secretClientValue",
     })
-}
-
-async fn json_of(r: reqwest::Response, status: u16) -> Value {
-    let got = r.status().as_u16();
-    let v: Value = r.json().await.unwrap_or(Value::Null);
-    assert_eq!(got, status, "{v}");
-    v
 }
 
 fn alert(severity: &str) -> Value {

@@ -367,3 +367,11 @@ pub async fn expect_error(resp: reqwest::Response, status: u16, code: &str) -> S
     );
     e["message"].as_str().expect("message").to_string()
 }
+
+/// The JSON body of a response, asserting its status (the body is in the failure message).
+pub async fn json_of(r: reqwest::Response, status: u16) -> Value {
+    let got = r.status().as_u16();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(got, status, "{v}");
+    v
+}

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, TENANT_A, expect_error};
+use crate::support::{Server, TENANT_A, expect_error, json_of};
 
 fn alert(title: &str) -> Value {
     json!({
@@ -16,13 +16,6 @@ fn alert(title: &str) -> Value {
         "createdDateTime": "2026-12-01T10:00:00Z",
         "vendorInformation": {"provider": "Windows Defender ATP", "vendor": "Microsoft"},
     })
-}
-
-async fn json_of(r: reqwest::Response, status: u16) -> Value {
-    let got = r.status().as_u16();
-    let v: Value = r.json().await.unwrap_or(Value::Null);
-    assert_eq!(got, status, "{v}");
-    v
 }
 
 /// Created through one root, read, patched and deleted through the other, both ways round; every
