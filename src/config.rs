@@ -134,6 +134,14 @@ pub struct ServeArgs {
     #[arg(long, env = "GRAPHSEC_IN_MEMORY")]
     pub in_memory: bool,
 
+    /// `/readyz` answers 503 while the disk holding the data directory has less free space than
+    /// this, in bytes (0: no check), so a load balancer stops sending writes before they fail.
+    /// Whatever this says, a write refused for lack of space makes the server not ready until
+    /// a write succeeds again (or for 30 s).
+    #[arg(long, env = "GRAPHSEC_MIN_FREE_DISK_BYTES",
+          default_value_t = crate::store::sqlite::DEFAULT_MIN_FREE_DISK)]
+    pub min_free_disk_bytes: u64,
+
     /// Largest accepted request body, in bytes (larger bodies get 413).
     #[arg(long, env = "GRAPHSEC_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,

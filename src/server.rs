@@ -251,6 +251,7 @@ async fn open_store(args: &ServeArgs) -> Result<Arc<dyn Store>, String> {
         Location::File(args.data_dir.clone())
     };
     let store = SqliteStore::open(&location)?;
+    store.set_min_free_disk(args.min_free_disk_bytes);
     match &location {
         Location::File(dir) => tracing::info!(
             database = %SqliteStore::database_path(dir).display(),

@@ -59,6 +59,58 @@ impl<T> PerSet<T> {
     }
 }
 
+/// Each tenant's share of a pool of read connections: a tenant holds at most `share` of them
+/// at once, so one tenant's expensive reads (a scan, a lambda over long collections) queue
+/// behind each other and leave the rest of the pool to every other tenant (issue 24: no
+/// tenant can starve another).
+pub(crate) struct TenantShares {
+    share: usize,
+    /// One semaphore of `share` permits per tenant, made on first use.
+    map:
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Semaphore>>>,
+}
+
+impl TenantShares {
+    /// Shares of `share` connections each (at least one).
+    pub(crate) fn new(share: usize) -> TenantShares {
+        TenantShares {
+            share: share.max(1),
+            map: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// One of `tenant`'s permits, waiting at most `wait`; `Unavailable` (503 with
+    /// Retry-After) when the tenant's own reads kept every permit for that long.
+    pub(crate) async fn acquire(
+        &self,
+        tenant: &str,
+        wait: std::time::Duration,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, StoreError> {
+        let sem = {
+            let mut map = self
+                .map
+                .lock()
+                .map_err(|_| StoreError::Internal("tenant shares poisoned".into()))?;
+            if map.len() > 4096 {
+                // Forget the idle tenants (every permit free) so the map stays small.
+                map.retain(|_, s| s.available_permits() < self.share);
+            }
+            map.entry(tenant.to_string())
+                .or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(self.share)))
+                .clone()
+        };
+        match tokio::time::timeout(wait, sem.acquire_owned()).await {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(_)) => Err(StoreError::Unavailable("the store is shutting down".into())),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "the tenant's share of the read connections ({}) stayed busy for {} s",
+                self.share,
+                wait.as_secs()
+            ))),
+        }
+    }
+}
+
 /// A boxed future, so `Store` can be used as `dyn Store`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

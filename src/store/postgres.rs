@@ -89,7 +89,14 @@ pub struct PostgresStore {
     /// One per entity set of the catalog.
     sql: Arc<PerSet<Arc<Statements>>>,
     secret: Vec<u8>,
+    /// Each tenant's share of the pool for reads: half of it, so one tenant's expensive
+    /// queries leave the other half to everyone else.
+    tenant_shares: super::TenantShares,
 }
+
+/// How long a request waits for a pooled connection (or its tenant's share of them) before
+/// it is answered 503 with Retry-After.
+const POOL_WAIT: Duration = Duration::from_secs(10);
 
 /// The fixed SQL of one entity set, derived from the catalog once at open.
 struct Statements {
@@ -543,7 +550,7 @@ impl PostgresStore {
         let pool = Pool::builder(manager)
             .max_size(args.database_pool_size.max(1))
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(Duration::from_secs(10)))
+            .wait_timeout(Some(POOL_WAIT))
             .create_timeout(Some(Duration::from_secs(5)))
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
@@ -576,6 +583,7 @@ impl PostgresStore {
             analyze: Analyze::default(),
             sql: Arc::new(PerSet::new(|e| Arc::new(Statements::new(e)))),
             secret,
+            tenant_shares: super::TenantShares::new(args.database_pool_size / 2),
         })
     }
 
@@ -594,7 +602,16 @@ impl PostgresStore {
             client: Some(self.client().await?),
             armed: std::sync::atomic::AtomicBool::new(false),
             tls: self.tls.clone(),
+            _share: None,
         })
+    }
+
+    /// [`PostgresStore::leased`] within `tenant`'s share of the pool (a tenant's read).
+    async fn leased_for(&self, tenant: &str) -> Result<Leased, StoreError> {
+        let share = self.tenant_shares.acquire(tenant, POOL_WAIT).await?;
+        let mut leased = self.leased().await?;
+        leased._share = Some(share);
+        Ok(leased)
     }
 }
 
@@ -608,6 +625,8 @@ struct Leased {
     client: Option<deadpool_postgres::Object>,
     armed: std::sync::atomic::AtomicBool,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
+    /// The tenant's share permit of a read, returned with the connection.
+    _share: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Leased {
@@ -1217,8 +1236,9 @@ impl Store for PostgresStore {
     ) -> BoxFuture<'_, Result<Record, StoreError>> {
         let sql = try_or_fail!(self.sql(entity));
         let params = vec![text(tenant), text(id)];
+        let tenant = tenant.to_string();
         Box::pin(async move {
-            let client = self.leased().await?;
+            let client = self.leased_for(&tenant).await?;
             let rows = client
                 .guarded(query_cached(&*client, &sql.get, &params))
                 .await?;
@@ -1300,7 +1320,7 @@ impl Store for PostgresStore {
         Box::pin(async move {
             let q = compile::list_sql(entity, Dialect::Postgres, &sql.select_list, &tenant, &spec)
                 .map_err(|e| StoreError::Internal(format!("keyset: {}", e.0)))?;
-            let client = self.leased().await?;
+            let client = self.leased_for(&tenant).await?;
             let page: Vec<Param> = q.page_params.into_iter().map(Param).collect();
             // Rows are read as they arrive and the page stops at its limit or its byte budget,
             // so a page of large entities is never held whole in memory.
@@ -1359,7 +1379,7 @@ impl Store for PostgresStore {
             let (sql, params) =
                 compile::count_sql(entity, Dialect::Postgres, &tenant, filter.as_ref());
             let params: Vec<Param> = params.into_iter().map(Param).collect();
-            let client = self.leased().await?;
+            let client = self.leased_for(&tenant).await?;
             client.guarded(count_rows(&client, &sql, &params)).await
         })
     }

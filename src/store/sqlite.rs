@@ -182,12 +182,84 @@ pub struct SqliteStore {
     jobs: mpsc::Sender<Box<dyn Job>>,
     readers: Arc<Mutex<Vec<PooledReader>>>,
     permits: Arc<Semaphore>,
-    /// Each tenant's share of the blocking readers ([`TENANT_SHARE`]), made on first use.
-    tenant_permits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Each tenant's share of the blocking readers ([`TENANT_SHARE`]).
+    tenant_shares: super::TenantShares,
     inline: Vec<InlineReader>,
     /// One per entity set of the catalog.
     sql: Arc<PerSet<Arc<Statements>>>,
     secret: Vec<u8>,
+    /// The data directory's free space and recent out-of-space writes (none in memory).
+    disk: Option<DiskWatch>,
+}
+
+/// Default of `--min-free-disk-bytes`: below 64 MiB free the WAL (which grows by up to a
+/// group commit's pages before a checkpoint) and the database could not take a burst of writes.
+pub const DEFAULT_MIN_FREE_DISK: u64 = 64 * 1024 * 1024;
+
+/// How long after a write failed for lack of disk space the store stays not ready, unless a
+/// write succeeds first: long enough for a load balancer's probe to see it, short enough that
+/// a store nobody writes to any more (the balancer sent its traffic elsewhere) comes back.
+const DISK_FULL_HOLD: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The start of a [`StoreError::Unavailable`] message for SQLite's `SQLITE_FULL`.
+const DISK_FULL: &str = "the disk is full";
+
+/// Readiness of the disk under the data directory: a store that cannot grow its database or
+/// its WAL accepts reads but refuses every write, so the readiness probe says so before the
+/// writes fail (free space under `--min-free-disk-bytes`) and while they fail (a recent
+/// `SQLITE_FULL`).
+struct DiskWatch {
+    dir: PathBuf,
+    min_free: AtomicU64,
+    /// When a write last failed with `SQLITE_FULL`; cleared by the next write that succeeds.
+    full_at: Mutex<Option<std::time::Instant>>,
+}
+
+impl DiskWatch {
+    /// Bytes the file system holding the data directory grants an unprivileged writer
+    /// (`statvfs`'s `f_bavail` blocks of `f_frsize` bytes).
+    fn available(&self) -> std::io::Result<u64> {
+        let v = rustix::fs::statvfs(&self.dir)?;
+        Ok(v.f_bavail.saturating_mul(v.f_frsize))
+    }
+
+    fn note(&self, outcome: Result<(), &StoreError>) {
+        let full = matches!(outcome, Err(StoreError::Unavailable(m)) if m.starts_with(DISK_FULL));
+        if (full || outcome.is_ok())
+            && let Ok(mut at) = self.full_at.lock()
+        {
+            *at = full.then(std::time::Instant::now);
+        }
+    }
+
+    /// Unavailable, with the reason, while the disk cannot take writes.
+    fn check(&self) -> Result<(), StoreError> {
+        let recent = self
+            .full_at
+            .lock()
+            .ok()
+            .and_then(|at| *at)
+            .filter(|at| at.elapsed() < DISK_FULL_HOLD);
+        if let Some(at) = recent {
+            return Err(StoreError::Unavailable(format!(
+                "{DISK_FULL}: a write failed {} s ago for lack of space on the disk holding {}",
+                at.elapsed().as_secs(),
+                self.dir.display()
+            )));
+        }
+        let min = self.min_free.load(Ordering::Relaxed);
+        if min == 0 {
+            return Ok(());
+        }
+        match self.available() {
+            Ok(free) if free < min => Err(StoreError::Unavailable(format!(
+                "the disk holding {} has {free} bytes free, below --min-free-disk-bytes ({min})",
+                self.dir.display()
+            ))),
+            // A file system that cannot say (some FUSE mounts) is not held against the store.
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The fixed SQL of one entity set, derived from the catalog once at open (statement caches
@@ -311,7 +383,8 @@ fn internal(e: impl std::fmt::Display) -> StoreError {
 fn map_sqlite(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode::*;
     match e.sqlite_error_code() {
-        Some(DatabaseBusy | DatabaseLocked | DiskFull | CannotOpen | SystemIoFailure) => {
+        Some(DiskFull) => StoreError::Unavailable(format!("{DISK_FULL}: {e}")),
+        Some(DatabaseBusy | DatabaseLocked | CannotOpen | SystemIoFailure) => {
             StoreError::Unavailable(e.to_string())
         }
         _ => StoreError::Internal(e.to_string()),
@@ -525,11 +598,27 @@ impl SqliteStore {
             jobs: tx,
             readers: Arc::new(Mutex::new(readers)),
             permits: Arc::new(Semaphore::new(READERS)),
-            tenant_permits: Mutex::new(HashMap::new()),
+            tenant_shares: super::TenantShares::new(TENANT_SHARE),
             inline,
             sql: Arc::new(PerSet::new(|e| Arc::new(Statements::new(e)))),
             secret,
+            disk: match location {
+                Location::File(dir) => Some(DiskWatch {
+                    dir: dir.clone(),
+                    min_free: AtomicU64::new(DEFAULT_MIN_FREE_DISK),
+                    full_at: Mutex::new(None),
+                }),
+                Location::Memory => None,
+            },
         })
+    }
+
+    /// Sets the free space (bytes) under which the store is not ready; 0 turns the check off
+    /// (an out-of-space write still makes it not ready for a while).
+    pub fn set_min_free_disk(&self, bytes: u64) {
+        if let Some(d) = &self.disk {
+            d.min_free.store(bytes, Ordering::Relaxed);
+        }
     }
 
     /// The statements of an entity set (every catalog set has them).
@@ -572,6 +661,20 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
+        let result = self.submit(savepoint, work).await;
+        if let Some(d) = &self.disk {
+            d.note(result.as_ref().map(|_| ()));
+        }
+        result
+    }
+
+    /// Runs `work` on the writer thread, without telling the disk watch how it went (the
+    /// readiness probe's read through the writer is no evidence that writes succeed).
+    async fn submit<R, F>(&self, savepoint: bool, work: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
         let (reply, rx) = oneshot::channel();
         let job: Box<dyn Job> = Box::new(WriteJob {
             savepoint,
@@ -609,22 +712,6 @@ impl SqliteStore {
         self.read_blocking(tenant.as_deref(), work).await
     }
 
-    /// The semaphore of `tenant`'s share of the blocking readers.
-    fn tenant_share(&self, tenant: &str) -> Result<Arc<Semaphore>, StoreError> {
-        let mut map = self
-            .tenant_permits
-            .lock()
-            .map_err(|_| internal("tenant shares poisoned"))?;
-        if map.len() > 4096 {
-            // Forget the idle tenants (every permit free) so the map stays small.
-            map.retain(|_, s| s.available_permits() < TENANT_SHARE);
-        }
-        Ok(map
-            .entry(tenant.to_string())
-            .or_insert_with(|| Arc::new(Semaphore::new(TENANT_SHARE)))
-            .clone())
-    }
-
     /// Runs `work` on a connection of the blocking pool. The pool permit and the connection
     /// travel together into the blocking task and come back together when `work` ends, so a
     /// request that ends early never leaves a permit without a connection; and its statement is
@@ -634,21 +721,22 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        let wait = |sem: Arc<Semaphore>, whose: &'static str| async move {
-            match tokio::time::timeout(POOL_WAIT, sem.acquire_owned()).await {
-                Ok(Ok(p)) => Ok(p),
-                Ok(Err(_)) => Err(StoreError::Unavailable("the store is shutting down".into())),
-                Err(_) => Err(StoreError::Unavailable(format!(
-                    "{whose} read connections stayed busy for {} s",
-                    POOL_WAIT.as_secs()
-                ))),
-            }
-        };
         let share = match tenant {
-            Some(t) => Some(wait(self.tenant_share(t)?, "the tenant's share of the").await?),
+            Some(t) => Some(self.tenant_shares.acquire(t, POOL_WAIT).await?),
             None => None,
         };
-        let permit = wait(self.permits.clone(), "all").await?;
+        let permit = match tokio::time::timeout(POOL_WAIT, self.permits.clone().acquire_owned())
+            .await
+        {
+            Ok(Ok(p)) => p,
+            Ok(Err(_)) => return Err(StoreError::Unavailable("the store is shutting down".into())),
+            Err(_) => {
+                return Err(StoreError::Unavailable(format!(
+                    "all read connections stayed busy for {} s",
+                    POOL_WAIT.as_secs()
+                )));
+            }
+        };
         let reader = self
             .readers
             .lock()
@@ -1576,7 +1664,11 @@ impl Store for SqliteStore {
             self.read(None, probe).await?;
             // Through the writer: a database another process holds the write lock of is not
             // ready, though its readers still answer.
-            self.write_one(probe).await
+            self.submit(false, probe).await?;
+            match &self.disk {
+                Some(d) => d.check(),
+                None => Ok(()),
+            }
         })
     }
 

@@ -840,3 +840,143 @@ async fn every_set_is_counted_exported_imported_and_reset() {
     let r = s.get("/beta/security/alerts/a1").await;
     assert_eq!(r.status(), 404);
 }
+
+/// A tmpfs of its own for a test (mount needs root): unmounted (lazily) when dropped.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    /// `None` (after one loud line) where mounting is not allowed; a failure under `CI=true`.
+    fn mount(bytes: u64) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs(dir)),
+            other => {
+                let why = match other {
+                    Ok(o) => stderr(&o),
+                    Err(e) => e.to_string(),
+                };
+                assert!(
+                    std::env::var("CI").map_or(true, |v| v != "true"),
+                    "cannot mount a tmpfs (needed under CI=true): {why}"
+                );
+                eprintln!("SKIPPED (disk-full test): cannot mount a tmpfs here: {why}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
+}
+
+/// Free bytes of the file system holding `dir`, as `df` reports them.
+fn free_bytes(dir: &Path) -> u64 {
+    let out = Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .expect("df output")
+}
+
+/// A disk that fills up: `/readyz` says not ready below `--min-free-disk-bytes` (before writes
+/// fail) and while writes fail for lack of space (SQLITE_FULL answers 503, never 500); once
+/// space is back and a write succeeds it is ready again, and every acknowledged write is there.
+#[tokio::test]
+async fn readyz_fails_while_the_disk_is_full_and_recovers() {
+    let Some(disk) = Tmpfs::mount(24 << 20) else {
+        return;
+    };
+    let dir = disk.0.path().join("data");
+    let s = Server::start_in(&dir, &["--min-free-disk-bytes", &(4u64 << 20).to_string()]);
+    let anon = s.anonymous();
+    assert_eq!(
+        anon.get(s.url("/readyz")).send().await.unwrap().status(),
+        200
+    );
+
+    // Leave about 2 MiB: below the threshold, though writes would still succeed.
+    let ballast = disk.0.path().join("ballast");
+    let leave = 2u64 << 20;
+    let size = free_bytes(disk.0.path()) - leave;
+    std::fs::write(&ballast, vec![0u8; size as usize]).unwrap();
+    let msg = expect_error(
+        anon.get(s.url("/readyz")).send().await.unwrap(),
+        503,
+        "ServiceNotAvailable",
+    )
+    .await;
+    assert!(msg.contains("below --min-free-disk-bytes"), "{msg}");
+
+    // Fill the rest: writes are acknowledged until the disk is full, then refused with 503.
+    let mut stored = Vec::new();
+    let mut refused = None;
+    for i in 0..100 {
+        let body = json!({"name": format!("big-{i}"), "tags": ["x".repeat(200_000)]});
+        let r = s.post(COLLECTION, &body).await;
+        match r.status().as_u16() {
+            201 => stored.push(
+                r.json::<Value>().await.unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            ),
+            _ => {
+                refused = Some(expect_error(r, 503, "ServiceNotAvailable").await);
+                break;
+            }
+        }
+    }
+    assert!(refused.is_some(), "the disk never filled up");
+    assert!(!stored.is_empty());
+    let msg = expect_error(
+        anon.get(s.url("/readyz")).send().await.unwrap(),
+        503,
+        "ServiceNotAvailable",
+    )
+    .await;
+    assert!(msg.contains("the disk is full"), "{msg}");
+    assert_eq!(
+        anon.get(s.url("/healthz")).send().await.unwrap().status(),
+        200
+    );
+    // Reads still work.
+    assert_eq!(
+        s.get(&format!("{COLLECTION}/{}", stored[0])).await.status(),
+        200
+    );
+
+    // Space comes back: the next write succeeds and the server is ready again.
+    std::fs::remove_file(&ballast).unwrap();
+    let r = s.post(COLLECTION, &json!({"name": "after"})).await;
+    assert_eq!(r.status(), 201);
+    stored.push(
+        r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+    assert_eq!(
+        anon.get(s.url("/readyz")).send().await.unwrap().status(),
+        200
+    );
+    for id in &stored {
+        assert_eq!(
+            s.get(&format!("{COLLECTION}/{id}")).await.status(),
+            200,
+            "{id}"
+        );
+    }
+    drop(s);
+}
