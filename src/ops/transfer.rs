@@ -246,13 +246,29 @@ impl Progress {
 }
 
 /// The chunk being committed while the next one is parsed.
-type InFlight = Option<(tokio::task::JoinHandle<Result<(), StoreError>>, u64)>;
+/// A chunk being written: its task, its row count and the input lines it came from.
+type InFlight = Option<(
+    tokio::task::JoinHandle<Result<(), StoreError>>,
+    u64,
+    std::ops::RangeInclusive<u64>,
+)>;
+
+/// Why a chunk could not be written, naming its input lines (a chunk is one transaction, so
+/// none of those lines was written; earlier chunks were).
+fn chunk_failed(lines: &std::ops::RangeInclusive<u64>, e: &StoreError) -> String {
+    format!(
+        "cannot write lines {}-{} (one transaction: none of them was written, the lines before \
+         were): {e}",
+        lines.start(),
+        lines.end()
+    )
+}
 
 async fn settle(in_flight: &mut InFlight, report: &mut ImportReport) -> Result<(), String> {
-    if let Some((task, n)) = in_flight.take() {
+    if let Some((task, n, lines)) = in_flight.take() {
         task.await
             .map_err(|e| format!("import task failed: {e}"))?
-            .map_err(|e| format!("cannot write a chunk: {e}"))?;
+            .map_err(|e| chunk_failed(&lines, &e))?;
         report.imported += n;
     }
     Ok(())
@@ -273,6 +289,8 @@ pub async fn import(
     let mut in_flight: InFlight = None;
     let mut buf = Vec::new();
     let mut bytes = 0u64;
+    // The input line of the current chunk's first row.
+    let mut chunk_first = 1u64;
     loop {
         buf.clear();
         let read = input
@@ -289,7 +307,12 @@ pub async fn import(
             Err(_) => Err("not valid UTF-8".to_string()),
         };
         match parsed {
-            Ok(row) => chunk.push(row),
+            Ok(row) => {
+                if chunk.is_empty() {
+                    chunk_first = report.lines;
+                }
+                chunk.push(row);
+            }
             Err(why) => {
                 report.rejected += 1;
                 progress.bad_line(report.lines, &why);
@@ -307,6 +330,7 @@ pub async fn import(
             in_flight = Some((
                 tokio::spawn(async move { store.import_chunk(rows).await }),
                 n,
+                chunk_first..=report.lines,
             ));
         }
         progress.update(bytes, &report);
@@ -318,7 +342,7 @@ pub async fn import(
         store
             .import_chunk(chunk)
             .await
-            .map_err(|e| format!("cannot write a chunk: {e}"))?;
+            .map_err(|e| chunk_failed(&(chunk_first..=report.lines), &e))?;
         report.imported += n;
     }
     progress.finish();

@@ -276,12 +276,17 @@ fn transient(code: &SqlState) -> bool {
         || c == "40P01" // deadlock detected
 }
 
-fn map_pg(e: tokio_postgres::Error) -> StoreError {
-    // `db error` alone says nothing: the server's own message and SQLSTATE go into the log.
-    let text = match e.as_db_error() {
+/// An error as text with the server's own message and SQLSTATE: tokio-postgres displays a
+/// server error as `db error` alone, which tells an operator nothing.
+fn pg_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
         Some(db) => format!("{e}: {} ({})", db.message(), db.code().code()),
         None => e.to_string(),
-    };
+    }
+}
+
+fn map_pg(e: tokio_postgres::Error) -> StoreError {
+    let text = pg_text(&e);
     match e.code() {
         Some(code) if *code == SqlState::UNIQUE_VIOLATION => StoreError::Duplicate,
         Some(code) if transient(code) => StoreError::Unavailable(text),
@@ -292,6 +297,14 @@ fn map_pg(e: tokio_postgres::Error) -> StoreError {
         }
         None if e.to_string().contains("timed out") => StoreError::Unavailable(e.to_string()),
         None => StoreError::Internal(e.to_string()),
+    }
+}
+
+/// [`pg_text`] for a pool error (a failed connect carries the server's error).
+fn pool_text(e: &PoolError) -> String {
+    match e {
+        PoolError::Backend(e) => pg_text(e),
+        other => other.to_string(),
     }
 }
 
@@ -378,17 +391,22 @@ async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), String> {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
             }
-            Err(e) => return Err(format!("cannot create the migration table: {e}")),
+            Err(e) => {
+                return Err(format!(
+                    "cannot create the migration table: {}",
+                    pg_text(&e)
+                ));
+            }
         }
     }
-    let tx = client.transaction().await.map_err(|e| e.to_string())?;
+    let tx = client.transaction().await.map_err(|e| pg_text(&e))?;
     let current: i64 = tx
         .query_one(
             "SELECT version FROM graphsec_migrations WHERE id = 1 FOR UPDATE",
             &[],
         )
         .await
-        .map_err(|e| format!("cannot lock the migration row: {e}"))?
+        .map_err(|e| format!("cannot lock the migration row: {}", pg_text(&e)))?
         .get(0);
     let all = migrations();
     if current > all.len() as i64 {
@@ -401,17 +419,17 @@ async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), String> {
         for sql in statements {
             tx.batch_execute(sql)
                 .await
-                .map_err(|e| format!("migration {}: {e}", i + 1))?;
+                .map_err(|e| format!("migration {}: {}", i + 1, pg_text(&e)))?;
         }
         tx.execute(
             "UPDATE graphsec_migrations SET version = $1 WHERE id = 1",
             &[&(i as i64 + 1)],
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| pg_text(&e))?;
         tracing::info!(version = i + 1, "applied schema migration");
     }
-    tx.commit().await.map_err(|e| e.to_string())
+    tx.commit().await.map_err(|e| pg_text(&e))
 }
 
 /// Reads (creating on first start) the paging-token secret, shared by every node.
@@ -428,14 +446,14 @@ async fn load_secret(client: &deadpool_postgres::Object) -> Result<Vec<u8>, Stri
             &[&fresh],
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| pg_text(&e))?;
     let secret: String = client
         .query_one(
             "SELECT value FROM graphsec_meta WHERE key = 'paging_secret'",
             &[],
         )
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| pg_text(&e))?
         .get(0);
     Ok(secret.into_bytes())
 }
@@ -561,6 +579,7 @@ impl PostgresStore {
             match pool.get().await {
                 Ok(c) => break c,
                 Err(e) if Instant::now() < deadline => {
+                    let e = pool_text(&e);
                     tracing::warn!(database = %target, error = %e, retry_in_ms = delay.as_millis() as u64,
                         "database not reachable yet; waiting");
                     tokio::time::sleep(delay).await;
@@ -568,8 +587,9 @@ impl PostgresStore {
                 }
                 Err(e) => {
                     return Err(format!(
-                        "database {target} not reachable after {} s: {e}",
-                        args.database_startup_wait_secs
+                        "database {target} not reachable after {} s: {}",
+                        args.database_startup_wait_secs,
+                        pool_text(&e)
                     ));
                 }
             }

@@ -576,3 +576,69 @@ async fn export_and_import_move_every_profile_between_postgresql_databases() {
     assert_eq!(one.lines().count(), 5);
     assert!(one.lines().all(|l| l.contains("\"tenant-b\"")), "{one}");
 }
+
+/// What PostgreSQL refuses is reported with the server's own message, never a bare `db error`:
+/// a database that refuses writes at startup, and an import chunk (named by its input lines;
+/// the chunks before it are written, nothing of it or after it).
+#[tokio::test]
+async fn postgresql_refusals_name_the_servers_message_and_an_import_chunk_its_lines() {
+    let Some(db) = Db::create() else {
+        return;
+    };
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let lines: String = (0..12)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"@graphsec.tenant": "t", "id": format!("r{i}"), "name": "n"})
+            )
+        })
+        .collect();
+    std::fs::write(file.path(), lines).unwrap();
+    let path = file.path().to_str().unwrap();
+    let import = |chunk: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_graphsec"))
+            .args(["import", path, "--chunk-size", chunk, "--database-url"])
+            .arg(pg::url(&db.0))
+            .env("GRAPHSEC_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let alter = |setting: &str| {
+        pg::scalar(
+            "postgres",
+            &format!("ALTER DATABASE \"{}\" {setting}", db.0),
+        );
+    };
+    alter("SET default_transaction_read_only = on");
+    let (ok, err) = import("5");
+    assert!(!ok, "{err}");
+    assert!(err.contains("read-only transaction"), "{err}");
+    alter("RESET default_transaction_read_only");
+    // The schema exists once a first (empty) import ran; then a trigger refuses one row.
+    let (ok, err) = import("100");
+    assert!(ok, "{err}");
+    pg::scalar(
+        &db.0,
+        "DELETE FROM cloud_app_security_profiles; \
+         CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN IF NEW.id = 'r7' THEN RAISE EXCEPTION 'r7 refused by a test trigger'; END IF; \
+         RETURN NEW; END $$; \
+         CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON cloud_app_security_profiles \
+         FOR EACH ROW EXECUTE FUNCTION refuse()",
+    );
+    let (ok, err) = import("5");
+    assert!(!ok, "{err}");
+    assert!(err.contains("cannot write lines 6-10"), "{err}");
+    assert!(err.contains("r7 refused by a test trigger"), "{err}");
+    let stored = pg::scalar(&db.0, "SELECT count(*) FROM cloud_app_security_profiles");
+    assert_eq!(
+        stored.as_deref(),
+        Some("5"),
+        "lines 1-5 are written, nothing after"
+    );
+}
