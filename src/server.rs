@@ -186,6 +186,8 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     let app =
         api::wire::layer(operator, None, args.limits.max_url_length).merge(api::router(state));
     let scheme = if tls_setup.is_some() { "https" } else { "http" };
+    // Before the listening line: from then on SIGTERM means a graceful shutdown.
+    let shutdown = shutdown_signal();
     match tls_setup {
         None => {
             announce("http", addr);
@@ -200,14 +202,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
                 let _ = tcp.set_nodelay(true);
             });
-            crate::serve::serve(
-                listener,
-                app,
-                &args.limits,
-                proxy.clone(),
-                shutdown_signal(),
-            )
-            .await;
+            crate::serve::serve(listener, app, &args.limits, proxy.clone(), shutdown).await;
         }
         Some((config, trust)) => {
             let listener = tls::TlsListener::new(listener, config, args.limits.max_connections)
@@ -219,14 +214,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             if let Some(p) = &proxy {
                 announce_proxy(scheme, addr, p.ca_path(), trust.as_deref());
             }
-            crate::serve::serve(
-                listener,
-                app,
-                &args.limits,
-                proxy.clone(),
-                shutdown_signal(),
-            )
-            .await;
+            crate::serve::serve(listener, app, &args.limits, proxy.clone(), shutdown).await;
         }
     }
     if let Some(p) = &proxy {
@@ -376,24 +364,39 @@ fn announce(scheme: &str, addr: std::net::SocketAddr) {
     let _ = std::io::stdout().flush();
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or SIGINT (Ctrl-C). The handlers are installed by this call, not when the
+/// future is first polled: `run` calls it before printing the listening line, so a supervisor or
+/// test that signals as soon as it reads that line gets the graceful shutdown, never the signal's
+/// default action (the accept loop may first poll the future only after serving a connection).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (term, int) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(term) => {},
+                _ = wait(int) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown requested: finishing in-flight requests");
     }
-    tracing::info!("shutdown requested: finishing in-flight requests");
 }
