@@ -271,6 +271,46 @@ async fn an_unmodified_client_gets_its_token_and_graph_data_through_the_proxy() 
     assert_eq!(json_of(r, 200).await["value"].as_array().unwrap().len(), 2);
 }
 
+/// On a TLS listener the proxy is an https:// one: the client trusts the listener's certificate
+/// and the development CA.
+#[tokio::test]
+async fn over_a_tls_listener_the_proxy_is_https() {
+    let s = Server::start_with(&["--tls-self-signed", "--https-proxy"]);
+    assert!(s.base.starts_with("https://"));
+    let mut roots = rustls::RootCertStore::empty();
+    for file in [CA_FILE, graphsec::tls::SELF_SIGNED_CERT_FILE] {
+        for c in rustls::pki_types::CertificateDer::pem_file_iter(s.data_dir.join(file)).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let c = reqwest::Client::builder()
+        .no_proxy()
+        .proxy(reqwest::Proxy::https(s.base.replace("127.0.0.1", "localhost")).unwrap())
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap();
+    let page = json_of(
+        c.get("https://graph.microsoft.com/beta/security/alerts")
+            .bearer_auth(&s.token)
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(
+        page["@odata.context"],
+        "https://graph.microsoft.com/beta/$metadata#security/alerts"
+    );
+}
+
 #[tokio::test]
 async fn other_hosts_are_refused_and_no_connection_is_opened() {
     let s = Server::start_with(&["--https-proxy"]);
