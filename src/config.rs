@@ -180,6 +180,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub tls: TlsArgs,
 
+    #[command(flatten)]
+    pub proxy: crate::proxy::ProxyArgs,
+
     /// Enable the admin API (`POST /_graphsec/reset`, `GET /_graphsec/info`) for requests
     /// carrying `Authorization: Bearer SECRET`. Off when unset.
     #[arg(

@@ -22,6 +22,9 @@ pub mod notify;
 pub mod odata;
 /// Operator tools: probes, metrics, the admin API, NDJSON export/import.
 pub mod ops;
+/// `--https-proxy` (development mode): CONNECT tunnels for Microsoft's identity and Graph hosts,
+/// served by graphsec with certificates of its development CA.
+pub mod proxy;
 /// The accept loop: connection limits and a graceful shutdown bounded in time.
 pub mod serve;
 /// Startup, listening, graceful shutdown.

@@ -8,6 +8,11 @@
 //! header read timeout of its accept is closed (HTTP/1.1 and HTTP/2 alike), and when every
 //! connection slot is taken the connection idle the longest (no request in flight) is closed
 //! to make room, instead of leaving the new client in the listen backlog.
+//!
+//! With `--https-proxy` ([`crate::proxy`]) a CONNECT request is answered here, before the
+//! router (its authority-form target has no path to route). Once graphsec has accepted one, the
+//! same connection, in the same task, goes on as the TLS tunnel: it keeps its slot, its limits
+//! and timers, and its part in the graceful shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -34,10 +39,17 @@ const HTTP1_MAX_HEADER_FIELDS: usize = 256;
 const HTTP2_MAX_HEADER_LIST_BYTES: u32 = 256 * 1024;
 
 use crate::api::limits::LimitArgs;
+use crate::proxy::{Intercepted, Interceptor, PendingSlot};
 
-/// Serves `app` on `listener` until `shutdown` completes, then drains (bounded).
-pub async fn serve<L>(mut listener: L, app: Router, limits: &LimitArgs, shutdown: impl Future)
-where
+/// Serves `app` on `listener` until `shutdown` completes, then drains (bounded). With `proxy`
+/// (`--https-proxy`), CONNECT requests open tunnels to the intercepted hosts (module doc).
+pub async fn serve<L>(
+    mut listener: L,
+    app: Router,
+    limits: &LimitArgs,
+    proxy: Option<Arc<Interceptor>>,
+    shutdown: impl Future,
+) where
     L: Listener,
 {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -74,6 +86,7 @@ where
             header_read_timeout: limits.header_read_timeout,
             keep_alive: limits.keep_alive_timeout,
             activity,
+            proxy: proxy.clone(),
         };
         let (stop, open) = (stop_rx.clone(), open_rx.clone());
         let registry = registry.clone();
@@ -106,6 +119,7 @@ struct Connection {
     header_read_timeout: Duration,
     keep_alive: Duration,
     activity: Arc<Activity>,
+    proxy: Option<Arc<Interceptor>>,
 }
 
 /// Requests in flight on one connection and the time of its last activity, for the idle timer
@@ -180,20 +194,75 @@ impl Registry {
 }
 
 impl Connection {
+    /// Serves the connection; when one of its requests was a CONNECT graphsec accepted
+    /// (`--https-proxy`), then the TLS tunnel on it, as a connection of its own in this task.
     async fn run<I>(self, io: I, mut stop: watch::Receiver<bool>)
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let activity = self.activity;
+        let slot = self
+            .proxy
+            .as_ref()
+            .map(|_| Arc::new(PendingSlot::default()));
+        self.serve_http(io, &mut stop, slot.clone(), false).await;
+        let Some(pending) = slot.and_then(|s| s.lock().ok().and_then(|mut p| p.take())) else {
+            return;
+        };
+        if *stop.borrow() {
+            return;
+        }
+        let host = pending.host().to_owned();
+        let tunnel = tokio::select! {
+            t = pending.accept() => t,
+            _ = stop.changed() => None,
+            _ = self.activity.evict.notified() => None,
+        };
+        if let Some(tls) = tunnel {
+            tracing::debug!(host = host.as_str(), "proxy: serving an intercepted tunnel");
+            self.serve_http(tls, &mut stop, None, true).await;
+        }
+    }
+
+    /// Serves HTTP on `io` until it closes, times out, is evicted or shuts down. `slot` takes a
+    /// CONNECT the proxy accepted (`None`: no proxy, or already inside a tunnel); `intercepted`
+    /// marks every request as come through a tunnel.
+    async fn serve_http<I>(
+        &self,
+        io: I,
+        stop: &mut watch::Receiver<bool>,
+        slot: Option<Arc<PendingSlot>>,
+        intercepted: bool,
+    ) where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let activity = self.activity.clone();
         let started = activity.started;
-        let app = self.app;
+        // Requests before this one (the CONNECT of a tunnel) do not count as its first.
+        let baseline = activity.requests.load(Ordering::Acquire);
+        let app = self.app.clone();
+        let proxy = self.proxy.clone();
         let act = activity.clone();
-        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             let app = app.clone();
             let act = act.clone();
+            // CONNECT's target is authority-form (no path): the proxy's, not the router's
+            // (which would ask for a token, then find no resource for the empty path).
+            let connect = (req.method() == http::Method::CONNECT).then(|| match &proxy {
+                Some(p) => p.answer_connect(&mut req, slot.as_deref()),
+                None => crate::proxy::not_a_proxy(),
+            });
+            if intercepted {
+                req.extensions_mut().insert(Intercepted);
+            }
             act.in_flight.fetch_add(1, Ordering::AcqRel);
             act.requests.fetch_add(1, Ordering::AcqRel);
             async move {
+                if let Some(resp) = connect {
+                    act.last_ms
+                        .store(started.elapsed().as_millis() as u64, Ordering::Release);
+                    act.in_flight.fetch_sub(1, Ordering::AcqRel);
+                    return Ok(resp);
+                }
                 let resp = app.oneshot(req.map(Body::new)).await;
                 act.last_ms
                     .store(started.elapsed().as_millis() as u64, Ordering::Release);
@@ -218,7 +287,9 @@ impl Connection {
             .http2()
             .timer(TokioTimer::new())
             .max_header_list_size(HTTP2_MAX_HEADER_LIST_BYTES);
-        let mut conn = std::pin::pin!(builder.serve_connection(TokioIo::new(io), service));
+        // With upgrades: a CONNECT answered 200 hands the connection over (`hyper::upgrade`).
+        let mut conn =
+            std::pin::pin!(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
         let mut closing = *stop.borrow();
         if closing {
             conn.as_mut().graceful_shutdown();
@@ -234,7 +305,7 @@ impl Connection {
         let mut first_request = std::pin::pin!(first_request);
         loop {
             tokio::select! {
-                _ = &mut first_request, if activity.requests.load(Ordering::Acquire) == 0 => {
+                _ = &mut first_request, if activity.requests.load(Ordering::Acquire) == baseline => {
                     tracing::debug!("closing a connection that sent no request");
                     break;
                 }

@@ -29,6 +29,12 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         seed_store(store.clone(), seed, args.strict_properties).await?;
     }
     let data_dir = (!args.in_memory).then_some(args.data_dir.as_path());
+    // Development mode (dev tokens or no authentication) accepts loopback http receivers and
+    // may act for Microsoft's hosts (--https-proxy).
+    let development = development_mode(&args.auth);
+    if args.proxy.https_proxy && !development {
+        return Err("--https-proxy is for development mode only (--auth dev or --auth none): graphsec would answer as login.microsoftonline.com and graph.microsoft.com, which a server verifying a real identity provider's tokens (--auth jwks, --jwks-url, --jwks-file) must never do".into());
+    }
     let auth = Authenticator::from_args(&args.auth, data_dir)?;
     let listen_addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(&args.listen)
         .await
@@ -77,12 +83,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     if let Some((_, Some(cert))) = &tls_setup {
         tracing::info!(certificate = %cert.display(), "HTTPS with a self-signed certificate: trust this file in clients");
     }
-    // Development mode (dev tokens or no authentication) accepts loopback http receivers.
-    let development = match args.auth.auth {
-        Some(crate::auth::AuthMode::Dev | crate::auth::AuthMode::None) => true,
-        Some(crate::auth::AuthMode::Jwks) => false,
-        None => args.auth.jwks_file.is_none() && args.auth.jwks_url.is_none(),
-    };
+    let proxy = crate::proxy::Interceptor::from_args(&args.proxy, data_dir)?;
     let notifier = Arc::new(crate::notify::Notifier::new(
         args.notify.clone(),
         development,
@@ -119,6 +120,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         (args.strict_properties, "strictProperties"),
         (args.in_memory, "inMemory"),
         (args.seed.is_some(), "seed"),
+        (proxy.is_some(), "httpsProxy"),
     ] {
         if on {
             features.push(name.to_string());
@@ -184,18 +186,23 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     let app =
         api::wire::layer(operator, None, args.limits.max_url_length).merge(api::router(state));
     let scheme = if tls_setup.is_some() { "https" } else { "http" };
+    // Before the listening line: from then on SIGTERM means a graceful shutdown.
+    let shutdown = shutdown_signal();
     match tls_setup {
         None => {
             announce("http", addr);
             if dev_mode {
                 announce_dev_mode(scheme, addr, args.public_url.as_deref(), None);
             }
+            if let Some(p) = &proxy {
+                announce_proxy(scheme, addr, p.ca_path(), None);
+            }
             // Responses leave in one write each, but a large one spans several segments and
             // Nagle's algorithm would hold its last one until the client's delayed ACK.
             let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
                 let _ = tcp.set_nodelay(true);
             });
-            crate::serve::serve(listener, app, &args.limits, shutdown_signal()).await;
+            crate::serve::serve(listener, app, &args.limits, proxy.clone(), shutdown).await;
         }
         Some((config, trust)) => {
             let listener = tls::TlsListener::new(listener, config, args.limits.max_connections)
@@ -204,8 +211,14 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             if dev_mode {
                 announce_dev_mode(scheme, addr, args.public_url.as_deref(), trust.as_deref());
             }
-            crate::serve::serve(listener, app, &args.limits, shutdown_signal()).await;
+            if let Some(p) = &proxy {
+                announce_proxy(scheme, addr, p.ca_path(), trust.as_deref());
+            }
+            crate::serve::serve(listener, app, &args.limits, proxy.clone(), shutdown).await;
         }
+    }
+    if let Some(p) = &proxy {
+        p.cleanup();
     }
     tracing::info!("stopped");
     Ok(())
@@ -318,30 +331,73 @@ fn announce_dev_mode(
     let _ = std::io::stdout().flush();
 }
 
+/// Whether the flags put graphsec in development mode: dev tokens (the default without
+/// `--jwks-file`/`--jwks-url`) or no authentication.
+fn development_mode(auth: &crate::auth::AuthArgs) -> bool {
+    match auth.auth {
+        Some(crate::auth::AuthMode::Dev | crate::auth::AuthMode::None) => true,
+        Some(crate::auth::AuthMode::Jwks) => false,
+        None => auth.jwks_file.is_none() && auth.jwks_url.is_none(),
+    }
+}
+
+/// The startup line of `--https-proxy`: the two settings an application needs. Over a TLS
+/// listener the application must trust the listener's certificate too (`listener_cert`).
+fn announce_proxy(
+    scheme: &str,
+    addr: std::net::SocketAddr,
+    ca: &std::path::Path,
+    listener_cert: Option<&std::path::Path>,
+) {
+    let also = listener_cert
+        .map(|c| format!(" and {}", c.display()))
+        .unwrap_or_default();
+    println!(
+        "graphsec HTTPS proxy for Microsoft's identity and Graph hosts (login.microsoftonline.com, graph.microsoft.com, their aliases and national clouds): run applications with HTTPS_PROXY={scheme}://{addr} and trust {}{also} (SSL_CERT_FILE and REQUESTS_CA_BUNDLE for Python, NODE_EXTRA_CA_CERTS for Node.js); other hosts are refused (set NO_PROXY for them), nothing goes to the internet",
+        ca.display()
+    );
+    let _ = std::io::stdout().flush();
+}
+
 /// Scripts and tests wait for this exact form on stdout.
 fn announce(scheme: &str, addr: std::net::SocketAddr) {
     println!("graphsec listening on {scheme}://{addr}");
     let _ = std::io::stdout().flush();
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or SIGINT (Ctrl-C). The handlers are installed by this call, not when the
+/// future is first polled: `run` calls it before printing the listening line, so a supervisor or
+/// test that signals as soon as it reads that line gets the graceful shutdown, never the signal's
+/// default action (the accept loop may first poll the future only after serving a connection).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (term, int) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(term) => {},
+                _ = wait(int) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown requested: finishing in-flight requests");
     }
-    tracing::info!("shutdown requested: finishing in-flight requests");
 }

@@ -50,8 +50,8 @@ pub const SELF_SIGNED_KEY_FILE: &str = "tls-self-signed-key.pem";
 pub const SELF_SIGNED_CERT_FILE: &str = "tls-self-signed-cert.pem";
 /// Names the self-signed certificate is valid for.
 pub const SELF_SIGNED_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
-/// How long a client may take to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to complete the TLS handshake (also inside a proxy tunnel).
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// TLS flags of `graphsec serve`. Without any of them the server speaks plain HTTP.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -129,7 +129,9 @@ pub fn server_config(args: &TlsArgs, data_dir: Option<&Path>) -> Result<Option<T
     }
 }
 
-fn build(
+/// A server configuration for `chain` and `key` on the aws-lc-rs provider, offering HTTP/2 and
+/// HTTP/1.1 by ALPN (also the intercepting proxy's, `crate::proxy`).
+pub(crate) fn build(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<Arc<ServerConfig>, String> {

@@ -61,13 +61,18 @@ class Capabilities:
 
     tls: bool
     tokens: bool
+    https_proxy: bool
 
 
 @lru_cache(maxsize=1)
 def capabilities() -> Capabilities:
     _, serve_help = _help_text("serve")
     token_rc, _ = _help_text("token")
-    return Capabilities(tls="--tls-self-signed" in serve_help, tokens=token_rc == 0)
+    return Capabilities(
+        tls="--tls-self-signed" in serve_help,
+        tokens=token_rc == 0,
+        https_proxy="--https-proxy" in serve_help,
+    )
 
 
 class GraphsecServer:

@@ -119,12 +119,18 @@ async fn run(target: &Target, req: Request) -> Result<Response, GraphError> {
         Some(version) => format!("/{version}"),
         None => String::new(),
     };
-    let mut outer = HeaderMap::new();
+    let mut outer = Outer {
+        headers: HeaderMap::new(),
+        intercepted: parts
+            .extensions
+            .get::<crate::proxy::Intercepted>()
+            .is_some(),
+    };
     if let Some(a) = authorization {
-        outer.insert(header::AUTHORIZATION, a);
+        outer.headers.insert(header::AUTHORIZATION, a);
     }
     if let Some(h) = parts.headers.get(header::HOST) {
-        outer.insert(header::HOST, h.clone());
+        outer.headers.insert(header::HOST, h.clone());
     }
     // A batch with a write runs to its end once it starts: it reports every sub-request
     // rather than answering 408 with some of them written.
@@ -365,7 +371,7 @@ async fn execute(
     items: &[Item],
     order: &[usize],
     prefix: &str,
-    outer: &HeaderMap,
+    outer: &Outer,
 ) -> Vec<Outcome> {
     let mut outcomes: Vec<Option<Outcome>> = items.iter().map(|_| None).collect();
     let mut waiting: Vec<usize> = items.iter().map(|it| it.depends_on.len()).collect();
@@ -445,7 +451,14 @@ async fn error_outcome(e: GraphError) -> Outcome {
     outcome(context::finish(e.into_response(), &ids)).await
 }
 
-fn sub_request(item: &Item, prefix: &str, outer: &HeaderMap) -> Request {
+/// What every sub-request takes from the batch request: its token and `Host` (which builds the
+/// URLs), and whether it came through `--https-proxy`'s tunnel (`https` URLs).
+struct Outer {
+    headers: HeaderMap,
+    intercepted: bool,
+}
+
+fn sub_request(item: &Item, prefix: &str, outer: &Outer) -> Request {
     let uri = format!("{prefix}{}", item.uri);
     let mut req = Request::new(Body::from(item.body.clone().unwrap_or_default()));
     *req.method_mut() = item.method.clone();
@@ -467,8 +480,11 @@ fn sub_request(item: &Item, prefix: &str, outer: &HeaderMap) -> Request {
             headers.append(name.clone(), value.clone());
         }
     }
-    for (name, value) in outer {
+    for (name, value) in &outer.headers {
         headers.insert(name.clone(), value.clone());
+    }
+    if outer.intercepted {
+        req.extensions_mut().insert(crate::proxy::Intercepted);
     }
     req
 }

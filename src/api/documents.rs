@@ -92,7 +92,7 @@ pub fn serve(state: &AppState, parts: &Parts, resolved: &Resolved) -> Result<Res
         _ => {
             let root = Root::new(
                 state.public_url.as_deref(),
-                state.tls,
+                crate::proxy::https(state.tls, &parts.extensions),
                 &parts.headers,
                 Some(resolved.catalog.version),
             );

@@ -58,7 +58,7 @@ impl Ctx {
         Ok(Ctx {
             root: Root::new(
                 state.public_url.as_deref(),
-                state.tls,
+                crate::proxy::https(state.tls, &parts.extensions),
                 &parts.headers,
                 version,
             ),

@@ -166,15 +166,15 @@ fn parse_key(entity: &EntityType, inner: &str) -> Option<String> {
 
 /// Resolves a request path (without the query string).
 pub fn resolve(path: &str) -> Result<Resolved, GraphError> {
-    let mut segs: Vec<Cow<'_, str>> = path
-        .trim_start_matches('/')
+    // Empty segments address the same resource, as on Graph: a trailing slash, and a doubled
+    // one, which the Python SDKs send with their default base URL (httpx ends
+    // `https://graph.microsoft.com/v1.0` with a slash, the URL templates start with one:
+    // `/v1.0//security/alerts`).
+    let segs: Vec<Cow<'_, str>> = path
         .split('/')
+        .filter(|s| !s.is_empty())
         .map(decode)
         .collect::<Result<_, _>>()?;
-    // A trailing slash addresses the same resource.
-    if segs.len() > 1 && segs.last().is_some_and(|s| s.is_empty()) {
-        segs.pop();
-    }
     let mut i = 0;
     let (cat, prefix) = match segs.first().and_then(|s| catalog::version(s)) {
         Some(c) => {
@@ -419,6 +419,16 @@ mod tests {
         assert_eq!(r("/beta/openapi.json"), Route::OpenApi);
         assert!(resolve("/beta/$batch/x").is_err());
         assert!(resolve("/").is_err());
+        assert!(resolve("//").is_err());
+        // Doubled slashes (the Python SDKs' default base URL ends with one).
+        assert_eq!(
+            r("/v1.0//security/alerts"),
+            Route::Collection(catalog::version("v1.0").unwrap().set("alerts").unwrap())
+        );
+        assert_eq!(
+            r("//beta//security//cloudAppSecurityProfiles//AbC//"),
+            Route::Entity(profiles(), "AbC".into())
+        );
         assert!(may_be_batch("/beta/$Batch/") && !may_be_batch("/beta/security"));
         assert_eq!(
             resolve("/beta/security/cloudAppSecurityProfiles")

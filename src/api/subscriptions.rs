@@ -118,7 +118,7 @@ pub async fn serve(
     }
     let root = Root::new(
         state.public_url.as_deref(),
-        state.tls,
+        crate::proxy::https(state.tls, &parts.extensions),
         &parts.headers,
         resolved.prefix,
     );

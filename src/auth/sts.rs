@@ -50,6 +50,69 @@ const ONMICROSOFT: &str = ".onmicrosoft.com";
 /// The OIDC scopes an app may add to any request; they grant nothing in this flow.
 const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "offline_access", "email"];
 
+/// One of Entra ID's clouds, as its instance discovery and OpenID discovery documents describe
+/// it (the metadata MSAL also carries built in): the login hosts that are one authority
+/// (`aliases`), the one to call (`preferred_network`), the one tokens are cached under
+/// (`preferred_cache`), and the cloud's Microsoft Graph hosts.
+#[derive(Debug, Clone, Copy)]
+pub struct EntraCloud {
+    pub preferred_network: &'static str,
+    pub preferred_cache: &'static str,
+    pub aliases: &'static [&'static str],
+    /// OpenID discovery's `cloud_instance_name`.
+    pub instance_name: &'static str,
+    /// OpenID discovery's `cloud_graph_host_name` (Azure AD Graph).
+    pub aad_graph_host: &'static str,
+    /// Microsoft Graph's hosts in this cloud; the first is discovery's `msgraph_host`.
+    pub graph_hosts: &'static [&'static str],
+}
+
+/// The clouds whose login hosts graphsec answers for when an application reaches it under their
+/// names (`--https-proxy`, `crate::proxy`): global, US Government, China (21Vianet).
+pub const ENTRA_CLOUDS: [EntraCloud; 3] = [
+    EntraCloud {
+        preferred_network: "login.microsoftonline.com",
+        preferred_cache: "login.windows.net",
+        aliases: &[
+            "login.microsoftonline.com",
+            "login.windows.net",
+            "login.microsoft.com",
+            "sts.windows.net",
+        ],
+        instance_name: "microsoftonline.com",
+        aad_graph_host: "graph.windows.net",
+        graph_hosts: &["graph.microsoft.com"],
+    },
+    EntraCloud {
+        preferred_network: "login.microsoftonline.us",
+        preferred_cache: "login.microsoftonline.us",
+        aliases: &["login.microsoftonline.us", "login.usgovcloudapi.net"],
+        instance_name: "microsoftonline.us",
+        aad_graph_host: "graph.windows.net",
+        graph_hosts: &["graph.microsoft.us", "dod-graph.microsoft.us"],
+    },
+    EntraCloud {
+        preferred_network: "login.partner.microsoftonline.cn",
+        preferred_cache: "login.partner.microsoftonline.cn",
+        aliases: &["login.partner.microsoftonline.cn", "login.chinacloudapi.cn"],
+        instance_name: "partner.microsoftonline.cn",
+        aad_graph_host: "graph.chinacloudapi.cn",
+        graph_hosts: &["microsoftgraph.chinacloudapi.cn"],
+    },
+];
+
+/// The Entra cloud `host` (as in a URL, without a port) is a login host of.
+fn entra_cloud(host: &str) -> Option<&'static EntraCloud> {
+    ENTRA_CLOUDS
+        .iter()
+        .find(|c| c.aliases.iter().any(|a| a.eq_ignore_ascii_case(host)))
+}
+
+/// The host of a base URL (`https://host[:port]`).
+fn base_host(base: &str) -> &str {
+    base.split_once("://").map_or(base, |(_, rest)| rest)
+}
+
 /// A tenant as named in a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TenantSegment {
@@ -380,10 +443,13 @@ impl TokenService {
             TenantSegment::Tenant(t) => (t.clone(), t),
             TenantSegment::Meta(m) => (m.to_owned(), "{tenantid}".to_owned()),
         };
-        let host = base
-            .split_once("://")
-            .map_or(base, |(_, rest)| rest)
-            .to_owned();
+        let host = base_host(base);
+        // Reached under an Entra host's name (`--https-proxy`), the cloud's names as Entra
+        // writes them; otherwise graphsec's own host stands for all of them.
+        let (instance_name, aad_graph_host, msgraph_host) = match entra_cloud(host) {
+            Some(c) => (c.instance_name, c.aad_graph_host, c.graph_hosts[0]),
+            None => (host, host, host),
+        };
         let at = |path: &str| format!("{base}/{path_tenant}/{path}");
         Ok(json!({
             "token_endpoint": at("oauth2/v2.0/token"),
@@ -405,15 +471,21 @@ impl TokenService {
             "end_session_endpoint": at("oauth2/v2.0/logout"),
             "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "tid", "azp", "azpacr", "oid", "idtyp", "roles", "scp", "ver"],
             "tenant_region_scope": "WW",
-            "cloud_instance_name": host,
-            "cloud_graph_host_name": host,
-            "msgraph_host": host,
+            "cloud_instance_name": instance_name,
+            "cloud_graph_host_name": aad_graph_host,
+            "msgraph_host": msgraph_host,
             "rbac_url": base,
         }))
     }
 
     /// Entra's instance discovery (`/common/discovery/instance?authorization_endpoint=…`):
-    /// where the tenant's discovery document is, and graphsec's host as its own (only) alias.
+    /// where the tenant's discovery document is (under `base`), and the hosts that are one
+    /// authority. Reached at graphsec's own address, that is graphsec's host (and the
+    /// authority's, when the client named graphsec by another name). Reached under an Entra
+    /// login host's name (`--https-proxy`), the answer is Entra's for its own host: every cloud
+    /// of [`ENTRA_CLOUDS`], plus an entry of its own for an authority host that is none of
+    /// theirs (an application whose authority is graphsec's address), so that MSAL keeps
+    /// calling the authority it was given.
     pub fn instance_discovery(
         &self,
         authorization_endpoint: Option<&str>,
@@ -440,19 +512,42 @@ impl TokenService {
             TenantSegment::Tenant(t) => t,
             TenantSegment::Meta(m) => m.to_owned(),
         };
-        let own_host = base.split_once("://").map_or(base, |(_, rest)| rest);
-        let mut aliases = vec![own_host.to_owned()];
-        if !authority_host.is_empty() && !authority_host.eq_ignore_ascii_case(own_host) {
-            aliases.push(authority_host.to_ascii_lowercase());
-        }
-        Ok(json!({
-            "tenant_discovery_endpoint": format!("{base}/{tenant}/v2.0/.well-known/openid-configuration"),
-            "api-version": api_version.unwrap_or("1.1"),
-            "metadata": [{
+        let own_host = base_host(base);
+        let metadata = if entra_cloud(own_host).is_some() {
+            let mut clouds: Vec<Value> = ENTRA_CLOUDS
+                .iter()
+                .map(|c| {
+                    json!({
+                        "preferred_network": c.preferred_network,
+                        "preferred_cache": c.preferred_cache,
+                        "aliases": c.aliases,
+                    })
+                })
+                .collect();
+            let authority_host = authority_host.to_ascii_lowercase();
+            if !authority_host.is_empty() && entra_cloud(&authority_host).is_none() {
+                clouds.push(json!({
+                    "preferred_network": authority_host,
+                    "preferred_cache": authority_host,
+                    "aliases": [authority_host],
+                }));
+            }
+            clouds
+        } else {
+            let mut aliases = vec![own_host.to_owned()];
+            if !authority_host.is_empty() && !authority_host.eq_ignore_ascii_case(own_host) {
+                aliases.push(authority_host.to_ascii_lowercase());
+            }
+            vec![json!({
                 "preferred_network": own_host,
                 "preferred_cache": own_host,
                 "aliases": aliases,
-            }],
+            })]
+        };
+        Ok(json!({
+            "tenant_discovery_endpoint": format!("{base}/{tenant}/v2.0/.well-known/openid-configuration"),
+            "api-version": api_version.unwrap_or("1.1"),
+            "metadata": metadata,
         }))
     }
 
@@ -1027,6 +1122,61 @@ mod tests {
         assert_eq!(
             sts.instance_discovery(None, None, BASE).unwrap_err().aadsts,
             Some(90014)
+        );
+    }
+
+    /// Reached as login.microsoftonline.com (`--https-proxy`), discovery answers as Entra does
+    /// for its own host.
+    #[test]
+    fn discovery_under_an_entra_host_answers_as_entra() {
+        let (_auth, sts) = service(ClientPolicy::AnyClient { roles: vec![] });
+        let entra = "https://login.microsoftonline.com";
+        let d = sts.openid_configuration("contoso", entra).unwrap();
+        assert_eq!(d["issuer"], format!("{entra}/contoso/v2.0"));
+        assert_eq!(
+            d["token_endpoint"],
+            format!("{entra}/contoso/oauth2/v2.0/token")
+        );
+        assert_eq!(d["msgraph_host"], "graph.microsoft.com");
+        assert_eq!(d["cloud_instance_name"], "microsoftonline.com");
+        let i = sts
+            .instance_discovery(
+                Some("https://login.microsoftonline.com/contoso/oauth2/v2.0/authorize"),
+                Some("1.1"),
+                entra,
+            )
+            .unwrap();
+        assert_eq!(
+            i["tenant_discovery_endpoint"],
+            format!("{entra}/contoso/v2.0/.well-known/openid-configuration")
+        );
+        assert_eq!(i["metadata"].as_array().unwrap().len(), ENTRA_CLOUDS.len());
+        assert_eq!(
+            i["metadata"][0]["preferred_network"],
+            "login.microsoftonline.com"
+        );
+        assert_eq!(i["metadata"][0]["preferred_cache"], "login.windows.net");
+        assert_eq!(
+            i["metadata"][0]["aliases"],
+            json!([
+                "login.microsoftonline.com",
+                "login.windows.net",
+                "login.microsoft.com",
+                "sts.windows.net"
+            ])
+        );
+        // An authority that is graphsec's own address gets an entry of its own.
+        let own = sts
+            .instance_discovery(
+                Some("https://127.0.0.1:7470/contoso/oauth2/v2.0/authorize"),
+                None,
+                entra,
+            )
+            .unwrap();
+        let last = own["metadata"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(
+            last,
+            json!({"preferred_network": "127.0.0.1:7470", "preferred_cache": "127.0.0.1:7470", "aliases": ["127.0.0.1:7470"]})
         );
     }
 }

@@ -32,6 +32,7 @@ use crate::api::envelope::Root;
 use crate::auth::TokenSpec;
 use crate::auth::sts::{MintRefusal, OAuthError, basic_credentials};
 use crate::error::GraphError;
+use crate::proxy::Intercepted;
 
 /// The token service's routes (merged into the operator router).
 pub fn routes() -> Router<Arc<OpsState>> {
@@ -49,9 +50,14 @@ pub fn routes() -> Router<Arc<OpsState>> {
         .route("/_graphsec/token", post(mint))
 }
 
-/// The base URL the client reached graphsec at (or `--public-url`).
-fn base(state: &OpsState, headers: &HeaderMap) -> String {
-    Root::new(state.public_url.as_deref(), state.tls, headers, None).0
+/// A request that came through `--https-proxy`'s tunnel (its URLs are `https://` ones).
+type Tunneled = Option<axum::Extension<Intercepted>>;
+
+/// The base URL the client reached graphsec at (or `--public-url`): through `--https-proxy`,
+/// `https://login.microsoftonline.com` for a client that kept Microsoft's authority.
+fn base(state: &OpsState, headers: &HeaderMap, tunneled: &Tunneled) -> String {
+    let https = state.tls || tunneled.is_some();
+    Root::new(state.public_url.as_deref(), https, headers, None).0
 }
 
 /// A JSON answer of the token service: never cached (RFC 6749 §5.1).
@@ -93,11 +99,12 @@ async fn openid_configuration(
     Path(tenant): Path<String>,
     headers: HeaderMap,
     request_ids: Ids,
+    tunneled: Tunneled,
 ) -> Response {
     let Some(sts) = &state.sts else {
         return oauth_error(&OAuthError::service_off(), ids(&request_ids));
     };
-    match sts.openid_configuration(&tenant, &base(&state, &headers)) {
+    match sts.openid_configuration(&tenant, &base(&state, &headers, &tunneled)) {
         Ok(doc) => json_response(StatusCode::OK, &doc),
         Err(e) => oauth_error(&e, ids(&request_ids)),
     }
@@ -122,6 +129,7 @@ async fn instance_discovery(
     Query(q): Query<InstanceQuery>,
     headers: HeaderMap,
     request_ids: Ids,
+    tunneled: Tunneled,
 ) -> Response {
     let Some(sts) = &state.sts else {
         return oauth_error(&OAuthError::service_off(), ids(&request_ids));
@@ -129,7 +137,7 @@ async fn instance_discovery(
     match sts.instance_discovery(
         q.authorization_endpoint.as_deref(),
         q.api_version.as_deref(),
-        &base(&state, &headers),
+        &base(&state, &headers, &tunneled),
     ) {
         Ok(doc) => json_response(StatusCode::OK, &doc),
         Err(e) => oauth_error(&e, ids(&request_ids)),
@@ -142,6 +150,7 @@ async fn token(
     method: Method,
     headers: HeaderMap,
     request_ids: Ids,
+    tunneled: Tunneled,
     body: Bytes,
 ) -> Response {
     let Some(sts) = &state.sts else {
@@ -172,7 +181,7 @@ async fn token(
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok()),
     );
-    match sts.token(&tenant, &form, basic, &base(&state, &headers)) {
+    match sts.token(&tenant, &form, basic, &base(&state, &headers, &tunneled)) {
         Ok(t) => json_response(StatusCode::OK, &t.body()),
         Err(e) => {
             tracing::info!(

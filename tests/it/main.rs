@@ -19,6 +19,7 @@ mod onboarding;
 mod ops;
 mod perf;
 mod pg;
+mod proxy;
 mod query;
 mod resilience;
 mod resource;
