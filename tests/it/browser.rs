@@ -406,8 +406,17 @@ impl Drop for Browser {
                     "DELETE /session/{} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                     self.session, self.port
                 )?;
+                // chromedriver keeps the connection open despite `Connection: close`: read
+                // until the answer's head has arrived (the answer means Chromium has quit).
                 let mut answer = Vec::new();
-                s.read_to_end(&mut answer).map(|_| ())
+                let mut chunk = [0u8; 4096];
+                while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk)? {
+                        0 => break,
+                        n => answer.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                Ok(())
             })();
         }
         // The whole group: chromedriver and anything of Chromium still alive.
