@@ -24,6 +24,42 @@ pub const JS: &str = include_str!("explorer.js");
 /// Per tenant, its entity count per set (by the set's storage index).
 pub type Counts = BTreeMap<String, BTreeMap<usize, u64>>;
 
+/// The overview pages count up to this many entities per tenant and set and show a larger
+/// count as "10,000+" (the set's own page counts them all).
+pub const COUNT_CAP: u64 = 10_000;
+
+/// `n` with thousands separators (10,000).
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
+/// A count as the overview pages show it, and as a screen reader says it.
+fn count_text(n: u64) -> (String, String) {
+    if n > COUNT_CAP {
+        (
+            format!("{}+", grouped(COUNT_CAP)),
+            format!("more than {}", grouped(COUNT_CAP)),
+        )
+    } else {
+        (grouped(n), grouped(n))
+    }
+}
+
+/// The note under a table with a capped count.
+fn capped_note() -> Markup {
+    html! {
+        p.note { "Counts stop above " (grouped(COUNT_CAP)) " so this page stays fast; a set's own page counts all its entities." }
+    }
+}
+
 /// One page of a list.
 pub struct ListPage<'a> {
     pub records: &'a [Record],
@@ -165,10 +201,11 @@ pub fn home(counts: &Counts, token_mode: bool, _csrf: &str) -> Markup {
                                 tr {
                                     th scope="row" { a href=(href("tenant", &[("tenant", tenant)])) { (tenant) } }
                                     @for e in &sets {
+                                        @let (shown, said) = count_text(per.get(&e.index).copied().unwrap_or(0));
                                         td.num {
                                             a href=(list_href(tenant, e))
-                                              aria-label=(format!("{} {} of tenant {tenant}", per.get(&e.index).copied().unwrap_or(0), e.collection)) {
-                                                (per.get(&e.index).copied().unwrap_or(0))
+                                              aria-label=(format!("{said} {} of tenant {tenant}", e.collection)) {
+                                                (shown)
                                             }
                                         }
                                     }
@@ -176,6 +213,9 @@ pub fn home(counts: &Counts, token_mode: bool, _csrf: &str) -> Markup {
                             }
                         }
                     }
+                }
+                @if counts.values().flat_map(|per| per.values()).any(|&n| n > COUNT_CAP) {
+                    (capped_note())
                 }
             }
             form method="get" action=(format!("{BASE}/tenant")) {
@@ -211,7 +251,8 @@ pub fn tenant(tenant: &str, counts: Option<&BTreeMap<usize, u64>>, csrf: &str) -
                                 @for e in c.served() {
                                     tr {
                                         th scope="row" { a href=(list_href(tenant, e)) { (e.collection) } }
-                                        td.num { (counts.and_then(|m| m.get(&e.index)).copied().unwrap_or(0)) }
+                                        @let (shown, said) = count_text(counts.and_then(|m| m.get(&e.index)).copied().unwrap_or(0));
+                                        td.num aria-label=(said) { (shown) }
                                         td {
                                             @if e.capabilities.insertable {
                                                 a href=(new_href(tenant, e)) { "New " (e.name) }
@@ -223,6 +264,9 @@ pub fn tenant(tenant: &str, counts: Option<&BTreeMap<usize, u64>>, csrf: &str) -
                         }
                     }
                 }
+            }
+            @if counts.is_some_and(|m| m.values().any(|&n| n > COUNT_CAP)) {
+                (capped_note())
             }
             p { a href=(href("subscriptions", &[("tenant", tenant)])) { "Subscriptions and deliveries" } }
             form method="post" action=(format!("{BASE}/reset"))
@@ -589,6 +633,19 @@ mod tests {
         // The link to the entity percent-encodes the id and the tenant.
         assert!(row.contains("id=id-%3Cscript%3E%26%22%27"), "{row}");
         assert!(row.contains("tenant=t%22%3C"), "{row}");
+    }
+
+    #[test]
+    fn counts_above_the_cap_show_as_more_than_it() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(1_234_567), "1,234,567");
+        assert_eq!(count_text(COUNT_CAP).0, "10,000");
+        assert_eq!(
+            count_text(COUNT_CAP + 1),
+            ("10,000+".into(), "more than 10,000".into())
+        );
     }
 
     #[test]

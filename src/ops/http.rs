@@ -206,7 +206,7 @@ async fn info(
     for entity in catalog.served() {
         for (tenant, n) in state
             .store
-            .tenant_counts(entity)
+            .tenant_counts(entity, None, None)
             .await
             .map_err(store_failure)?
         {

@@ -238,8 +238,10 @@ impl Store for Instrumented {
     fn tenant_counts(
         &self,
         entity: &'static EntityType,
+        tenant: Option<&str>,
+        limit: Option<u64>,
     ) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
-        timed("tenant_counts", self.0.tenant_counts(entity))
+        timed("tenant_counts", self.0.tenant_counts(entity, tenant, limit))
     }
     fn export_page(
         &self,

@@ -319,11 +319,15 @@ pub trait Store: Send + Sync {
         entity: &'static EntityType,
         tenant: Option<&str>,
     ) -> BoxFuture<'_, Result<u64, StoreError>>;
-    /// How many entities of the set each tenant has, ordered by tenant (tenants without any are
-    /// absent).
+    /// How many entities of the set each tenant has (only `tenant`'s with `Some`), ordered by
+    /// tenant (tenants without any are absent). With `limit`, a count stops at `limit`: the cost
+    /// is then at most tenants × `limit` index entries instead of every row of the set (the
+    /// explorer's overview pages), the tenants found one index seek each.
     fn tenant_counts(
         &self,
         entity: &'static EntityType,
+        tenant: Option<&str>,
+        limit: Option<u64>,
     ) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>>;
     /// Up to `limit` entities of the set ordered by (tenant, id), strictly after the `after`
     /// (tenant, id) position, of one tenant or of all: export pages through the set with it.

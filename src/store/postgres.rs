@@ -1455,26 +1455,78 @@ impl Store for PostgresStore {
     fn tenant_counts(
         &self,
         entity: &'static EntityType,
+        tenant: Option<&str>,
+        limit: Option<u64>,
     ) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
+        let only = tenant.map(str::to_owned);
         Box::pin(async move {
             let client = self.client().await?;
-            let tenant = quote(schema::TENANT_COLUMN);
+            let table = quote(entity.table);
+            let col = quote(schema::TENANT_COLUMN);
+            let tenant_of = |r: &Row| -> Result<Option<String>, StoreError> {
+                r.try_get(0)
+                    .map_err(|e| StoreError::Internal(e.to_string()))
+            };
+            if only.is_none() && limit.is_none() {
+                // Every tenant's exact count: one pass over an index.
+                let sql =
+                    format!("SELECT {col}, COUNT(*) FROM {table} GROUP BY {col} ORDER BY {col}");
+                let rows = client.query(sql.as_str(), &[]).await.map_err(map_pg)?;
+                return rows
+                    .iter()
+                    .map(|r| {
+                        let t: String = r
+                            .try_get(0)
+                            .map_err(|e| StoreError::Internal(e.to_string()))?;
+                        let n: i64 = r
+                            .try_get(1)
+                            .map_err(|e| StoreError::Internal(e.to_string()))?;
+                        Ok((t, u64::try_from(n).unwrap_or(0)))
+                    })
+                    .collect();
+            }
+            let tenants = match only {
+                Some(t) => vec![t],
+                None => {
+                    // A skip scan of the (tenant, …) keys: one index seek per tenant.
+                    let first = format!("SELECT MIN({col}) FROM {table}");
+                    let next = format!("SELECT MIN({col}) FROM {table} WHERE {col} > $1");
+                    let mut out = Vec::new();
+                    let row = client
+                        .query_one(first.as_str(), &[])
+                        .await
+                        .map_err(map_pg)?;
+                    let mut at = tenant_of(&row)?;
+                    while let Some(t) = at {
+                        let row = client
+                            .query_one(next.as_str(), &[&t])
+                            .await
+                            .map_err(map_pg)?;
+                        at = tenant_of(&row)?;
+                        out.push(t);
+                    }
+                    out
+                }
+            };
+            // PostgreSQL reads LIMIT NULL as none.
+            let limit = limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
             let sql = format!(
-                "SELECT {tenant}, COUNT(*) FROM {} GROUP BY {tenant} ORDER BY {tenant}",
-                quote(entity.table)
+                "SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE {col} = $1 LIMIT $2) AS capped"
             );
-            let rows = client.query(sql.as_str(), &[]).await.map_err(map_pg)?;
-            rows.iter()
-                .map(|r| {
-                    let t: String = r
-                        .try_get(0)
-                        .map_err(|e| StoreError::Internal(e.to_string()))?;
-                    let n: i64 = r
-                        .try_get(1)
-                        .map_err(|e| StoreError::Internal(e.to_string()))?;
-                    Ok((t, u64::try_from(n).unwrap_or(0)))
-                })
-                .collect()
+            let mut out = Vec::with_capacity(tenants.len());
+            for t in tenants {
+                let row = client
+                    .query_one(sql.as_str(), &[&t, &limit])
+                    .await
+                    .map_err(map_pg)?;
+                let n: i64 = row
+                    .try_get(0)
+                    .map_err(|e| StoreError::Internal(e.to_string()))?;
+                if n > 0 {
+                    out.push((t, u64::try_from(n).unwrap_or(0)));
+                }
+            }
+            Ok(out)
         })
     }
 

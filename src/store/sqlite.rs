@@ -1698,21 +1698,64 @@ impl Store for SqliteStore {
     fn tenant_counts(
         &self,
         entity: &'static EntityType,
+        tenant: Option<&str>,
+        limit: Option<u64>,
     ) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
+        let only = tenant.map(str::to_owned);
         Box::pin(self.read(None, move |conn| {
-            let tenant = quote(schema::TENANT_COLUMN);
-            let mut stmt = conn
-                .prepare(&format!(
-                    "SELECT {tenant}, COUNT(*) FROM {} GROUP BY {tenant} ORDER BY {tenant}",
-                    quote(entity.table)
+            let table = quote(entity.table);
+            let col = quote(schema::TENANT_COLUMN);
+            if only.is_none() && limit.is_none() {
+                // Every tenant's exact count: one pass over an index.
+                let mut stmt = conn
+                    .prepare(&format!(
+                        "SELECT {col}, COUNT(*) FROM {table} GROUP BY {col} ORDER BY {col}"
+                    ))
+                    .map_err(map_sqlite)?;
+                let rows = stmt
+                    .query_map([], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                    })
+                    .map_err(map_sqlite)?;
+                return rows.collect::<Result<Vec<_>, _>>().map_err(map_sqlite);
+            }
+            let tenants = match &only {
+                Some(t) => vec![t.clone()],
+                None => {
+                    // A skip scan of the (tenant, …) keys: one index seek per tenant.
+                    let mut next = conn
+                        .prepare_cached(&format!("SELECT MIN({col}) FROM {table} WHERE {col} > ?1"))
+                        .map_err(map_sqlite)?;
+                    let mut first = conn
+                        .prepare_cached(&format!("SELECT MIN({col}) FROM {table}"))
+                        .map_err(map_sqlite)?;
+                    let mut out = Vec::new();
+                    let mut at: Option<String> =
+                        first.query_row([], |r| r.get(0)).map_err(map_sqlite)?;
+                    while let Some(t) = at {
+                        at = next.query_row([&t], |r| r.get(0)).map_err(map_sqlite)?;
+                        out.push(t);
+                    }
+                    out
+                }
+            };
+            // SQLite reads a negative LIMIT as none.
+            let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+            let mut count = conn
+                .prepare_cached(&format!(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE {col} = ?1 LIMIT ?2)"
                 ))
                 .map_err(map_sqlite)?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-                })
-                .map_err(map_sqlite)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(map_sqlite)
+            let mut out = Vec::with_capacity(tenants.len());
+            for t in tenants {
+                let n: i64 = count
+                    .query_row(rusqlite::params![t, limit], |r| r.get(0))
+                    .map_err(map_sqlite)?;
+                if n > 0 {
+                    out.push((t, n as u64));
+                }
+            }
+            Ok(out)
         }))
     }
 

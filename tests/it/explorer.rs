@@ -1,7 +1,8 @@
 //! The data explorer (`/_graphsec/explorer`) over real HTTP: who may open it (loopback without a
 //! token, the admin token otherwise, closed off loopback without one, gone with
-//! `--no-explorer`), lists through the OData engine with Graph's error messages, and a
-//! create/edit/delete round trip that the Graph API sees.
+//! `--no-explorer`), lists through the OData engine with Graph's error messages, a
+//! create/edit/delete round trip that the Graph API sees, and overview counts that stop above
+//! 10,000.
 
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
@@ -429,4 +430,55 @@ async fn bound_actions_run_through_the_api_action_code() {
     .await;
     assert_eq!(status, 200);
     assert!(subs.contains("No live subscription"), "{subs}");
+}
+
+#[tokio::test]
+async fn overview_counts_stop_above_ten_thousand_and_the_list_counts_them_all() {
+    // Seeded from a file (as `graphsec import`): 10,001 alerts of one tenant, 3 of another.
+    let work = tempfile::tempdir().unwrap();
+    let seed = work.path().join("seed.ndjson");
+    let line = |tenant: &str, i: usize| {
+        let mut v = alert("low", &format!("alert {i}"));
+        v["azureTenantId"] = json!(tenant);
+        v["@graphsec.tenant"] = json!(tenant);
+        v["@graphsec.set"] = json!("alerts");
+        v["id"] = json!(format!("{tenant}-{i:05}"));
+        v.to_string() + "\n"
+    };
+    let lines: String = (0..10_001)
+        .map(|i| line(TENANT_A, i))
+        .chain((0..3).map(|i| line("tenant-b", i)))
+        .collect();
+    std::fs::write(&seed, lines).unwrap();
+    let s = Server::start_with(&["--seed", seed.to_str().unwrap()]);
+    let c = browser();
+    let (status, home) = page(&c, &s.url(EXPLORER)).await;
+    assert_eq!(status, 200);
+    assert!(
+        home.contains(&format!(
+            "aria-label=\"more than 10,000 alerts of tenant {TENANT_A}\">10,000+<"
+        )),
+        "{home}"
+    );
+    assert!(
+        home.contains("aria-label=\"3 alerts of tenant tenant-b\">3<"),
+        "{home}"
+    );
+    assert!(home.contains("Counts stop above 10,000"), "{home}");
+    let (_, tenant) = page(&c, &s.url(&format!("{EXPLORER}/tenant?tenant={TENANT_A}"))).await;
+    assert!(tenant.contains(">10,000+<"), "{tenant}");
+    let (_, other) = page(&c, &s.url(&format!("{EXPLORER}/tenant?tenant=tenant-b"))).await;
+    assert!(
+        !other.contains("10,000+") && other.contains(">3<"),
+        "{other}"
+    );
+    // The set's own page counts every entity.
+    let (_, list) = page(
+        &c,
+        &s.url(&format!(
+            "{EXPLORER}/list?tenant={TENANT_A}&version=beta&set=alerts"
+        )),
+    )
+    .await;
+    assert!(list.contains("10001 matching entities"), "{list}");
 }

@@ -5,6 +5,7 @@ mod actions;
 mod auth;
 mod batch;
 mod bounded;
+mod browser;
 mod cluster;
 mod conformance;
 mod documented;
