@@ -155,13 +155,18 @@ pub fn action_body(action: &BoundAction, id: Option<&str>) -> Json {
     };
     let item = match (param.kind, action.effect) {
         (ParamKind::Entities, Effect::Update { required }) => {
+            // Each item is a PATCH body with its key: the action's required properties and
+            // what every update of the set must carry (updateTiIndicators: expirationDateTime
+            // and targetProduct; updateAlerts: vendorInformation's provider and vendor).
             let mut m = Map::new();
-            for &i in required {
-                let p = &entity.properties[i];
+            for (i, p) in entity.properties.iter().enumerate() {
+                if !required.contains(&i) && !required_on_update(entity, p) {
+                    continue;
+                }
                 let v = if p.managed == Managed::Key {
                     Json::String(id.unwrap_or("the-id").into())
                 } else {
-                    template_value(entity, i, p)
+                    with_required_members(entity, p, template_value(entity, i, p))
                 };
                 m.insert(p.name.into(), v);
             }
@@ -181,6 +186,29 @@ mod tests {
     use super::*;
     use crate::model::catalog::catalogs;
     use crate::model::validate::{self, Mode};
+
+    /// An update action's item carries every member an update requires, filled (updateAlerts'
+    /// vendorInformation with its provider and vendor, not `{}`).
+    #[test]
+    fn update_action_items_carry_the_required_members() {
+        {
+            for action in crate::model::actions::all() {
+                let Effect::Update { .. } = action.effect else {
+                    continue;
+                };
+                let body = action_body(action, Some("x"));
+                let item = body.as_object().unwrap().values().next().unwrap()[0].clone();
+                for path in action.entity.rules.required_on_update {
+                    let value = path.split('/').fold(&item, |v, seg| &v[seg]);
+                    assert!(
+                        !value.is_null(),
+                        "{}: {path} missing in {item}",
+                        action.name
+                    );
+                }
+            }
+        }
+    }
 
     /// Every served set's template passes the API's own create validation, in every version.
     #[test]

@@ -859,11 +859,10 @@ impl Tmpfs {
                     Ok(o) => stderr(&o),
                     Err(e) => e.to_string(),
                 };
-                assert!(
-                    std::env::var("CI").map_or(true, |v| v != "true"),
-                    "cannot mount a tmpfs (needed under CI=true): {why}"
+                crate::support::skip_or_fail(
+                    "the disk-full readiness test",
+                    &format!("cannot mount a tmpfs here (needs root): {}", why.trim()),
                 );
-                eprintln!("SKIPPED (disk-full test): cannot mount a tmpfs here: {why}");
                 None
             }
         }
