@@ -184,6 +184,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     let app =
         api::wire::layer(operator, None, args.limits.max_url_length).merge(api::router(state));
     let scheme = if tls_setup.is_some() { "https" } else { "http" };
+    let connections = crate::serve::Connections::new(&args.limits);
     match tls_setup {
         None => {
             announce("http", addr);
@@ -195,16 +196,21 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
                 let _ = tcp.set_nodelay(true);
             });
-            crate::serve::serve(listener, app, &args.limits, shutdown_signal()).await;
+            crate::serve::serve(listener, app, &args.limits, connections, shutdown_signal()).await;
         }
         Some((config, trust)) => {
-            let listener = tls::TlsListener::new(listener, config, args.limits.max_connections)
-                .map_err(|e| e.to_string())?;
+            let listener = tls::TlsListener::with_connections(
+                listener,
+                config,
+                args.limits.max_connections,
+                Some(connections.clone()),
+            )
+            .map_err(|e| e.to_string())?;
             announce("https", addr);
             if dev_mode {
                 announce_dev_mode(scheme, addr, args.public_url.as_deref(), trust.as_deref());
             }
-            crate::serve::serve(listener, app, &args.limits, shutdown_signal()).await;
+            crate::serve::serve(listener, app, &args.limits, connections, shutdown_signal()).await;
         }
     }
     tracing::info!("stopped");

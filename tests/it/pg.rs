@@ -98,11 +98,7 @@ fn unreachable_pg(why: &str) -> bool {
         "PostgreSQL at {} is unreachable ({why}); set DATABASE_URL",
         admin_url()
     );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg} (CI=true: PostgreSQL tests must run)");
-    }
-    eprintln!("!!!!!!!! SKIPPING PostgreSQL tests: {msg} !!!!!!!!");
-    false
+    crate::support::skip_loudly("PostgreSQL tests", &msg)
 }
 
 /// Whether this run tests the PostgreSQL store (`GRAPHSEC_TEST_STORE=postgres` and reachable).

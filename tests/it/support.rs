@@ -172,6 +172,19 @@ impl Server {
         format!("{}{}", self.base, path)
     }
 
+    /// The listener's `host:port`.
+    pub fn addr(&self) -> String {
+        self.base
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .to_string()
+    }
+
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// SIGKILL: no chance to flush anything.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -339,6 +352,16 @@ impl Drop for Server {
             pg::release(db);
         }
     }
+}
+
+/// A test that needs a tool or service the machine lacks: one loud line and `false` (the test
+/// then skips), or, under `CI=true` (where every test must run), a failure.
+pub fn skip_loudly(what: &str, why: &str) -> bool {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{why} (CI=true: {what} must run)");
+    }
+    eprintln!("!!!!!!!! SKIPPING {what}: {why} !!!!!!!!");
+    false
 }
 
 /// Asserts a Graph error response and returns its message.
