@@ -57,7 +57,8 @@ pub struct LimitArgs {
 
     /// Open connections from one client IP address, TLS handshakes under way included (0: no
     /// cap). At the cap, the address's oldest unfinished handshake or idlest idle connection is
-    /// closed to make room, or, with none of them, the new connection is closed at once.
+    /// closed to make room, or, with none of them, the new connection is closed at once. Behind
+    /// a proxy every connection comes from the proxy's address: raise it (or 0) there.
     /// [default: half of --max-connections]
     #[arg(long, env = "GRAPHSEC_MAX_CONNECTIONS_PER_ADDRESS")]
     pub max_connections_per_address: Option<usize>,
