@@ -1,32 +1,53 @@
 //! The accept loop: hyper HTTP/1.1 and HTTP/2 connections with the connection-level limits of
 //! [`crate::api::limits::LimitArgs`] (HTTP/1.1 header read timeout against slowloris clients,
-//! idle keep-alive timeout, maximum open connections), and a graceful shutdown bounded in time:
-//! on the signal, stop accepting, let every connection finish its in-flight request (hyper
-//! then closes it), and give up after the shutdown timeout.
+//! idle keep-alive timeout, maximum open connections, in all and per client address, send
+//! progress), and a graceful shutdown bounded in time: on the signal, stop accepting, let every
+//! connection finish its in-flight request (hyper then closes it), and give up after the
+//! shutdown timeout.
 //!
 //! Silent sockets never keep a real client out: a connection that sends no request within the
 //! header read timeout of its accept is closed (HTTP/1.1 and HTTP/2 alike), and when every
-//! connection slot is taken the connection idle the longest (no request in flight) is closed
-//! to make room, instead of leaving the new client in the listen backlog.
+//! connection slot is taken the connection idle the longest (no request in flight, no response
+//! being sent) is closed to make room, instead of leaving the new client in the listen backlog.
+//! One client address holds at most `--max-connections-per-address` of them (TLS handshakes
+//! under way included): at its cap, its own idlest connection makes room, or, with none idle,
+//! the newcomer is closed at once.
+//!
+//! A client that does not read cannot hold the server's memory (issue 24): every response body
+//! leaves through [`Sending`], which hands it to hyper in slices of [`SEND_SLICE_BYTES`] and
+//! records each as progress; a connection with a response to send and no progress for
+//! `--send-timeout` is closed, which frees its streams and returns its share of the
+//! [`budget`] of unsent bytes (the admission side is [`crate::api::limits::Guard`]).
+//! HTTP/2 requests answered before their body was read have it drained first ([`early`]).
 //!
 //! With `--https-proxy` ([`crate::proxy`]) a CONNECT request is answered here, before the
 //! router (its authority-form target has no path to route). Once graphsec has accepted one, the
 //! same connection, in the same task, goes on as the TLS tunnel: it keeps its slot, its limits
-//! and timers, and its part in the graceful shutdown.
+//! and timers, its share of the budget, and its part in the graceful shutdown.
 
+pub mod budget;
+mod early;
+
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
 use axum::serve::Listener;
-use hyper::body::Incoming;
+use bytes::Bytes;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
+
+use budget::{ConnectionBudget, Held, ProcessBudget};
 
 /// Header fields hyper accepts on an HTTP/1.1 request (its default is 100). Past this hyper
 /// answers 431 itself, with no body; below it the wire layer's 64 KiB byte limit answers in the
@@ -37,9 +58,140 @@ const HTTP1_MAX_HEADER_FIELDS: usize = 256;
 /// The HTTP/2 header-list size (path included) hyper accepts: room for the default URL limit
 /// and the wire layer's header-byte limit, which then answer 414/431 in the Graph envelope.
 const HTTP2_MAX_HEADER_LIST_BYTES: u32 = 256 * 1024;
+/// The largest piece of a response body handed to hyper at once. hyper takes a body's next
+/// frame before it knows whether the client's window has room for it, so a page built as one
+/// 4 MB frame would leave the body at once and its progress could not be seen; a 64 KiB slice
+/// (four HTTP/2 frames; hyper buffers up to 400 KiB of them per HTTP/1.1 write) is handed over
+/// only once the previous ones were taken, so each is progress the client made, and a 4 MB
+/// page costs 64 polls, which is nothing next to building it.
+pub const SEND_SLICE_BYTES: usize = 64 * 1024;
 
 use crate::api::limits::LimitArgs;
 use crate::proxy::{Intercepted, Interceptor, PendingSlot};
+
+/// The open connections of one server, shared by the accept loop and the TLS listener (whose
+/// handshakes under way count against their address's cap): the registry eviction picks from,
+/// the per-address counts, and the process's budget of unsent response bytes.
+pub struct Connections {
+    registry: Registry,
+    /// Connections one address may hold (0: no cap).
+    per_address: usize,
+    addresses: Mutex<HashMap<IpAddr, usize>>,
+    /// Connections the TLS listener counted for their address and handed over, not yet taken
+    /// by the accept loop (the count travels with them).
+    handed: Mutex<HashSet<SocketAddr>>,
+    budget: Arc<ProcessBudget>,
+}
+
+impl Connections {
+    pub fn new(limits: &LimitArgs) -> Arc<Connections> {
+        Arc::new(Connections {
+            registry: Registry::default(),
+            per_address: limits.connections_per_address(),
+            addresses: Mutex::default(),
+            handed: Mutex::default(),
+            budget: ProcessBudget::new(limits.max_unsent_bytes, limits.unsent_per_connection()),
+        })
+    }
+
+    /// Bytes of response bodies built and not yet sent, the whole process.
+    pub fn unsent_bytes(&self) -> usize {
+        self.budget.held()
+    }
+
+    /// Admits a new connection (or TLS handshake) from `ip`: counted when the address is
+    /// below its cap; at the cap, the newcomer takes the place of the address's oldest TLS
+    /// handshake under way (which `evict_handshake` drops, returning its place), or else its
+    /// idlest idle connection is asked to close and the newcomer is counted meanwhile. `None`
+    /// when there was nothing to close: the caller closes the newcomer, which is counted in
+    /// `graphsec_connections_refused_total`.
+    pub fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        evict_handshake: impl FnOnce() -> Option<AddressSlot>,
+    ) -> Option<AddressSlot> {
+        let ip = ip.to_canonical();
+        if self.per_address == 0 {
+            return Some(AddressSlot {
+                connections: self.clone(),
+                ip: None,
+            });
+        }
+        let at_cap = {
+            let Ok(mut m) = self.addresses.lock() else {
+                return None;
+            };
+            let n = m.entry(ip).or_insert(0);
+            if *n < self.per_address {
+                *n += 1;
+                false
+            } else {
+                true
+            }
+        };
+        if at_cap {
+            if let Some(place) = evict_handshake() {
+                return Some(place);
+            }
+            if !self.registry.evict_idlest(Some(ip)) {
+                metrics::counter!(crate::ops::metrics::CONNECTIONS_REFUSED).increment(1);
+                tracing::debug!(%ip, cap = self.per_address, "refusing a connection: its address is at its cap");
+                return None;
+            }
+            // Counted now; the connection asked to close uncounts itself when it does.
+            if let Ok(mut m) = self.addresses.lock() {
+                *m.entry(ip).or_insert(0) += 1;
+            }
+        }
+        Some(AddressSlot {
+            connections: self.clone(),
+            ip: Some(ip),
+        })
+    }
+
+    /// Passes a counted connection on to the accept loop (which finds it by its peer address).
+    pub fn hand_over(&self, peer: SocketAddr, slot: AddressSlot) {
+        if slot.ip.is_some()
+            && let Ok(mut h) = self.handed.lock()
+        {
+            h.insert(peer);
+            std::mem::forget(slot);
+        }
+    }
+
+    /// The count of a connection handed over by [`Self::hand_over`], else a new admission.
+    fn claim(self: &Arc<Self>, peer: SocketAddr) -> Option<AddressSlot> {
+        let handed = self.handed.lock().is_ok_and(|mut h| h.remove(&peer));
+        if handed {
+            return Some(AddressSlot {
+                connections: self.clone(),
+                ip: Some(peer.ip().to_canonical()),
+            });
+        }
+        self.admit(peer.ip(), || None)
+    }
+}
+
+/// A connection's place in its address's count, returned on drop.
+pub struct AddressSlot {
+    connections: Arc<Connections>,
+    /// `None`: not counted (no per-address cap).
+    ip: Option<IpAddr>,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Some(ip) = self.ip
+            && let Ok(mut m) = self.connections.addresses.lock()
+            && let Some(n) = m.get_mut(&ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&ip);
+            }
+        }
+    }
+}
 
 /// Serves `app` on `listener` until `shutdown` completes, then drains (bounded). With `proxy`
 /// (`--https-proxy`), CONNECT requests open tunnels to the intercepted hosts (module doc).
@@ -47,13 +199,13 @@ pub async fn serve<L>(
     mut listener: L,
     app: Router,
     limits: &LimitArgs,
+    connections: Arc<Connections>,
     proxy: Option<Arc<Interceptor>>,
     shutdown: impl Future,
 ) where
-    L: Listener,
+    L: Listener<Addr = SocketAddr>,
 {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let registry = Arc::new(Registry::default());
     // Connections watch `stop`; each holds a clone of `open_rx`, so `open_tx.closed()` resolves
     // once the last one has ended.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -63,14 +215,19 @@ pub async fn serve<L>(
         // Wait for a free slot only while another connection is closing; with every slot held
         // by open connections, accept the newcomer anyway and make room for it by closing the
         // idlest connection (a silent socket first), so the newcomer never waits behind them.
-        let (io, _addr) = tokio::select! {
+        let (io, addr) = tokio::select! {
             c = listener.accept() => c,
             _ = &mut shutdown => break,
+        };
+        let Some(address_slot) = connections.claim(addr) else {
+            // Its address is at its cap with nothing idle to close: closed at once.
+            drop(io);
+            continue;
         };
         let slot = match slots.clone().try_acquire_owned() {
             Ok(s) => s,
             Err(_) => {
-                registry.evict_idlest();
+                connections.registry.evict_idlest(None);
                 tokio::select! {
                     s = slots.clone().acquire_owned() => match s {
                         Ok(s) => s,
@@ -80,20 +237,24 @@ pub async fn serve<L>(
                 }
             }
         };
-        let (id, activity) = registry.add();
+        let (id, activity) = connections.registry.add(
+            addr.ip().to_canonical(),
+            ConnectionBudget::new(&connections.budget),
+        );
         let conn = Connection {
             app: app.clone(),
             header_read_timeout: limits.header_read_timeout,
             keep_alive: limits.keep_alive_timeout,
+            send_timeout: limits.send_timeout,
             activity,
             proxy: proxy.clone(),
         };
         let (stop, open) = (stop_rx.clone(), open_rx.clone());
-        let registry = registry.clone();
+        let connections = connections.clone();
         tokio::spawn(async move {
             conn.run(io, stop).await;
-            registry.remove(id);
-            drop((slot, open));
+            connections.registry.remove(id);
+            drop((slot, address_slot, open));
         });
     }
     // New connections are refused from here on; existing ones finish their request and close.
@@ -118,47 +279,195 @@ struct Connection {
     app: Router,
     header_read_timeout: Duration,
     keep_alive: Duration,
+    send_timeout: Duration,
     activity: Arc<Activity>,
     proxy: Option<Arc<Interceptor>>,
 }
 
-/// Requests in flight on one connection and the time of its last activity, for the idle timer
-/// and for eviction.
+/// Requests in flight on one connection and the time of its last activity, for the idle timer,
+/// the send timer and for eviction.
 struct Activity {
+    /// Requests started and not finished, a finished request being one whose response body has
+    /// been handed over whole (or dropped).
     in_flight: AtomicUsize,
+    /// Response bodies handed to hyper and not yet finished.
+    sending: AtomicUsize,
     /// Requests started on the connection.
     requests: AtomicU64,
     /// When the connection was accepted.
     started: Instant,
     /// Milliseconds since `started` of the last request's end.
     last_ms: AtomicU64,
+    /// Milliseconds since `started` of the last send progress (a response ready, a slice of a
+    /// body handed to hyper).
+    progress_ms: AtomicU64,
+    /// The client's address, for its cap.
+    ip: IpAddr,
     /// Set by [`Registry::evict_idlest`]: close now if idle.
     evict: tokio::sync::Notify,
+    /// Already asked to close, so the next eviction picks another connection.
+    evicting: AtomicBool,
+    /// The connection's share of the unsent-bytes budget.
+    budget: ConnectionBudget,
 }
 
 impl Activity {
-    fn new() -> Activity {
+    fn new(ip: IpAddr, budget: ConnectionBudget) -> Activity {
         Activity {
             in_flight: AtomicUsize::new(0),
+            sending: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             started: Instant::now(),
             last_ms: AtomicU64::new(0),
+            progress_ms: AtomicU64::new(0),
+            ip,
             evict: tokio::sync::Notify::new(),
+            evicting: AtomicBool::new(false),
+            budget,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn progressed(&self) {
+        self.progress_ms.store(self.now_ms(), Ordering::Release);
+    }
+}
+
+/// One request on a connection, from its start until its response body is finished or dropped
+/// (or the request is abandoned before it had a response).
+struct InFlight {
+    activity: Arc<Activity>,
+    sending: bool,
+}
+
+impl InFlight {
+    fn start(activity: Arc<Activity>) -> InFlight {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        activity.requests.fetch_add(1, Ordering::AcqRel);
+        InFlight {
+            activity,
+            sending: false,
+        }
+    }
+
+    /// The response is ready: from now on the send timer watches it.
+    fn sending(&mut self) {
+        self.activity.progressed();
+        self.activity.sending.fetch_add(1, Ordering::AcqRel);
+        self.sending = true;
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let a = &self.activity;
+        a.last_ms.store(a.now_ms(), Ordering::Release);
+        if self.sending {
+            a.sending.fetch_sub(1, Ordering::AcqRel);
+        }
+        a.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Every response body on its way out: handed to hyper in slices of at most
+/// [`SEND_SLICE_BYTES`], each recorded as send progress; holds the request in flight and the
+/// body's bytes against the unsent budget ([`Held`]) until its last slice is handed over or the
+/// body is dropped.
+pub struct Sending {
+    body: Body,
+    /// What is left of a frame larger than a slice.
+    rest: Bytes,
+    /// `None` once the body is finished.
+    request: Option<(InFlight, Option<Held>)>,
+}
+
+impl Sending {
+    fn new(body: Body, mut request: InFlight, held: Option<Held>) -> Sending {
+        request.sending();
+        Sending {
+            body,
+            rest: Bytes::new(),
+            request: Some((request, held)),
+        }
+    }
+
+    fn progressed(&mut self) {
+        if let Some((r, _)) = &self.request {
+            r.activity.progressed();
+        }
+        if hyper::body::Body::is_end_stream(self) {
+            self.request = None;
         }
     }
 }
 
-/// The open connections, so that a full server can close the idlest one.
+impl hyper::body::Body for Sending {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        if !this.rest.is_empty() {
+            let n = this.rest.len().min(SEND_SLICE_BYTES);
+            let slice = this.rest.split_to(n);
+            this.progressed();
+            return Poll::Ready(Some(Ok(Frame::data(slice))));
+        }
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let frame = match frame.into_data() {
+                    Ok(mut data) => {
+                        if data.len() > SEND_SLICE_BYTES {
+                            this.rest = data.split_off(SEND_SLICE_BYTES);
+                        }
+                        Frame::data(data)
+                    }
+                    Err(other) => other,
+                };
+                this.progressed();
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(end) => {
+                this.request = None;
+                Poll::Ready(end)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty() && self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let inner = self.body.size_hint();
+        let rest = self.rest.len() as u64;
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower().saturating_add(rest));
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper.saturating_add(rest));
+        }
+        hint
+    }
+}
+
+/// The open connections, so that a full server (or address) can close the idlest one.
 #[derive(Default)]
 struct Registry {
     next: AtomicU64,
-    open: std::sync::Mutex<std::collections::HashMap<u64, Arc<Activity>>>,
+    open: Mutex<HashMap<u64, Arc<Activity>>>,
 }
 
 impl Registry {
-    fn add(&self) -> (u64, Arc<Activity>) {
+    fn add(&self, ip: IpAddr, budget: ConnectionBudget) -> (u64, Arc<Activity>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let a = Arc::new(Activity::new());
+        let a = Arc::new(Activity::new(ip, budget));
         if let Ok(mut m) = self.open.lock() {
             m.insert(id, a.clone());
         }
@@ -171,24 +480,33 @@ impl Registry {
         }
     }
 
-    /// Asks the connection without a request in flight that has been idle the longest (a
-    /// socket that never sent one first) to close.
-    fn evict_idlest(&self) {
+    /// Asks the connection (of `ip`, or any) without a request in flight that has been idle
+    /// the longest (a socket that never sent one first) to close; false when there is none.
+    fn evict_idlest(&self, ip: Option<IpAddr>) -> bool {
         let Ok(m) = self.open.lock() else {
-            return;
+            return false;
         };
         let idlest = m
             .values()
-            .filter(|a| a.in_flight.load(Ordering::Acquire) == 0)
+            .filter(|a| {
+                a.in_flight.load(Ordering::Acquire) == 0
+                    && !a.evicting.load(Ordering::Acquire)
+                    && ip.is_none_or(|ip| a.ip == ip)
+            })
             .min_by_key(|a| {
                 (
                     a.requests.load(Ordering::Acquire) > 0,
                     a.started + Duration::from_millis(a.last_ms.load(Ordering::Acquire)),
                 )
             });
-        if let Some(a) = idlest {
-            metrics::counter!(crate::ops::metrics::CONNECTIONS_EVICTED).increment(1);
-            a.evict.notify_one();
+        match idlest {
+            Some(a) => {
+                metrics::counter!(crate::ops::metrics::CONNECTIONS_EVICTED).increment(1);
+                a.evicting.store(true, Ordering::Release);
+                a.evict.notify_one();
+                true
+            }
+            None => false,
         }
     }
 }
@@ -244,7 +562,6 @@ impl Connection {
         let act = activity.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             let app = app.clone();
-            let act = act.clone();
             // CONNECT's target is authority-form (no path): the proxy's, not the router's
             // (which would ask for a token, then find no resource for the empty path).
             let connect = (req.method() == http::Method::CONNECT).then(|| match &proxy {
@@ -254,20 +571,33 @@ impl Connection {
             if intercepted {
                 req.extensions_mut().insert(Intercepted);
             }
-            act.in_flight.fetch_add(1, Ordering::AcqRel);
-            act.requests.fetch_add(1, Ordering::AcqRel);
+            let request = InFlight::start(act.clone());
+            let (mut parts, body) = req.into_parts();
+            // Only an HTTP/2 request with a body to come can be answered early (see `early`);
+            // the others, every GET among them, pass their body as it is.
+            let (body, unread) = if parts.version == http::Version::HTTP_2
+                && !hyper::body::Body::is_end_stream(&body)
+            {
+                let (tracked, slot) = early::Tracked::new(body);
+                (Body::new(tracked), Some(slot))
+            } else {
+                (Body::new(body), None)
+            };
+            parts.extensions.insert(act.budget.clone());
+            let req = hyper::Request::from_parts(parts, body);
             async move {
                 if let Some(resp) = connect {
-                    act.last_ms
-                        .store(started.elapsed().as_millis() as u64, Ordering::Release);
-                    act.in_flight.fetch_sub(1, Ordering::AcqRel);
-                    return Ok(resp);
+                    return Ok(resp.map(|body| Sending::new(body, request, None)));
                 }
-                let resp = app.oneshot(req.map(Body::new)).await;
-                act.last_ms
-                    .store(started.elapsed().as_millis() as u64, Ordering::Release);
-                act.in_flight.fetch_sub(1, Ordering::AcqRel);
-                resp
+                let Ok(mut resp) = app.oneshot(req).await;
+                let rest = unread.and_then(|slot| slot.lock().ok().and_then(|mut s| s.take()));
+                if let Some(rest) = rest {
+                    early::drain(rest).await;
+                }
+                let held = resp.extensions_mut().remove::<Held>();
+                Ok::<_, std::convert::Infallible>(
+                    resp.map(|body| Sending::new(body, request, held)),
+                )
             }
         });
         // HTTP/1.1 and HTTP/2 (by ALPN over TLS, by prior knowledge in cleartext), as
@@ -298,7 +628,12 @@ impl Connection {
         // (and would close a fresh connection before its first request).
         let watch_idle = !self.keep_alive.is_zero();
         let keep_alive = self.keep_alive;
-        let mut idle_check = keep_alive;
+        // Deadlines, not durations: every turn of the loop builds its timers anew, so a
+        // duration would restart whenever another branch fires first.
+        let mut idle_check = Instant::now() + keep_alive;
+        let send_timeout = self.send_timeout;
+        let watch_send = !send_timeout.is_zero();
+        let mut send_check = Instant::now() + send_timeout;
         // The first request must arrive within the header read timeout of the accept (hyper's
         // own timer starts only once bytes arrive, and HTTP/2 has none).
         let first_request = tokio::time::sleep(self.header_read_timeout);
@@ -314,6 +649,29 @@ impl Connection {
                         tracing::debug!("closing an idle connection to make room for a new one");
                         break;
                     }
+                    // Busy again since it was picked: it may be picked another time.
+                    activity.evicting.store(false, Ordering::Release);
+                }
+                // Not only while serving: a graceful shutdown's GOAWAY waits for every stream,
+                // and a stalled one would hold it until the shutdown timeout.
+                _ = tokio::time::sleep_until(send_check.into()), if watch_send => {
+                    let last = Duration::from_millis(activity.progress_ms.load(Ordering::Acquire));
+                    let stalled_for = started.elapsed().saturating_sub(last);
+                    let sending = activity.sending.load(Ordering::Acquire) > 0;
+                    if sending && stalled_for >= send_timeout {
+                        // Dropping the connection ends its streams, and their bodies with them.
+                        tracing::debug!(
+                            unsent_bytes = activity.budget.held(),
+                            "closing a connection whose client took no response bytes for the send timeout"
+                        );
+                        metrics::counter!(crate::ops::metrics::CONNECTIONS_STALLED).increment(1);
+                        break;
+                    }
+                    send_check = Instant::now() + if sending {
+                        send_timeout.saturating_sub(stalled_for).max(Duration::from_millis(10))
+                    } else {
+                        send_timeout
+                    };
                 }
                 result = conn.as_mut() => {
                     if let Err(e) = result {
@@ -327,7 +685,7 @@ impl Connection {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
-                _ = tokio::time::sleep(idle_check), if watch_idle && !closing => {
+                _ = tokio::time::sleep_until(idle_check.into()), if watch_idle && !closing => {
                     let last = Duration::from_millis(activity.last_ms.load(Ordering::Acquire));
                     let idle_for = started.elapsed().saturating_sub(last);
                     if activity.in_flight.load(Ordering::Acquire) == 0 && idle_for >= keep_alive {
@@ -335,9 +693,10 @@ impl Connection {
                         closing = true;
                         conn.as_mut().graceful_shutdown();
                     } else if activity.in_flight.load(Ordering::Acquire) > 0 {
-                        idle_check = keep_alive;
+                        idle_check = Instant::now() + keep_alive;
                     } else {
-                        idle_check = keep_alive.saturating_sub(idle_for).max(Duration::from_millis(10));
+                        idle_check = Instant::now()
+                            + keep_alive.saturating_sub(idle_for).max(Duration::from_millis(10));
                     }
                 }
             }

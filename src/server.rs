@@ -188,6 +188,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     let scheme = if tls_setup.is_some() { "https" } else { "http" };
     // Before the listening line: from then on SIGTERM means a graceful shutdown.
     let shutdown = shutdown_signal();
+    let connections = crate::serve::Connections::new(&args.limits);
     match tls_setup {
         None => {
             announce("http", addr);
@@ -202,11 +203,17 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
                 let _ = tcp.set_nodelay(true);
             });
-            crate::serve::serve(listener, app, &args.limits, proxy.clone(), shutdown).await;
+            let proxy = proxy.clone();
+            crate::serve::serve(listener, app, &args.limits, connections, proxy, shutdown).await;
         }
         Some((config, trust)) => {
-            let listener = tls::TlsListener::new(listener, config, args.limits.max_connections)
-                .map_err(|e| e.to_string())?;
+            let listener = tls::TlsListener::with_connections(
+                listener,
+                config,
+                args.limits.max_connections,
+                Some(connections.clone()),
+            )
+            .map_err(|e| e.to_string())?;
             announce("https", addr);
             if dev_mode {
                 announce_dev_mode(scheme, addr, args.public_url.as_deref(), trust.as_deref());
@@ -214,7 +221,8 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             if let Some(p) = &proxy {
                 announce_proxy(scheme, addr, p.ca_path(), trust.as_deref());
             }
-            crate::serve::serve(listener, app, &args.limits, proxy.clone(), shutdown).await;
+            let proxy = proxy.clone();
+            crate::serve::serve(listener, app, &args.limits, connections, proxy, shutdown).await;
         }
     }
     if let Some(p) = &proxy {

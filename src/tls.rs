@@ -28,7 +28,7 @@
 //! `Connected` for tapped listeners; the orphan rule stops us implementing it for `TlsListener`).
 //! The test `https_handshake_against_the_generated_certificate` does exactly this.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +42,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::auth::{pem_encode, warn_file_mode, write_private_file};
+use crate::serve::{AddressSlot, Connections};
 
 /// File in the data dir holding the self-signed certificate's private key and the certificate
 /// (mode 0600).
@@ -247,12 +248,24 @@ impl TlsListener {
         config: Arc<ServerConfig>,
         max_handshakes: usize,
     ) -> std::io::Result<Self> {
+        Self::with_connections(tcp, config, max_handshakes, None)
+    }
+
+    /// [`TlsListener::new`] for [`crate::serve::serve`]: each handshake counts against its
+    /// client address's cap from the TCP accept on (`--max-connections-per-address`), and the
+    /// count is handed over with the connection.
+    pub fn with_connections(
+        tcp: TcpListener,
+        config: Arc<ServerConfig>,
+        max_handshakes: usize,
+        connections: Option<Arc<Connections>>,
+    ) -> std::io::Result<Self> {
         let local_addr = tcp.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
         // A small buffer: connections wait here only until axum's accept loop takes them.
         let (tx, ready) = mpsc::channel(64);
         let pending = Arc::new(tokio::sync::Semaphore::new(max_handshakes.max(1)));
-        let accept_task = tokio::spawn(accept_loop(tcp, acceptor, tx, pending));
+        let accept_task = tokio::spawn(accept_loop(tcp, acceptor, tx, pending, connections));
         Ok(TlsListener {
             ready,
             local_addr,
@@ -266,20 +279,21 @@ async fn accept_loop(
     acceptor: TlsAcceptor,
     tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
     pending: Arc<tokio::sync::Semaphore>,
+    connections: Option<Arc<Connections>>,
 ) {
-    // The handshakes under way, oldest first: when all the places are taken, the oldest one
-    // (a socket that has been silent the longest) is dropped to make room, so silent sockets
-    // never keep a real client waiting.
-    let mut under_way: std::collections::VecDeque<tokio::task::AbortHandle> =
-        std::collections::VecDeque::new();
+    // The handshakes under way, oldest first, with their client's address and its count:
+    // when all the places (or all its address's) are taken, the oldest one (a socket that has
+    // been silent the longest) is dropped to make room, so silent sockets never keep a real
+    // client waiting.
+    let mut under_way: std::collections::VecDeque<UnderWay> = std::collections::VecDeque::new();
     loop {
-        under_way.retain(|h| !h.is_finished());
+        under_way.retain(|u| !u.task.is_finished());
         let permit = match pending.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
                 if let Some(oldest) = under_way.pop_front() {
                     tracing::debug!("dropping the oldest unfinished TLS handshake to make room");
-                    oldest.abort();
+                    oldest.drop_now();
                 }
                 tokio::select! {
                     () = tx.closed() => return,
@@ -297,14 +311,44 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
+                let ip = peer.ip().to_canonical();
+                let counted = match &connections {
+                    Some(c) => {
+                        // The address's oldest handshake gives its place (and its count) to
+                        // the newcomer.
+                        let evict_handshake = || {
+                            under_way.retain(|u| !u.task.is_finished());
+                            let at = under_way.iter().position(|u| u.ip == ip)?;
+                            let oldest = under_way.remove(at)?;
+                            tracing::debug!(
+                                "dropping the oldest unfinished TLS handshake of {ip} to make room"
+                            );
+                            oldest.task.abort();
+                            oldest.slot.lock().ok()?.take()
+                        };
+                        match c.admit(ip, evict_handshake) {
+                            Some(slot) => Some(slot),
+                            // At its cap with nothing to close: closed at once.
+                            None => continue,
+                        }
+                    }
+                    None => None,
+                };
+                let slot = Arc::new(std::sync::Mutex::new(counted));
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
+                let connections = connections.clone();
+                let held = slot.clone();
                 let task = tokio::spawn(async move {
                     let handshake =
                         tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
                     drop(permit);
                     match handshake {
                         Ok(Ok(tls)) => {
+                            let counted = held.lock().ok().and_then(|mut s| s.take());
+                            if let (Some(c), Some(counted)) = (&connections, counted) {
+                                c.hand_over(peer, counted);
+                            }
                             // Handed over by a task of its own, so this (abortable) task ends
                             // with the handshake. Fails only when shutting down; the
                             // connection is then dropped.
@@ -316,13 +360,36 @@ async fn accept_loop(
                         Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
                     }
                 });
-                under_way.push_back(task.abort_handle());
+                under_way.push_back(UnderWay {
+                    ip,
+                    task: task.abort_handle(),
+                    slot,
+                });
             }
             Err(e) => {
                 // Typically EMFILE: back off instead of spinning (as axum does for TCP).
                 tracing::warn!("accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+/// A TLS handshake under way: its task and its place in its address's count (taken by the
+/// task when the handshake completes, or by whoever drops the handshake to make room).
+struct UnderWay {
+    ip: IpAddr,
+    task: tokio::task::AbortHandle,
+    slot: Arc<std::sync::Mutex<Option<AddressSlot>>>,
+}
+
+impl UnderWay {
+    /// Drops the handshake and returns its address's place at once (the aborted task is
+    /// dropped later, and its count must not outlive the decision).
+    fn drop_now(self) {
+        self.task.abort();
+        if let Ok(mut s) = self.slot.lock() {
+            s.take();
         }
     }
 }

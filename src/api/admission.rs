@@ -69,10 +69,13 @@ pub enum Refusal {
     Overloaded,
     /// 408 from `--request-timeout`.
     TimedOut,
+    /// 503 from the budget of unsent response bytes (`--max-unsent-bytes`, per process or per
+    /// connection).
+    Unsent,
 }
 
-/// The hook for counting refusals: every throttled request, injected fault, concurrency-cap 503
-/// and request timeout passes here (the tenant when it is known).
+/// The hook for counting refusals: every throttled request, injected fault, concurrency-cap 503,
+/// unsent-bytes 503 and request timeout passes here (the tenant when it is known).
 pub fn record(refusal: Refusal, tenant: Option<&str>) {
     tracing::debug!(target: "graphsec::admission", ?refusal, tenant, "request not admitted");
     let (reason, status) = match refusal {
@@ -80,6 +83,7 @@ pub fn record(refusal: Refusal, tenant: Option<&str>) {
         Refusal::InjectedFault(status) => ("injected_fault", status),
         Refusal::Overloaded => ("overloaded", 503),
         Refusal::TimedOut => ("timed_out", 408),
+        Refusal::Unsent => ("unsent_bytes", 503),
     };
     crate::ops::metrics::request_refused(reason, status);
 }

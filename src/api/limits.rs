@@ -1,9 +1,10 @@
 //! Protective limits, each a flag with a default: URL length (414, enforced in [`super::wire`]),
-//! request timeout (408),
-//! concurrent requests (503 + Retry-After beyond the cap), and the connection-level settings the
-//! serve loop ([`crate::serve`]) applies (header read timeout, idle keep-alive timeout, maximum
-//! connections, shutdown timeout). The request-level ones ([`Guard`]) run inside the
-//! request-context middleware, so their refusals get the Graph error envelope and request ids.
+//! request timeout (408), concurrent requests (503 + Retry-After beyond the cap), unsent
+//! response bytes (503 + Retry-After beyond the budget, [`crate::serve::budget`]), and the
+//! connection-level settings the serve loop ([`crate::serve`]) applies (header read timeout,
+//! idle keep-alive timeout, send timeout, maximum connections in all and per client address,
+//! shutdown timeout). The request-level ones ([`Guard`]) run inside the request-context
+//! middleware, so their refusals get the Graph error envelope and request ids.
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use tokio::sync::Semaphore;
 use super::admission::{Refusal, record};
 use super::throttle::parse_duration;
 use crate::error::GraphError;
+use crate::serve::budget::{ConnectionBudget, Full, Held};
 
 fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s)
@@ -49,14 +51,59 @@ pub struct LimitArgs {
     #[arg(long, env = "GRAPHSEC_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
     pub max_concurrent_requests: usize,
 
-    /// Open connections at once; further connections wait in the listen backlog.
+    /// Open connections at once; when every one is taken, the idlest is closed to make room.
     #[arg(long, env = "GRAPHSEC_MAX_CONNECTIONS", default_value_t = 1000)]
     pub max_connections: usize,
+
+    /// Open connections from one client IP address, TLS handshakes under way included (0: no
+    /// cap). At the cap, the address's oldest unfinished handshake or idlest idle connection is
+    /// closed to make room, or, with none of them, the new connection is closed at once. Behind
+    /// a proxy every connection comes from the proxy's address: raise it (or 0) there.
+    /// [default: half of --max-connections]
+    #[arg(long, env = "GRAPHSEC_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
+
+    /// Bytes of Graph API response bodies built but not yet sent, the whole process (0: no
+    /// budget). Beyond it new Graph API requests get 503 with Retry-After (operator endpoints
+    /// keep answering). Part of the memory graphsec may use on top of its idle size.
+    #[arg(long, env = "GRAPHSEC_MAX_UNSENT_BYTES", default_value_t = DEFAULT_MAX_UNSENT_BYTES)]
+    pub max_unsent_bytes: usize,
+
+    /// The same budget for one connection, so one client cannot take the process's whole
+    /// budget (0: none). [default: a quarter of --max-unsent-bytes]
+    #[arg(long, env = "GRAPHSEC_MAX_UNSENT_BYTES_PER_CONNECTION")]
+    pub max_unsent_bytes_per_connection: Option<usize>,
+
+    /// A connection with a response to send whose client has taken none of it for this long is
+    /// closed (0: never), returning its unsent bytes. Units: ms, s, m, h.
+    #[arg(long, env = "GRAPHSEC_SEND_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub send_timeout: Duration,
 
     /// On SIGTERM/SIGINT: time to finish in-flight requests before exiting anyway. Units: ms, s,
     /// m, h.
     #[arg(long, env = "GRAPHSEC_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub shutdown_timeout: Duration,
+}
+
+/// `--max-unsent-bytes`' default, 256 MiB: 64 full pages at the default `--max-page-bytes`
+/// (4 MiB), far more than honest clients leave unread at once, and small next to the 1-3 GB
+/// the issue saw a few stalled HTTP/2 connections take.
+pub const DEFAULT_MAX_UNSENT_BYTES: usize = 256 * 1024 * 1024;
+
+impl LimitArgs {
+    /// `--max-connections-per-address`, or half of `--max-connections` (rounded up): benches
+    /// and test suites open a few hundred connections from one loopback address at most, and
+    /// one address still cannot take every slot.
+    pub fn connections_per_address(&self) -> usize {
+        self.max_connections_per_address
+            .unwrap_or(self.max_connections.max(1).div_ceil(2))
+    }
+
+    /// `--max-unsent-bytes-per-connection`, or a quarter of `--max-unsent-bytes`.
+    pub fn unsent_per_connection(&self) -> usize {
+        self.max_unsent_bytes_per_connection
+            .unwrap_or(self.max_unsent_bytes / 4)
+    }
 }
 
 /// Set (in the request's extensions) by a handler that has begun a write of several items (a
@@ -79,6 +126,10 @@ impl Committed {
 
 /// Retry-After sent with the concurrency cap's 503.
 const BUSY_RETRY_AFTER_SECS: u64 = 1;
+/// Retry-After sent with the unsent-bytes budget's 503, as for the concurrency cap: honest
+/// clients read what they asked for in well under a second on a local network, and a share held
+/// by a stalled client returns within `--send-timeout` at most.
+const UNSENT_RETRY_AFTER_SECS: u64 = 1;
 
 /// The request-level limits of one server: the concurrency cap and the request timeout, applied
 /// around the Graph dispatcher (inside the request-context middleware, so their refusals get
@@ -100,7 +151,29 @@ impl Guard {
     /// Runs `work` holding one of the permits (503 with Retry-After when none is free: load is
     /// shed at once, never queued) and within the timeout (408). The timeout runs inside the
     /// slot, so a timed-out request frees it.
+    ///
+    /// With the connection's `budget` (see [`crate::serve::budget`]): refused with 503 and
+    /// Retry-After while the process or the connection holds its budget of unsent response
+    /// bytes or more; the response's body is then counted against it, and a response that does
+    /// not fit is discarded for a 503 when `discardable` (a GET: it changed nothing).
     pub async fn run(
+        &self,
+        work: impl Future<Output = Response>,
+        committed: Option<&Committed>,
+        budget: Option<&ConnectionBudget>,
+        discardable: bool,
+    ) -> Response {
+        if let Some(full) = budget.and_then(|b| b.admit().err()) {
+            return unsent_refusal(full);
+        }
+        let resp = self.run_admitted(work, committed).await;
+        match budget {
+            Some(b) => hold(b, resp, discardable),
+            None => resp,
+        }
+    }
+
+    async fn run_admitted(
         &self,
         work: impl Future<Output = Response>,
         committed: Option<&Committed>,
@@ -130,4 +203,41 @@ impl Guard {
             }
         }
     }
+}
+
+/// Counts a successful response's body against the connection's budget (an error body is
+/// small, and replaced by the request context anyway).
+fn hold(budget: &ConnectionBudget, mut resp: Response, discardable: bool) -> Response {
+    if !resp.status().is_success() {
+        return resp;
+    }
+    let hint = hyper::body::Body::size_hint(resp.body());
+    let bytes = usize::try_from(hint.exact().unwrap_or(hint.lower())).unwrap_or(usize::MAX);
+    if bytes == 0 {
+        return resp;
+    }
+    match budget.reserve(bytes, discardable) {
+        Ok(r) => {
+            resp.extensions_mut().insert(Held(Arc::new(r)));
+            resp
+        }
+        Err(full) => unsent_refusal(full),
+    }
+}
+
+fn unsent_refusal(full: Full) -> Response {
+    record(Refusal::Unsent, None);
+    let message = match full {
+        Full::Process => {
+            "The server holds too many response bytes that clients have not read yet. Retry later."
+        }
+        Full::Connection => {
+            "This connection holds too many response bytes that its client has not read yet. Read the responses already sent, or retry later."
+        }
+    };
+    GraphError::ServiceUnavailable {
+        message: message.into(),
+        retry_after_secs: UNSENT_RETRY_AFTER_SECS,
+    }
+    .into_response()
 }

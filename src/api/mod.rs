@@ -128,6 +128,11 @@ impl tower::Service<Request> for Graph {
                 req.extensions_mut().insert(c.clone());
                 c
             });
+            let budget = req
+                .extensions()
+                .get::<crate::serve::budget::ConnectionBudget>()
+                .cloned();
+            let discardable = req.method() == Method::GET;
             let work = async {
                 if req.method() == Method::POST && routes::may_be_batch(req.uri().path()) {
                     use tower::ServiceExt;
@@ -137,7 +142,10 @@ impl tower::Service<Request> for Graph {
                     dispatch(State(this.state.clone()), req).await
                 }
             };
-            Ok(outer.guard.run(work, committed.as_ref()).await)
+            Ok(outer
+                .guard
+                .run(work, committed.as_ref(), budget.as_ref(), discardable)
+                .await)
         })
     }
 }

@@ -26,10 +26,19 @@ pub const GROUP_COMMIT_BATCH: &str = "graphsec_group_commit_batch_size";
 /// Bearer tokens refused (Graph API and admin API).
 pub const REJECTED_TOKENS: &str = "graphsec_rejected_tokens_total";
 /// Requests not admitted, by reason: `throttled` (429), `injected_fault` (with its status),
-/// `overloaded` (the concurrency cap's 503), `timed_out` (408).
+/// `overloaded` (the concurrency cap's 503), `unsent_bytes` (the unsent-bytes budget's 503),
+/// `timed_out` (408).
 pub const REFUSED_REQUESTS: &str = "graphsec_refused_requests_total";
-/// Idle connections closed to make room for a new one when every connection slot was taken.
+/// Idle connections closed to make room for a new one when every connection slot (or every
+/// one of its address's) was taken.
 pub const CONNECTIONS_EVICTED: &str = "graphsec_connections_evicted_total";
+/// New connections closed at once because their address was at `--max-connections-per-address`
+/// with none of its connections idle.
+pub const CONNECTIONS_REFUSED: &str = "graphsec_connections_refused_total";
+/// Connections closed because their client took no response bytes for `--send-timeout`.
+pub const CONNECTIONS_STALLED: &str = "graphsec_connections_stalled_total";
+/// Bytes of Graph API response bodies built and not yet sent (see `--max-unsent-bytes`).
+pub const UNSENT_BYTES: &str = "graphsec_unsent_response_bytes";
 
 /// Change notifications queued by writes (and lifecycle challenges).
 pub const NOTIFY_QUEUED: &str = "graphsec_notifications_queued_total";

@@ -172,6 +172,19 @@ impl Server {
         format!("{}{}", self.base, path)
     }
 
+    /// The listener's `host:port`.
+    pub fn addr(&self) -> String {
+        self.base
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .to_string()
+    }
+
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// SIGKILL: no chance to flush anything.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
