@@ -97,6 +97,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         store: store.clone(),
         validation: validate::Options {
             strict: args.strict_properties,
+            max_entity_bytes: args.max_entity_bytes,
         },
         max_body_bytes: args.max_body_bytes,
         page_size: usize::from(args.page_size),
@@ -238,7 +239,10 @@ async fn seed_store(store: Arc<dyn Store>, path: &str, strict: bool) -> Result<(
         tenant: None,
         on_error: ops::transfer::OnError::Stop,
         chunk_size: ops::transfer::DEFAULT_CHUNK,
-        validation: validate::Options { strict },
+        validation: validate::Options {
+            strict,
+            ..Default::default()
+        },
         bar: false,
     };
     let report = ops::transfer::import_path(store, path, &opts)

@@ -165,6 +165,9 @@ pub struct Changes {
     /// Properties a create sets to its own time (a documented server value, see
     /// [`crate::model::entity::CallerValue::Now`]).
     pub stamp_now: Vec<usize>,
+    /// The most bytes the entity may take once these changes are applied (0: no limit; see
+    /// `validate::Options::max_entity_bytes`).
+    pub max_entity_bytes: usize,
 }
 
 impl Changes {
@@ -174,6 +177,7 @@ impl Changes {
             props: vec![None; entity.properties.len()],
             dynamic: Map::new(),
             stamp_now: Vec::new(),
+            max_entity_bytes: 0,
         }
     }
 
@@ -225,6 +229,7 @@ impl Record {
     /// was.
     pub fn apply(&mut self, changes: Changes, now: i64) -> Result<(), String> {
         let entity = self.entity;
+        let limit = changes.max_entity_bytes;
         let mut values = self.values.clone();
         for (i, (prop, change)) in entity.properties.iter().zip(changes.props).enumerate() {
             if prop.managed != Managed::Client {
@@ -235,9 +240,24 @@ impl Record {
                 values[i] = changed(&prop.ty, current, change, prop.name, now)?;
             }
         }
-        self.values = values;
+        let values_before = std::mem::replace(&mut self.values, values);
+        let dynamic_before =
+            (limit > 0 && !changes.dynamic.is_empty()).then(|| self.dynamic.clone());
         for (k, v) in changes.dynamic {
             self.dynamic.insert(k, v);
+        }
+        if limit > 0 {
+            let size = self.approx_wire_bytes();
+            if size > limit {
+                self.values = values_before;
+                if let Some(d) = dynamic_before {
+                    self.dynamic = d;
+                }
+                return Err(format!(
+                    "The entity would take about {size} bytes, more than the {limit} this server \
+                     stores for one entity (--max-entity-bytes); nothing was changed."
+                ));
+            }
         }
         if let Some(i) = entity.managed_index(Managed::Modified) {
             self.values[i] = Value::DateTime(now);

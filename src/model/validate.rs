@@ -31,6 +31,10 @@ pub enum Mode {
 pub struct Options {
     /// Refuse undeclared properties instead of storing them as dynamic properties.
     pub strict: bool,
+    /// The most bytes an entity may take on the wire once the write is applied (about, see
+    /// `Record::approx_wire_bytes`; `--max-entity-bytes`), so PATCHes, each within the body
+    /// limit, cannot grow one entity without bound. 0: no limit.
+    pub max_entity_bytes: usize,
 }
 
 /// The longest client-chosen id, in bytes.
@@ -455,6 +459,7 @@ fn changes_from_map(
         ));
     }
     let mut changes = Changes::empty(entity);
+    changes.max_entity_bytes = opts.max_entity_bytes;
     // The documented state members a PATCH carries at the top level (see `state_entry`).
     let mut state: Vec<(&str, &[&str], &Json)> = Vec::new();
     for (name, v) in obj {
@@ -944,7 +949,10 @@ mod tests {
                 profiles(),
                 &json!({"zeta": 1}),
                 Mode::Create,
-                Options { strict: true }
+                Options {
+                    strict: true,
+                    ..Options::default()
+                }
             )
             .is_err()
         );

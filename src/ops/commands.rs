@@ -54,6 +54,8 @@ pub async fn import(args: &ImportArgs) -> Result<(), String> {
         chunk_size: args.chunk_size,
         validation: validate::Options {
             strict: args.strict_properties,
+            // An import restores what an export wrote, whatever a server's limit.
+            max_entity_bytes: 0,
         },
         bar: std::io::stderr().is_terminal(),
     };

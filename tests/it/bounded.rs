@@ -820,3 +820,39 @@ async fn measure_rss_of_a_stalled_http2_client() {
         );
     }
 }
+
+/// `--max-entity-bytes` bounds one entity: PATCHes, each within the body limit, cannot grow it
+/// past the limit (400 naming the flag, nothing changed), and a create over it is refused too.
+#[tokio::test]
+async fn an_entity_cannot_grow_past_max_entity_bytes() {
+    let s = Server::start_with(&["--max-entity-bytes", "100000"]);
+    let big = |c: &str| c.repeat(60_000);
+    let created = s
+        .create(&json!({"name": "big", "manifest": big("x")}))
+        .await;
+    let url = format!("{PROFILES}/{}", created["id"].as_str().unwrap());
+    for body in [
+        json!({"tags": [big("y")]}),
+        json!({"dynamicBlob": big("z")}),
+    ] {
+        let m = expect_error(s.patch(&url, &body).await, 400, "BadRequest").await;
+        assert!(m.contains("--max-entity-bytes"), "{m}");
+    }
+    let (status, now) = status_json(s.get(&url).await).await;
+    assert_eq!(status, 200);
+    let tags = &now["tags"];
+    assert!(tags.as_array().is_none_or(Vec::is_empty), "changed: {tags}");
+    assert!(now.get("dynamicBlob").is_none());
+    assert_eq!(now["manifest"].as_str().unwrap().len(), 60_000);
+    // A smaller PATCH still fits.
+    let r = s.patch(&url, &json!({"tags": ["small"]})).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let m = expect_error(
+        s.post(PROFILES, &json!({"manifest": "w".repeat(120_000)}))
+            .await,
+        400,
+        "BadRequest",
+    )
+    .await;
+    assert!(m.contains("--max-entity-bytes"), "{m}");
+}
