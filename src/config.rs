@@ -148,10 +148,10 @@ pub struct ServeArgs {
 
     /// Most bytes one entity may take (about, as JSON): a create or PATCH that would make an
     /// entity larger is refused with 400 and changes nothing, so PATCHes (each within
-    /// --max-body-bytes) cannot grow one entity without bound. Twice the body limit by default,
-    /// so every create the body limit accepts fits. 0: no limit.
-    #[arg(long, env = "GRAPHSEC_MAX_ENTITY_BYTES", default_value_t = 8 * 1024 * 1024)]
-    pub max_entity_bytes: usize,
+    /// --max-body-bytes) cannot grow one entity without bound. Default: twice --max-body-bytes
+    /// (8 MiB with its default), so every create the body limit accepts fits. 0: no limit.
+    #[arg(long, env = "GRAPHSEC_MAX_ENTITY_BYTES")]
+    pub max_entity_bytes: Option<usize>,
 
     /// Most bytes of entities in one list page: a page ends early (with its `@odata.nextLink`)
     /// once its entities take this much, whatever `$top` asks, as Graph's server-driven paging

@@ -97,7 +97,9 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         store: store.clone(),
         validation: validate::Options {
             strict: args.strict_properties,
-            max_entity_bytes: args.max_entity_bytes,
+            max_entity_bytes: args
+                .max_entity_bytes
+                .unwrap_or(args.max_body_bytes.saturating_mul(2)),
         },
         max_body_bytes: args.max_body_bytes,
         page_size: usize::from(args.page_size),

@@ -57,15 +57,25 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let n: u64 = n
         .parse()
         .map_err(|_| format!("'{s}' is not a duration (e.g. 500ms, 10s, 1m, 1h)"))?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" | "min" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
+    let millis = match unit {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1_000),
+        "m" | "min" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
         _ => return Err(format!("unknown unit in '{s}' (use ms, s, m or h)")),
     };
-    Ok(d)
+    // Timers add a duration to the current instant, which overflows (a panic) past a few
+    // hundred years: nothing graphsec times needs more than a year.
+    match millis {
+        Some(ms) if ms <= MAX_DURATION_MS => Ok(Duration::from_millis(ms)),
+        _ => Err(format!(
+            "'{s}' is longer than a year, the longest duration graphsec takes"
+        )),
+    }
 }
+
+/// The longest duration [`parse_duration`] accepts: 366 days, in milliseconds.
+const MAX_DURATION_MS: u64 = 366 * 24 * 3_600_000;
 
 impl std::str::FromStr for ThrottleSpec {
     type Err = String;
@@ -284,6 +294,35 @@ mod tests {
             assert!(bad.parse::<ThrottleSpec>().is_err(), "{bad}");
         }
         assert!(DEFAULT_PROFILE.parse::<ThrottleSpec>().is_ok());
+    }
+
+    /// Units, a bare number as seconds, and no overflow (a panic at startup before) for
+    /// absurd values: an error naming the limit.
+    #[test]
+    fn durations_parse_and_refuse_what_would_overflow() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(
+            parse_duration("366d").map(|_| ()),
+            Err("unknown unit in '366d' (use ms, s, m or h)".into())
+        );
+        assert_eq!(
+            parse_duration("8784h"),
+            Ok(Duration::from_secs(8784 * 3600))
+        );
+        for huge in [
+            "8785h",
+            "9999999999999999h",
+            "18446744073709551615s",
+            "99999999999999999999s",
+        ] {
+            let e = parse_duration(huge).unwrap_err();
+            assert!(
+                e.contains("longer than a year") || e.contains("not a duration"),
+                "{huge}: {e}"
+            );
+        }
     }
 
     #[test]

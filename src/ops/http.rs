@@ -100,6 +100,9 @@ async fn readyz(State(state): State<Arc<OpsState>>) -> Response {
     let outcome = tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await;
     match outcome {
         Ok(Ok(())) => text(StatusCode::OK, "ready\n"),
+        // The store's own reason (a lock, the disk), without the "store unavailable" prefix:
+        // a store short of disk still serves reads and may still take writes.
+        Ok(Err(StoreError::Unavailable(why))) => not_ready(&why),
         Ok(Err(e)) => not_ready(&e.to_string()),
         Err(_) => not_ready("the store did not answer in time"),
     }

@@ -215,6 +215,11 @@ struct DiskWatch {
     full_at: Mutex<Option<std::time::Instant>>,
 }
 
+/// Bytes as MiB with one decimal, for messages.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
 impl DiskWatch {
     /// Bytes the file system holding the data directory grants an unprivileged writer
     /// (`statvfs`'s `f_bavail` blocks of `f_frsize` bytes).
@@ -253,8 +258,11 @@ impl DiskWatch {
         }
         match self.available() {
             Ok(free) if free < min => Err(StoreError::Unavailable(format!(
-                "the disk holding {} has {free} bytes free, below --min-free-disk-bytes ({min})",
-                self.dir.display()
+                "low disk space: the disk holding {} has {} free ({free} bytes), below \
+                 --min-free-disk-bytes ({} = {min} bytes)",
+                self.dir.display(),
+                mib(free),
+                mib(min)
             ))),
             // A file system that cannot say (some FUSE mounts) is not held against the store.
             _ => Ok(()),
