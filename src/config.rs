@@ -16,12 +16,13 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7470";
     name = "graphsec",
     version,
     about = "A self-hosted, Graph-compatible server for Microsoft Graph's legacy Security API \
-             (beta): alerts, tiIndicators, secureScores, cloudAppSecurityProfiles and the rest \
-             of the family.",
+             (beta and v1.0): alerts, tiIndicators, secureScores, cloudAppSecurityProfiles and \
+             the rest of the family.",
     long_about = "graphsec serves the entity sets of Microsoft Graph's legacy Security API under \
                   /beta/security/ (alerts, cloudAppSecurityProfiles, secureScores, \
                   secureScoreControlProfiles, tiIndicators and the rest of the family, with \
-                  their bound actions, $batch and $metadata; the /beta prefix is optional) on the \
+                  their bound actions, $batch and $metadata; the /beta prefix is optional), and \
+                  the three sets Graph v1.0 kept under /v1.0/security/, on the \
                   Microsoft Graph wire contract, so code and SDKs written against Microsoft Graph \
                   work against it unmodified.\n\n\
                   Start it with `graphsec serve`: data goes to ./graphsec-data (embedded SQLite) \
@@ -29,7 +30,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7470";
                   otherwise. Then `graphsec token --url http://127.0.0.1:7470 --tenant contoso` \
                   prints a bearer token that server accepts, and MSAL or Azure Identity \
                   applications get theirs from its Entra ID-compatible token endpoint (authority \
-                  http://127.0.0.1:7470, or https:// with --tls-self-signed)."
+                  http://127.0.0.1:7470, or https:// with --tls-self-signed; or, with \
+                  --https-proxy, Microsoft's own URLs through HTTPS_PROXY)."
 )]
 pub struct Cli {
     #[command(subcommand)]
