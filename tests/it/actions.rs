@@ -650,3 +650,113 @@ async fn an_action_call_counts_once_against_the_throttle() {
         .await;
     expect_error(r, 429, "TooManyRequests").await;
 }
+
+/// No bound action crosses tenants (issue 24's planted fault: updateAlerts writing into the
+/// tenant an item's `azureTenantId` names). Tenant B calls every action on tenant A's entities,
+/// with and without A's `azureTenantId` in the items: each item is a 404 in a 206 (the
+/// entity-bound cancel is a 404), and A's data is unchanged; B's submit naming A's tenant is
+/// stored under B.
+#[tokio::test]
+async fn no_bound_action_reaches_another_tenants_entities() {
+    let s = Server::start();
+    let b = s.client_with(&s.token_for("tenant-b", &[], &crate::support::EVERY_ROLE));
+    let as_b = |path: &str, body: Value| {
+        let req = b.post(s.url(path)).json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let vendor = json!({"provider": "Windows Defender ATP", "vendor": "Microsoft"});
+    let (status, a_alert) = action(&s, ALERTS, &alert("tenant A's")).await;
+    assert_eq!(status, 201, "{a_alert}");
+    let a_ti = submit(&s, vec![ti("owned-by-a")]).await.remove(0);
+    let (status, a_action) = action(
+        &s,
+        SECURITY_ACTIONS,
+        &json!({"name": "blockIp", "azureTenantId": TENANT_A,
+                "parameters": [{"name": "IP", "value": "1.2.3.4"}]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{a_action}");
+    let snapshot = |path: String| {
+        let get = s.client.get(s.url(&path));
+        async move { get.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let alert_url = format!("{ALERTS}/{}", a_alert["id"].as_str().unwrap());
+    let ti_url = format!("{TI}/{}", a_ti["id"].as_str().unwrap());
+    let action_url = format!("{SECURITY_ACTIONS}/{}", a_action["id"].as_str().unwrap());
+    let before = (
+        snapshot(alert_url.clone()).await,
+        snapshot(ti_url.clone()).await,
+        snapshot(action_url.clone()).await,
+    );
+
+    let not_found_items = |status: u16, v: &Value, n: usize| {
+        assert_eq!(status, 206, "{v}");
+        let items = v["value"].as_array().unwrap();
+        assert_eq!(items.len(), n, "{v}");
+        for item in items {
+            let code = &item["Error"]["code"];
+            let result = &item["code"];
+            assert!(
+                code == "ResourceNotFound" || result == 404,
+                "an item that names another tenant's entity is not found: {item}"
+            );
+        }
+    };
+    for with_tenant in [false, true] {
+        let mut item = json!({"id": a_alert["id"], "status": "dismissed",
+                              "feedback": "falsePositive", "vendorInformation": vendor});
+        let mut ti_item = json!({"id": a_ti["id"], "description": "changed by tenant b",
+                                 "expirationDateTime": "2028-01-01T00:00:00Z",
+                                 "targetProduct": "Azure Sentinel"});
+        if with_tenant {
+            item["azureTenantId"] = json!(TENANT_A);
+            ti_item["azureTenantId"] = json!(TENANT_A);
+        }
+        let (status, v) = as_b(&format!("{ALERTS}/updateAlerts"), json!({"value": [item]})).await;
+        not_found_items(status, &v, 1);
+        let (status, v) = as_b(
+            &format!("{TI}/updateTiIndicators"),
+            json!({"value": [ti_item]}),
+        )
+        .await;
+        not_found_items(status, &v, 1);
+    }
+    let (status, v) = as_b(
+        &format!("{TI}/deleteTiIndicators"),
+        json!({"value": [a_ti["id"]]}),
+    )
+    .await;
+    not_found_items(status, &v, 1);
+    let (status, v) = as_b(
+        &format!("{TI}/deleteTiIndicatorsByExternalId"),
+        json!({"value": ["owned-by-a"]}),
+    )
+    .await;
+    not_found_items(status, &v, 1);
+    let (status, v) = as_b(&format!("{action_url}/cancelSecurityAction"), json!({})).await;
+    assert_eq!(status, 404, "{v}");
+
+    // Tenant A's entities are exactly as they were (ETags included).
+    let after = (
+        snapshot(alert_url).await,
+        snapshot(ti_url).await,
+        snapshot(action_url).await,
+    );
+    assert_eq!(after, before);
+
+    // A submit from tenant B that names tenant A is stored under B (the token's tenant).
+    let mut item = ti("submitted-by-b");
+    item["azureTenantId"] = json!(TENANT_A);
+    let (status, v) = as_b(
+        &format!("{TI}/submitTiIndicators"),
+        json!({"value": [item]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["value"][0]["azureTenantId"], "tenant-b");
+    assert_eq!(external_ids(&s).await, vec!["owned-by-a".to_string()]);
+}

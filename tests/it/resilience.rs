@@ -517,3 +517,27 @@ async fn batch_sub_requests_are_throttled_one_by_one() {
     // The budget is spent for direct calls too.
     expect_error(s.get(COLLECTION).await, 429, "TooManyRequests").await;
 }
+
+/// A sub-second throttle period: the wait is under a second, and `Retry-After` (whole seconds,
+/// RFC 9110) rounds it up to 1, never 0 (a client honouring 0 would retry at once, forever);
+/// after that wait the same caller is served again.
+#[tokio::test]
+async fn a_sub_second_wait_says_retry_after_one_and_is_over_after_it() {
+    let s = Server::start_with(&["--throttle", "2/400ms,burst=2"]);
+    let c = client_of(&s, TENANT_A, "app-subsecond");
+    let mut passed = 0;
+    let throttled = loop {
+        let r = get_status(&c, &s).await;
+        if r.status() == 429 {
+            break r;
+        }
+        assert_eq!(r.status(), 200);
+        passed += 1;
+        assert!(passed < 100, "never throttled");
+    };
+    let wait = retry_after(&throttled);
+    assert_eq!(wait, 1, "a wait under a second is announced as 1 s");
+    expect_error(throttled, 429, "TooManyRequests").await;
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    assert_eq!(get_status(&c, &s).await.status(), 200);
+}
