@@ -345,6 +345,24 @@ async fn bound_actions_never_cross_tenants() {
     assert_eq!(i["confidence"], Value::Null);
     let (_, sa) = status_json(s.get("/beta/security/securityActions/s1").await).await;
     assert_eq!(sa["status"], "NotStarted");
+    // A submit from tenant B that names tenant A is stored under B (the token's tenant), and
+    // tenant A still has its one indicator.
+    let mut item = ti.clone();
+    item["id"] = json!("i2");
+    item["externalId"] = json!("submitted-by-b");
+    item["azureTenantId"] = json!(TENANT_A);
+    let (status, v) = status_json(
+        b.post(s.url("/beta/security/tiIndicators/submitTiIndicators"))
+            .json(&json!({"value": [item]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["value"][0]["azureTenantId"], "tenant-b");
+    let (_, mine) = status_json(s.get("/beta/security/tiIndicators").await).await;
+    assert_eq!(mine["value"].as_array().unwrap().len(), 1, "{mine}");
     // And a PATCH whose vendorInformation lacks vendor is refused (Update alert's rule).
     let m = expect_error(
         s.patch(
