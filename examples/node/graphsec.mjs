@@ -24,7 +24,8 @@ const LISTENING = "graphsec listening on ";
 
 export async function startGraphsec({ bin = process.env.GRAPHSEC_BIN || "graphsec", args = [] } = {}) {
   const adminToken = randomBytes(24).toString("base64url");
-  const proc = spawn(bin, ["serve", "--in-memory", "--listen", "127.0.0.1:0", "--admin-token", adminToken, ...args], {
+  // Passed as one "--admin-token=…" argument: a base64url token may start with "-".
+  const proc = spawn(bin, ["serve", "--in-memory", "--listen", "127.0.0.1:0", `--admin-token=${adminToken}`, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let log = ""; // the server's stderr (startup, access log), shown when startup fails

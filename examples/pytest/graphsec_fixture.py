@@ -63,7 +63,9 @@ class Graphsec:
         try:
             self.proc = subprocess.Popen(
                 [binary, "serve", "--in-memory", "--listen", "127.0.0.1:0",
-                 "--admin-token", self.admin_token, *extra_args],
+                 # One argument with "=": a random token may start with "-", which would
+                 # otherwise read as a flag.
+                 f"--admin-token={self.admin_token}", *extra_args],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log, text=True)
         except OSError as e:
             self._log.close()
@@ -84,8 +86,13 @@ class Graphsec:
 
         threading.Thread(target=read_stdout, daemon=True).start()
         if not ready.wait(STARTUP_TIMEOUT_S) or not found:
+            # Read the log before stop() removes it.
+            log = self.log()[-3000:]
+            code = self.proc.poll()
             self.stop()
-            raise RuntimeError(f"graphsec did not start (log: {self._log.name}):\n{self.log()[-3000:]}")
+            how = f"it exited with status {code}" if code is not None else \
+                f"no listening line within {STARTUP_TIMEOUT_S} s"
+            raise RuntimeError(f"graphsec did not start ({how}); its log:\n{log}")
         return found[0]
 
     def log(self) -> str:
