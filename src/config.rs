@@ -198,7 +198,9 @@ pub struct ServeArgs {
         long,
         env = "GRAPHSEC_ADMIN_TOKEN",
         value_name = "SECRET",
-        hide_env_values = true
+        hide_env_values = true,
+        // A random token (base64url) may start with "-": it is the value, not a flag.
+        allow_hyphen_values = true
     )]
     pub admin_token: Option<String>,
 
