@@ -427,21 +427,20 @@ async fn login(State(x): State<Arc<Explorer>>, body: Bytes) -> Response {
         );
     }
     tracing::info!(actor = "admin", "explorer login");
-    let mut resp = see_other(BASE);
-    let secure = if x.secure_cookie { "; Secure" } else { "" };
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "{COOKIE}={session}; Path={BASE}; HttpOnly; SameSite=Strict{secure}"
-    )) {
-        resp.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    resp
+    with_session_cookie(&x, &format!("{COOKIE}={session}"))
 }
 
 async fn logout(State(x): State<Arc<Explorer>>) -> Response {
+    with_session_cookie(&x, &format!("{COOKIE}=; Max-Age=0"))
+}
+
+/// A redirect to the explorer's home that sets the session cookie to `value` (`name=…` plus
+/// any extra attributes), with the attributes every session cookie carries.
+fn with_session_cookie(x: &Explorer, value: &str) -> Response {
     let mut resp = see_other(BASE);
     let secure = if x.secure_cookie { "; Secure" } else { "" };
     if let Ok(v) = HeaderValue::from_str(&format!(
-        "{COOKIE}=; Path={BASE}; HttpOnly; SameSite=Strict; Max-Age=0{secure}"
+        "{value}; Path={BASE}; HttpOnly; SameSite=Strict{secure}"
     )) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }

@@ -95,9 +95,14 @@ impl TenantShares {
                 // Forget the idle tenants (every permit free) so the map stays small.
                 map.retain(|_, s| s.available_permits() < self.share);
             }
-            map.entry(tenant.to_string())
-                .or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(self.share)))
-                .clone()
+            // A known tenant costs a lookup, not a String: this runs on every PostgreSQL read.
+            match map.get(tenant) {
+                Some(sem) => sem.clone(),
+                None => map
+                    .entry(tenant.to_string())
+                    .or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(self.share)))
+                    .clone(),
+            }
         };
         match tokio::time::timeout(wait, sem.acquire_owned()).await {
             Ok(Ok(p)) => Ok(p),

@@ -211,8 +211,12 @@ const DISK_FULL: &str = "the disk is full";
 struct DiskWatch {
     dir: PathBuf,
     min_free: AtomicU64,
-    /// When a write last failed with `SQLITE_FULL`; cleared by the next write that succeeds.
-    full_at: Mutex<Option<std::time::Instant>>,
+    /// The watch's start, the origin of `full_at_ms`.
+    opened: std::time::Instant,
+    /// Milliseconds after `opened` (plus one, so 0 means none) of the last write that failed
+    /// with `SQLITE_FULL`; cleared by the next write that succeeds. An atomic: every write
+    /// reports here, and a successful one costs a load.
+    full_at_ms: AtomicU64,
 }
 
 /// Bytes as MiB with one decimal, for messages.
@@ -229,26 +233,30 @@ impl DiskWatch {
     }
 
     fn note(&self, outcome: Result<(), &StoreError>) {
-        let full = matches!(outcome, Err(StoreError::Unavailable(m)) if m.starts_with(DISK_FULL));
-        if (full || outcome.is_ok())
-            && let Ok(mut at) = self.full_at.lock()
-        {
-            *at = full.then(std::time::Instant::now);
+        match outcome {
+            Ok(()) => {
+                if self.full_at_ms.load(Ordering::Relaxed) != 0 {
+                    self.full_at_ms.store(0, Ordering::Relaxed);
+                }
+            }
+            Err(StoreError::Unavailable(m)) if m.starts_with(DISK_FULL) => {
+                let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+                self.full_at_ms
+                    .store(ms.saturating_add(1), Ordering::Relaxed);
+            }
+            Err(_) => {}
         }
     }
 
     /// Unavailable, with the reason, while the disk cannot take writes.
     fn check(&self) -> Result<(), StoreError> {
-        let recent = self
-            .full_at
-            .lock()
-            .ok()
-            .and_then(|at| *at)
-            .filter(|at| at.elapsed() < DISK_FULL_HOLD);
-        if let Some(at) = recent {
+        let at = self.full_at_ms.load(Ordering::Relaxed);
+        let now = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let ago = std::time::Duration::from_millis(now.saturating_sub(at.saturating_sub(1)));
+        if at != 0 && ago < DISK_FULL_HOLD {
             return Err(StoreError::Unavailable(format!(
                 "{DISK_FULL}: a write failed {} s ago for lack of space on the disk holding {}",
-                at.elapsed().as_secs(),
+                ago.as_secs(),
                 self.dir.display()
             )));
         }
@@ -614,7 +622,8 @@ impl SqliteStore {
                 Location::File(dir) => Some(DiskWatch {
                     dir: dir.clone(),
                     min_free: AtomicU64::new(DEFAULT_MIN_FREE_DISK),
-                    full_at: Mutex::new(None),
+                    opened: std::time::Instant::now(),
+                    full_at_ms: AtomicU64::new(0),
                 }),
                 Location::Memory => None,
             },
